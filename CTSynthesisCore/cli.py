@@ -1,0 +1,46 @@
+"""Command-line plumbing shared by ``mritoct`` and ``sliceinterp``: one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, NoReturn, Sequence
+
+from .errors import Cancelled, UserInputError
+
+EXIT_USER_ERROR = 2
+EXIT_CANCELLED = 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are a single ``error:`` line with exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run a CLI entry point, turning user errors and cancellation into one line and an exit code."""
+    try:
+        return main(argv)
+    except UserInputError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return EXIT_USER_ERROR
+    except (Cancelled, KeyboardInterrupt):
+        sys.stderr.write("error: cancelled; no output was written\n")
+        return EXIT_CANCELLED
+    except MemoryError:
+        sys.stderr.write("error: out of memory; try a smaller --batch-size or the CPU device\n")
+        return EXIT_USER_ERROR

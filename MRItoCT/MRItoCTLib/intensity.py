@@ -1,0 +1,59 @@
+"""Fixed intensity maps and the body mask.
+
+CT: HU clipped to [-1024, 3000] and mapped linearly to [-1, 1] (never per-slice
+min–max, so absolute HU survive). MRI: scaled by a robust high percentile of the
+body voxels of the whole volume, so 0 stays 0 and the scale is one per volume.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+HU_MIN, HU_MAX = -1024.0, 3000.0
+HU_RANGE = HU_MAX - HU_MIN
+
+
+def hu_to_unit(hu: np.ndarray) -> np.ndarray:
+    """HU -> [-1, 1]."""
+    return (np.clip(hu, HU_MIN, HU_MAX) - HU_MIN) / HU_RANGE * 2.0 - 1.0
+
+
+def unit_to_hu(unit):
+    """[-1, 1] -> HU (works on numpy arrays and torch tensors)."""
+    return (unit + 1.0) * 0.5 * HU_RANGE + HU_MIN
+
+
+def unit_std_to_hu(std):
+    """A standard deviation on the [-1, 1] scale -> HU."""
+    return std * 0.5 * HU_RANGE
+
+
+def normalize_mri(mri: np.ndarray, mask: np.ndarray, percentile: float = 99.5) -> np.ndarray:
+    """MRI -> roughly [-1, 1]: 0 maps to -1, the ``percentile`` of body voxels to +1; clipped at 1.5."""
+    inside = mri[mask] if mask.any() else mri.ravel()
+    scale = float(np.percentile(inside, percentile))
+    if scale <= 0:
+        scale = float(mri.max()) or 1.0
+    return np.clip(mri / scale * 2.0 - 1.0, -1.0, 1.5).astype(np.float32)
+
+
+def body_mask(image: sitk.Image) -> sitk.Image:
+    """Body (patient) mask of an MRI or CT: Otsu on a smoothed image, largest component, holes filled per slice."""
+    smooth = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), float(min(image.GetSpacing()[:2]) * 2))
+    foreground = sitk.OtsuThreshold(smooth, 0, 1)
+    components = sitk.RelabelComponent(sitk.ConnectedComponent(foreground), sortByObjectSize=True)
+    largest = sitk.Cast(components == 1, sitk.sitkUInt8)
+    radius = [max(1, int(round(3.0 / s))) for s in image.GetSpacing()[:2]] + [0]
+    closed = sitk.BinaryMorphologicalClosing(largest, radius)
+    planes = sitk.GetArrayFromImage(closed)
+    for k in range(planes.shape[0]):
+        planes[k] = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(planes[k])))
+    filled = sitk.GetImageFromArray(planes)
+    filled.CopyInformation(image)
+    return filled
+
+
+def looks_like_ct(array: np.ndarray) -> bool:
+    """True when intensities look like HU (a large share near -1000 and values far below zero)."""
+    return float(np.percentile(array, 5)) < -500 and float(array.min()) <= -900

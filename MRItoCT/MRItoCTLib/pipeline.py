@@ -1,0 +1,175 @@
+"""Volume pipeline: 3D MRI in, synthetic CT (HU) and Monte-Carlo uncertainty out, on the input's grid.
+
+Reorient to axial order, resample in-plane to the model's spacing, normalise the
+MRI, sample slice batches (Monte-Carlo samples batched together), map to HU, set
+air outside the body, and resample back to exactly the input grid.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from CTSynthesisCore.device import choose_device
+from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
+from CTSynthesisCore.volume_io import check_scalar_volume
+
+from .intensity import HU_MIN, body_mask, looks_like_ct, normalize_mri, unit_std_to_hu, unit_to_hu
+from .model import LoadedModel, new_generator
+from .montecarlo import monte_carlo
+from .samplers import SAMPLER_INFO, get_sampler
+
+
+@dataclass
+class SynthesisSettings:
+    """What the user chose; ``steps=None`` takes the sampler's default."""
+
+    sampler: str = "dpmpp"
+    steps: int | None = None
+    mc: int = 4
+    seed: int = 0
+    batch_size: int = 8
+    keep_samples: bool = False
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+
+    def validated(self) -> "SynthesisSettings":
+        if self.sampler not in SAMPLER_INFO:
+            raise UserInputError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLER_INFO)})")
+        if self.steps is not None and self.steps < 1:
+            raise UserInputError(f"steps must be at least 1, got {self.steps}")
+        if self.mc < 1:
+            raise UserInputError(f"the number of Monte-Carlo samples must be at least 1, got {self.mc}")
+        if self.batch_size < 1:
+            raise UserInputError(f"batch size must be at least 1, got {self.batch_size}")
+        return self
+
+    @property
+    def resolved_steps(self) -> int:
+        return self.steps if self.steps is not None else SAMPLER_INFO[self.sampler].default_steps
+
+
+@dataclass
+class SynthesisResult:
+    ct: sitk.Image
+    uncertainty: sitk.Image
+    samples: list[sitk.Image]
+    device: str
+    device_reason: str
+    sampler: str
+    nfe: int
+    seconds: float
+    warnings: list[str]
+
+    def summary(self) -> str:
+        return (f"device {self.device}, sampler {self.sampler}, NFE per sample {self.nfe}, "
+                f"{self.seconds:.1f} s")
+
+
+def check_mri(mri: sitk.Image) -> list[str]:
+    """Refuse unusable MRI volumes; return warnings for suspicious ones."""
+    check_scalar_volume(mri, "input MRI")
+    array = sitk.GetArrayViewFromImage(mri)
+    if float(array.max()) == float(array.min()):
+        raise UserInputError(f"input MRI is constant (every voxel is {float(array.min()):g}); nothing to convert")
+    warnings = []
+    if looks_like_ct(np.asarray(array)):
+        warnings.append("the input looks like a CT (values in HU), not a T2-weighted MRI; the result will be meaningless")
+    return warnings
+
+
+def model_grid(image: sitk.Image, spacing_xy: tuple[float, float]) -> sitk.Image:
+    """Resample in-plane to the model's spacing, keeping slices, direction and the first voxel's position."""
+    spacing = (spacing_xy[0], spacing_xy[1], image.GetSpacing()[2])
+    size = [max(1, int(round(n * s / t))) for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing)]
+    size[2] = image.GetSize()[2]
+    return sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(), spacing,
+                         image.GetDirection(), 0.0, sitk.sitkFloat32)
+
+
+def context_stack(volume: np.ndarray, indices: list[int], context: int) -> np.ndarray:
+    """(len(indices), 1 + 2*context, H, W): each slice with its neighbours, edges repeated."""
+    last = volume.shape[0] - 1
+    return np.stack([volume[[min(max(k + d, 0), last) for d in range(-context, context + 1)]] for k in indices])
+
+
+def pad_to_multiple(volume: np.ndarray, multiple: int, value: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad the last two axes at their end to a multiple of ``multiple``."""
+    height, width = volume.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    padding = [(0, 0)] * (volume.ndim - 2) + [(0, pad_h), (0, pad_w)]
+    return np.pad(volume, padding, constant_values=value), (height, width)
+
+
+def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings, device: str = "auto",
+               progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> SynthesisResult:
+    """Synthetic CT (mean of the Monte-Carlo samples, HU) and uncertainty (their std, HU) on the MRI's grid."""
+    started = time.monotonic()
+    settings = settings.validated()
+    warnings = check_mri(mri)
+    choice = choose_device(device)
+    model.network.to(choice.device)
+    sampler = get_sampler(settings.sampler)
+    steps = settings.resolved_steps
+
+    canonical = sitk.DICOMOrient(sitk.Cast(mri, sitk.sitkFloat32), "LPS")
+    resampled = model_grid(canonical, model.spacing_mm)
+    mask_image = body_mask(resampled)
+    mask = sitk.GetArrayFromImage(mask_image).astype(bool)
+    mri_unit = normalize_mri(sitk.GetArrayFromImage(resampled), mask, model.mri_percentile)
+    padded, (height, width) = pad_to_multiple(mri_unit, model.config.size_multiple, -1.0)
+
+    mc_chunk = min(settings.mc, settings.batch_size)
+    slices_per_batch = max(1, settings.batch_size // mc_chunk)
+    slice_count = padded.shape[0]
+    batches = [list(range(i, min(i + slices_per_batch, slice_count))) for i in range(0, slice_count, slices_per_batch)]
+    chunks_per_batch = math.ceil(settings.mc / mc_chunk)
+    total_steps = len(batches) * chunks_per_batch * steps
+    done_steps = 0
+    generator = new_generator(choice.device, settings.seed)
+    mean_volume = np.empty(padded.shape, np.float32)
+    std_volume = np.empty(padded.shape, np.float32)
+    samples_volume = np.empty((settings.mc, *padded.shape), np.float32) if settings.keep_samples else None
+    nfe = 0
+
+    def on_step(step: int, total: int, x0: torch.Tensor) -> None:
+        progress(min(done_steps + step, total_steps), total_steps, f"{settings.sampler} step {step}/{total}")
+
+    with torch.inference_mode():
+        for indices in batches:
+            condition = torch.from_numpy(context_stack(padded, indices, model.config.context_slices)).to(choice.device)
+
+            def draw(count: int) -> tuple[torch.Tensor, int]:
+                nonlocal done_steps
+                repeated = condition.repeat(count, 1, 1, 1)
+                result = sampler(model.network, repeated, model.network.process, steps=steps, generator=generator,
+                                 callback=on_step, cancel=cancel, **settings.sampler_options)
+                done_steps += steps
+                return result.sample.reshape(count, len(indices), *result.sample.shape[1:]), result.nfe
+
+            outcome = monte_carlo(draw, settings.mc, mc_chunk, keep_samples=settings.keep_samples)
+            nfe = outcome.nfe
+            mean_volume[indices] = outcome.mean[:, 0].float().cpu().numpy()
+            std_volume[indices] = outcome.std[:, 0].float().cpu().numpy()
+            if samples_volume is not None:
+                samples_volume[:, indices] = torch.stack(outcome.samples)[:, :, 0].float().cpu().numpy()
+    progress(total_steps, total_steps, "resampling to the input grid")
+
+    def to_input_grid(unit_volume: np.ndarray, is_std: bool) -> sitk.Image:
+        values = unit_std_to_hu(unit_volume) if is_std else unit_to_hu(unit_volume)
+        values = np.where(mask, values[:, :height, :width], 0.0 if is_std else HU_MIN).astype(np.float32)
+        image = sitk.GetImageFromArray(values)
+        image.CopyInformation(resampled)
+        return sitk.Resample(image, mri, sitk.Transform(), sitk.sitkLinear, 0.0 if is_std else HU_MIN, sitk.sitkFloat32)
+
+    ct = to_input_grid(mean_volume, False)
+    uncertainty = to_input_grid(std_volume, True)
+    samples = [to_input_grid(s, False) for s in samples_volume] if samples_volume is not None else []
+    return SynthesisResult(ct, uncertainty, samples, choice.device, choice.reason, settings.sampler, nfe,
+                           time.monotonic() - started, warnings)
