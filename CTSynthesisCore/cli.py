@@ -35,6 +35,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     """Run a CLI entry point, turning user errors and cancellation into one line and an exit code."""
     try:
         return main(argv)
+    except SystemExit as exit_request:  # argparse: --help (0) or a usage error (2)
+        return exit_request.code if isinstance(exit_request.code, int) else EXIT_USER_ERROR
     except UserInputError as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_USER_ERROR

@@ -84,8 +84,7 @@ def check_output_path(output: str | os.PathLike, inputs: tuple[str | os.PathLike
     for source in inputs:
         if output.resolve() == Path(source).resolve():
             raise UserInputError(f"output {output} is the input file; choose another output path")
-    folder = output if (output.is_dir() or output.suffix == "") else output.parent
-    parent = folder if folder.exists() else folder.parent
+    parent = output if output.is_dir() else output.parent  # a new folder output (DICOM series) needs its parent
     if not parent.exists():
         raise UserInputError(f"output folder does not exist: {parent}")
     if not os.access(parent, os.W_OK):

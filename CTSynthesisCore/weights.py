@@ -58,7 +58,7 @@ def read_metadata(folder: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise UserInputError(f"model folder {folder} has no metadata.json")
     try:
-        metadata = json.loads(path.read_text())
+        metadata = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserInputError(f"model metadata {path} is not valid JSON ({error.msg if hasattr(error, 'msg') else error})") from None
     for key in ("name", "weights_file", "sha256"):
@@ -119,7 +119,7 @@ def save_model_folder(folder: str | os.PathLike, state_dict: dict[str, Any], met
     torch.save(state_dict, folder / weights_file)
     metadata["sha256"] = sha256_file(folder / weights_file)
     metadata.pop("folder", None)
-    (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if model_card is not None:
-        (folder / "MODEL_CARD.md").write_text(model_card)
+        (folder / "MODEL_CARD.md").write_text(model_card, encoding="utf-8")
     return folder

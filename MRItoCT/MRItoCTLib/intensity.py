@@ -40,7 +40,8 @@ def normalize_mri(mri: np.ndarray, mask: np.ndarray, percentile: float = 99.5) -
 
 def body_mask(image: sitk.Image) -> sitk.Image:
     """Body (patient) mask of an MRI or CT: Otsu on a smoothed image, largest component, holes filled per slice."""
-    smooth = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), float(min(image.GetSpacing()[:2]) * 2))
+    width = 2.0 * min(image.GetSpacing()[:2])  # mm, in-plane only
+    smooth = sitk.DiscreteGaussian(sitk.Cast(image, sitk.sitkFloat32), [width**2, width**2, 0.0], 32, 0.01, True)
     foreground = sitk.OtsuThreshold(smooth, 0, 1)
     components = sitk.RelabelComponent(sitk.ConnectedComponent(foreground), sortByObjectSize=True)
     largest = sitk.Cast(components == 1, sitk.sitkUInt8)

@@ -98,11 +98,13 @@ def _initial(process: NoiseProcess, shape: tuple[int, ...], generator: torch.Gen
 
 
 def _start(denoiser, condition, process, total, generator, callback, cancel, shape, x_init, device):
+    if shape is None and x_init is not None:
+        shape = tuple(x_init.shape)
     if shape is None:
         if condition is None:
             raise ValueError("give a shape or a condition")
         shape = (condition.shape[0], 1, *condition.shape[2:])
-    device = device or (condition.device if condition is not None else torch.device("cpu"))
+    device = device or next((v.device for v in (x_init, condition) if v is not None), torch.device("cpu"))
     x = _initial(process, tuple(shape), generator, device, x_init)
     return x, _Run(denoiser, condition, process, total, generator, callback, cancel, x)
 

@@ -26,7 +26,7 @@ def train_denoiser_steps(network: ConditionalDenoiser, ct: Tensor, condition: Te
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         progress(step + 1, steps, f"loss {losses[-1]:.4f}")
     network.eval()
     return losses

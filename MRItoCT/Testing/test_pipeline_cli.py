@@ -1,0 +1,230 @@
+"""Volume pipeline and ``mritoct`` CLI end to end with a tiny trained model."""
+
+import shutil
+import subprocess
+import sys
+import unittest
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from CTSynthesisCore.volume_io import read_volume, same_geometry
+from MRItoCTLib.cli import main
+from MRItoCTLib.model import load_model
+from MRItoCTLib.pipeline import SynthesisSettings, synthesize
+
+FAST = SynthesisSettings(sampler="ddim", steps=3, mc=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def t2(t2_sample) -> sitk.Image:
+    return sitk.ReadImage(str(t2_sample))
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model):
+    return load_model(str(tiny_model))
+
+
+def test_output_is_on_the_input_grid_with_valid_values(t2, model):
+    result = synthesize(t2, model, FAST, device="cpu")
+    for image in (result.ct, result.uncertainty):
+        assert same_geometry(image, t2, 1e-9)
+    hu = sitk.GetArrayFromImage(result.ct)
+    std = sitk.GetArrayFromImage(result.uncertainty)
+    assert hu.min() >= -1024 and hu.max() <= 3000
+    assert std.min() >= 0 and std.max() > 0
+    corner = (slice(None), slice(0, 10), slice(0, 10))  # air in front of the patient
+    assert np.all(hu[corner] == -1024) and np.all(std[corner] == 0)
+    assert result.nfe == 3 and result.device == "cpu"
+    assert "NFE per sample 3" in result.summary()
+
+
+def test_same_seed_is_bit_identical_and_other_seed_differs(t2, model):
+    first = sitk.GetArrayFromImage(synthesize(t2, model, FAST, device="cpu").ct)
+    again = sitk.GetArrayFromImage(synthesize(t2, model, FAST, device="cpu").ct)
+    other = sitk.GetArrayFromImage(synthesize(t2, model, SynthesisSettings(sampler="ddim", steps=3, mc=3, seed=1),
+                                              device="cpu").ct)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_mean_of_kept_samples_is_the_ct(t2, model):
+    settings = SynthesisSettings(sampler="ddpm", steps=4, mc=3, seed=2, batch_size=2, keep_samples=True)
+    result = synthesize(t2, model, settings, device="cpu")
+    assert len(result.samples) == 3
+    stacked = np.stack([sitk.GetArrayFromImage(s) for s in result.samples])
+    np.testing.assert_allclose(stacked.mean(0), sitk.GetArrayFromImage(result.ct), atol=1e-2)
+    # the std is resampled after it is computed, so it matches the samples' spread closely but not exactly
+    spread = stacked.std(0, ddof=1).ravel()
+    assert np.corrcoef(spread, sitk.GetArrayFromImage(result.uncertainty).ravel())[0, 1] > 0.85
+
+
+def test_oblique_anisotropic_input_keeps_its_geometry(t2, model, make_oblique):
+    image = make_oblique(t2[60:300:2, 80:300:2, 4:12])
+    result = synthesize(image, model, SynthesisSettings(sampler="dpmpp", steps=2, mc=1), device="cpu")
+    assert same_geometry(result.ct, image, 1e-9) and same_geometry(result.uncertainty, image, 1e-9)
+
+
+def test_progress_reaches_the_end(t2, model):
+    seen = []
+    synthesize(t2[:, :, :4], model, SynthesisSettings(sampler="ddim", steps=2, mc=2, batch_size=4), device="cpu",
+               progress=lambda done, total, message="": seen.append((done, total)))
+    assert seen[-1][0] == seen[-1][1] and all(d <= t for d, t in seen)
+
+
+def test_cancel_raises_and_returns_nothing(t2, model):
+    from CTSynthesisCore.errors import Cancelled
+    from CTSynthesisCore.progress import CancelToken
+
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        synthesize(t2, model, FAST, device="cpu", cancel=token)
+
+
+def test_ct_input_gets_a_warning(ct_sample, model):
+    ct = sitk.ReadImage(str(ct_sample))[:, :, 50:53]
+    result = synthesize(ct, model, SynthesisSettings(sampler="ddim", steps=1, mc=1), device="cpu")
+    assert any("looks like a CT" in w for w in result.warnings)
+
+
+def test_cli_writes_ct_uncertainty_and_samples(tmp_path, t2_sample, tiny_model, capsys):
+    code = main(["synthesize", str(t2_sample), "--output", str(tmp_path / "sct.nii.gz"), "--uncertainty",
+                 str(tmp_path / "std.nrrd"), "--samples-dir", str(tmp_path / "samples"), "--model", str(tiny_model),
+                 "--sampler", "ddim", "--steps", "2", "--mc", "2", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "device cpu" in out and "sampler ddim" in out and "NFE per sample 2" in out
+    reference = sitk.ReadImage(str(t2_sample))
+    for path in [tmp_path / "sct.nii.gz", tmp_path / "std.nrrd", *sorted((tmp_path / "samples").iterdir())]:
+        assert same_geometry(read_volume(path), reference, 1e-5), path
+    assert len(list((tmp_path / "samples").iterdir())) == 2
+
+
+def test_cli_folder_output_is_a_dicom_ct_series(tmp_path, t2_sample, tiny_model):
+    folder = tmp_path / "sct_dicom"
+    assert main(["synthesize", str(t2_sample), "--output", str(folder), "--model", str(tiny_model), "--sampler",
+                 "ddim", "--steps", "1", "--mc", "1", "--quiet"]) == 0
+    assert main(["synthesize", str(t2_sample), "--output", str(tmp_path / "ref.nii.gz"), "--model", str(tiny_model),
+                 "--sampler", "ddim", "--steps", "1", "--mc", "1", "--quiet"]) == 0
+    series = read_volume(folder)
+    reference = read_volume(tmp_path / "ref.nii.gz")
+    assert len(list(folder.iterdir())) == reference.GetSize()[2]
+    assert series.GetMetaData("0008|0060").strip() == "CT"
+    assert "DERIVED" in series.GetMetaData("0008|0008") and "research" in series.GetMetaData("0008|103e")
+    assert series.GetMetaData("0028|1054").strip() == "HU"
+    # same physical volume (the series may store slices in the opposite order)
+    on_reference = sitk.Resample(series, reference, sitk.Transform(), sitk.sitkNearestNeighbor, -5000, sitk.sitkFloat32)
+    difference = np.abs(sitk.GetArrayFromImage(on_reference) - np.round(sitk.GetArrayFromImage(reference)))
+    assert difference.max() <= 1.0
+
+
+def test_samplers_command_lists_all_six(capsys):
+    assert main(["samplers"]) == 0
+    out = capsys.readouterr().out
+    for name in ["ddpm", "em", "pc", "ode", "ddim", "dpmpp"]:
+        assert name in out
+
+
+def _bad_volume(tmp_path, kind) -> Path:
+    path = tmp_path / f"{kind}.mha"  # MetaImage keeps NaN voxels
+    if kind == "text":
+        path.write_text("not an image")
+    elif kind == "2d":
+        sitk.WriteImage(sitk.Image(8, 8, sitk.sitkFloat32), str(path))
+    elif kind == "vector":
+        sitk.WriteImage(sitk.Image([8, 8, 4], sitk.sitkVectorFloat32, 2), str(path))
+    elif kind == "constant":
+        sitk.WriteImage(sitk.Image(8, 8, 4, sitk.sitkFloat32) + 5.0, str(path))
+    elif kind == "nan":
+        array = np.ones((4, 8, 8), np.float32)
+        array[2, 3, 3] = np.nan
+        sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+    return path
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("missing", "input not found"),
+    ("text", "cannot read"),
+    ("2d", "must be a 3D volume"),
+    ("vector", "scalar volume"),
+    ("constant", "constant"),
+    ("nan", "NaN"),
+    ("sampler", "invalid choice"),
+    ("steps", "must be at least 1"),
+    ("mc", "must be at least 1"),
+    ("weights", "corrupt or was changed"),
+    ("model", "not found"),
+    ("same_path", "is the input file"),
+    ("no_folder", "output folder does not exist"),
+    ("option", "do not apply to sampler"),
+])
+def test_cli_bad_input_is_one_error_line_exit_2_and_no_output(tmp_path, t2_sample, tiny_model, capsys, case, expected):
+    source = Path(t2_sample)
+    model = tiny_model
+    output = tmp_path / "out.nii.gz"
+    extra: list[str] = []
+    if case in {"missing", "text", "2d", "vector", "constant", "nan"}:
+        source = tmp_path / "missing.nii.gz" if case == "missing" else _bad_volume(tmp_path, case)
+    elif case == "sampler":
+        extra = ["--sampler", "euler"]
+    elif case == "steps":
+        extra = ["--steps", "0"]
+    elif case == "mc":
+        extra = ["--mc", "0"]
+    elif case == "weights":
+        model = tmp_path / "broken"
+        shutil.copytree(tiny_model, model)
+        with open(model / "model.pt", "r+b") as handle:
+            handle.seek(200)
+            handle.write(b"\x00\x01\x02")
+    elif case == "model":
+        model = "no-such-model"
+    elif case == "same_path":
+        source = tmp_path / "t2.nii.gz"
+        shutil.copy(t2_sample, source)
+        output = source
+    elif case == "no_folder":
+        output = tmp_path / "missing" / "out.nii.gz"
+    elif case == "option":
+        extra = ["--eta", "0.5", "--sampler", "ddpm"]
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    code = main(["synthesize", str(source), "--output", str(output), "--model", str(model), "--steps", "1",
+                 "--mc", "1", "--quiet", *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error:") and expected in err[0], err
+    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    assert after == before, "nothing may be written or modified"
+
+
+def test_console_script_runs_without_traceback(tmp_path):
+    script = Path(sys.executable).parent / "mritoct"
+    assert script.exists(), "pip install should create the mritoct console script"
+    help_run = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert help_run.returncode == 0 and "synthesize" in help_run.stdout
+    bad = subprocess.run([str(script), "synthesize", str(tmp_path / "none.nii.gz"), "--output",
+                          str(tmp_path / "o.nii.gz")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.startswith("error:")
+
+
+def test_scenario_under_slicer_core(mrml_scene, tiny_model):
+    from MRItoCTLib.scenarios import run_synthesis_scenario
+
+    run_synthesis_scenario(mrml_scene, unittest.TestCase(), model=str(tiny_model))
+
+
+def test_scenario_with_oblique_input_and_output_equal_to_input_refused(mrml_scene, tiny_model, t2_sample, make_oblique):
+    from CTSynthesisCore.errors import UserInputError
+    from MRItoCTLib.nodes import synthesize_nodes
+    from MRItoCTLib.scenarios import add_volume_node, run_synthesis_scenario
+
+    image = make_oblique(sitk.ReadImage(str(t2_sample))[40:340:2, 40:340:2, 2:10])
+    run_synthesis_scenario(mrml_scene, unittest.TestCase(), model=str(tiny_model), image=image)
+    node = add_volume_node(mrml_scene, image, "in")
+    with pytest.raises(UserInputError, match="cannot be the input"):
+        synthesize_nodes(node, node, None, FAST, model=str(tiny_model), device="cpu")

@@ -1,0 +1,97 @@
+"""Shared pytest fixtures: a real MRML scene (slicer-core), a tiny trained MRItoCT model, sample paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--screenshots", default=os.environ.get("CTSYNTHESIS_SCREENSHOTS"),
+                     help="folder to save a PNG screenshot of each module panel (or env CTSYNTHESIS_SCREENSHOTS)")
+
+
+@pytest.fixture
+def screenshot_dir(request) -> Path | None:
+    folder = request.config.getoption("--screenshots")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return Path(folder)
+    return None
+
+
+@pytest.fixture
+def mrml_scene():
+    """A real vtkMRMLScene, installed as ``slicer.mrmlScene`` so ``slicer.util`` helpers work."""
+    slicer = pytest.importorskip("slicer")
+    scene = slicer.vtkMRMLScene()
+    previous = getattr(slicer, "mrmlScene", None)
+    slicer.mrmlScene = scene
+    yield scene
+    scene.Clear(1)
+    slicer.mrmlScene = previous
+
+
+@pytest.fixture(scope="session")
+def t2_sample() -> Path:
+    from CTSynthesisCore.sample_data import sample_path
+
+    return sample_path("t2_pelvis")
+
+
+@pytest.fixture(scope="session")
+def ct_sample() -> Path:
+    from CTSynthesisCore.sample_data import sample_path
+
+    return sample_path("ct_abdomen_pelvis_3mm")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, ct_sample) -> Path:
+    """A very small conditional denoiser trained for a few steps on CT slices, saved as a model folder.
+
+    It exercises the real training and loading path; its output quality is not tested.
+    """
+    import torch
+
+    from MRItoCTLib.intensity import hu_to_unit
+    from MRItoCTLib.model import save_model
+    from MRItoCTLib.network import ConditionalDenoiser, DenoiserConfig
+    from MRItoCTLib.training import train_denoiser_steps
+
+    torch.manual_seed(0)
+    ct = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_sample)))[40:70, :96, :96].astype(np.float32)
+    ct_unit = torch.from_numpy(hu_to_unit(ct))[:, None]
+    mri_like = torch.clamp(1.0 - (ct_unit + 0.5).abs() * 2.0, -1.0, 1.0)  # any fixed map: this is a smoke model
+    config = DenoiserConfig(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
+                            num_head_channels=8, context_slices=1)
+    network = ConditionalDenoiser(config)
+    condition = torch.cat([mri_like, mri_like, mri_like], dim=1)
+    train_denoiser_steps(network, ct_unit, condition, steps=5, batch_size=4)
+    folder = tmp_path_factory.mktemp("models") / "tiny"
+    save_model(folder, network, {"name": "tiny-test", "spacing_mm": [3.0, 3.0], "description": "smoke-test model"})
+    return folder
+
+
+def _oblique_anisotropic(image: sitk.Image, degrees: float = 20.0) -> sitk.Image:
+    """A copy of ``image`` with an oblique direction and anisotropic spacing (same voxels)."""
+    copy = sitk.Image(image)
+    angle = np.deg2rad(degrees)
+    rotation = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+    rotation = rotation @ np.array([[np.cos(angle / 2), -np.sin(angle / 2), 0], [np.sin(angle / 2), np.cos(angle / 2), 0], [0, 0, 1]])
+    copy.SetDirection(tuple(rotation.flatten()))
+    copy.SetSpacing((0.7, 0.9, 2.5))
+    copy.SetOrigin((12.5, -40.25, 7.0))
+    return copy
+
+
+@pytest.fixture
+def make_oblique():
+    """Function turning an image into an oblique, anisotropic copy."""
+    return _oblique_anisotropic
