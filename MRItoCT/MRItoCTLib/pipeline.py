@@ -93,6 +93,23 @@ def model_grid(image: sitk.Image, spacing_xy: tuple[float, float]) -> sitk.Image
                          image.GetDirection(), 0.0, sitk.sitkFloat32)
 
 
+@dataclass
+class PreparedMRI:
+    """An MRI on the model grid (axial order, model in-plane spacing), its body mask and unit intensities."""
+
+    grid: sitk.Image
+    mask: np.ndarray
+    mri_unit: np.ndarray
+
+
+def prepare_mri(mri: sitk.Image, spacing_xy: tuple[float, float], percentile: float) -> PreparedMRI:
+    """Reorient to axial (LPS) order, resample in-plane, mask the body and normalise: shared by training and inference."""
+    canonical = sitk.DICOMOrient(sitk.Cast(mri, sitk.sitkFloat32), "LPS")
+    resampled = model_grid(canonical, spacing_xy)
+    mask = sitk.GetArrayFromImage(body_mask(resampled)).astype(bool)
+    return PreparedMRI(resampled, mask, normalize_mri(sitk.GetArrayFromImage(resampled), mask, percentile))
+
+
 def context_stack(volume: np.ndarray, indices: list[int], context: int) -> np.ndarray:
     """(len(indices), 1 + 2*context, H, W): each slice with its neighbours, edges repeated."""
     last = volume.shape[0] - 1
@@ -118,12 +135,9 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
     sampler = get_sampler(settings.sampler)
     steps = settings.resolved_steps
 
-    canonical = sitk.DICOMOrient(sitk.Cast(mri, sitk.sitkFloat32), "LPS")
-    resampled = model_grid(canonical, model.spacing_mm)
-    mask_image = body_mask(resampled)
-    mask = sitk.GetArrayFromImage(mask_image).astype(bool)
-    mri_unit = normalize_mri(sitk.GetArrayFromImage(resampled), mask, model.mri_percentile)
-    padded, (height, width) = pad_to_multiple(mri_unit, model.config.size_multiple, -1.0)
+    prepared = prepare_mri(mri, model.spacing_mm, model.mri_percentile)
+    mask = prepared.mask
+    padded, (height, width) = pad_to_multiple(prepared.mri_unit, model.config.size_multiple, -1.0)
 
     mc_chunk = min(settings.mc, settings.batch_size)
     slices_per_batch = max(1, settings.batch_size // mc_chunk)
@@ -165,7 +179,7 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
         values = unit_std_to_hu(unit_volume) if is_std else unit_to_hu(unit_volume)
         values = np.where(mask, values[:, :height, :width], 0.0 if is_std else HU_MIN).astype(np.float32)
         image = sitk.GetImageFromArray(values)
-        image.CopyInformation(resampled)
+        image.CopyInformation(prepared.grid)
         return sitk.Resample(image, mri, sitk.Transform(), sitk.sitkLinear, 0.0 if is_std else HU_MIN, sitk.sitkFloat32)
 
     ct = to_input_grid(mean_volume, False)

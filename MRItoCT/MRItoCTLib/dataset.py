@@ -1,0 +1,111 @@
+"""Paired MRI/CT data in the SynthRAD 2023/2025 task-1 layout, split by case, as 2D training slices.
+
+Layout: ``<root>/<case>/mr.nii.gz``, ``ct.nii.gz`` and optionally ``mask.nii.gz``.
+Every case goes through exactly the preprocessing used at inference
+(:func:`~MRItoCTLib.pipeline.prepare_mri`), so training and synthesis see the same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.volume_io import read_volume
+
+from .intensity import hu_to_unit
+from .pipeline import context_stack, prepare_mri
+
+SPLITS = ("train", "validation", "test")
+
+
+def find_cases(root: str | Path) -> list[Path]:
+    """Case folders under ``root`` holding ``mr.nii.gz`` and ``ct.nii.gz``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserInputError(f"data folder not found: {root}")
+    cases = sorted(p for p in root.iterdir() if (p / "mr.nii.gz").is_file() and (p / "ct.nii.gz").is_file())
+    if not cases:
+        raise UserInputError(f"no cases in {root} (expected <case>/mr.nii.gz and <case>/ct.nii.gz)")
+    return cases
+
+
+def split_of(case_name: str, validation: float = 0.15, test: float = 0.15) -> str:
+    """Deterministic split by case (a hash of its name), never by slice."""
+    fraction = int(hashlib.sha256(case_name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if fraction < test else "validation" if fraction < test + validation else "train"
+
+
+def cases_in_split(root: str | Path, split: str) -> list[Path]:
+    """The case folders of one split; ``split`` is train, validation, test or all."""
+    cases = find_cases(root)
+    return cases if split == "all" else [c for c in cases if split_of(c.name) == split]
+
+
+@dataclass
+class PreparedCase:
+    """One case on the model grid: MRI and CT in [-1, 1] and the body mask, (z, y, x)."""
+
+    name: str
+    mri: np.ndarray
+    ct: np.ndarray
+    mask: np.ndarray
+    grid: sitk.Image
+
+
+def prepare_case(folder: Path, spacing_xy: tuple[float, float], percentile: float) -> PreparedCase:
+    """Read and preprocess a case exactly as inference does; the CT is resampled onto the MRI's model grid."""
+    mri = read_volume(folder / "mr.nii.gz")
+    prepared = prepare_mri(mri, spacing_xy, percentile)
+    ct = sitk.Resample(read_volume(folder / "ct.nii.gz"), prepared.grid, sitk.Transform(), sitk.sitkLinear, -1024.0,
+                       sitk.sitkFloat32)
+    mask = prepared.mask
+    if (folder / "mask.nii.gz").is_file():
+        given = sitk.Resample(read_volume(folder / "mask.nii.gz"), prepared.grid, sitk.Transform(),
+                              sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        mask = sitk.GetArrayFromImage(given).astype(bool)
+    ct_unit = hu_to_unit(np.where(mask, sitk.GetArrayFromImage(ct), -1024.0)).astype(np.float32)
+    return PreparedCase(folder.name, prepared.mri_unit, ct_unit, mask, prepared.grid)
+
+
+class SliceSampler:
+    """Random 2D crops (with MRI context slices) from prepared cases, drawn with a seeded generator."""
+
+    def __init__(self, cases: list[PreparedCase], crop: int, context: int, seed: int) -> None:
+        if not cases:
+            raise UserInputError("no training cases")
+        self.cases, self.crop, self.context = cases, crop, context
+        self.rng = np.random.default_rng(seed)
+        self.slice_index = [(c, k) for c in range(len(cases)) for k in range(cases[c].mri.shape[0])
+                            if cases[c].mask[k].mean() > 0.05]
+
+    def _crop(self, array: np.ndarray, top: int, left: int, fill: float) -> np.ndarray:
+        height, width = array.shape[-2:]
+        pad_h, pad_w = max(0, self.crop - height), max(0, self.crop - width)
+        if pad_h or pad_w:
+            array = np.pad(array, [(0, 0)] * (array.ndim - 2) + [(0, pad_h), (0, pad_w)], constant_values=fill)
+        return array[..., top:top + self.crop, left:left + self.crop]
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(CT (B, 1, crop, crop), MRI condition (B, 1 + 2 context, crop, crop))."""
+        cts, conditions = [], []
+        for pick in self.rng.integers(0, len(self.slice_index), size):
+            case_index, k = self.slice_index[pick]
+            case = self.cases[case_index]
+            height, width = case.mri.shape[1:]
+            top = int(self.rng.integers(0, max(1, height - self.crop + 1)))
+            left = int(self.rng.integers(0, max(1, width - self.crop + 1)))
+            condition = context_stack(case.mri, [k], self.context)[0]
+            flip = self.rng.random() < 0.5  # left-right mirror: anatomy is roughly symmetric
+            ct = self._crop(case.ct[k][None], top, left, -1.0)
+            condition = self._crop(condition, top, left, -1.0)
+            if flip:
+                ct, condition = ct[..., ::-1], condition[..., ::-1]
+            cts.append(np.ascontiguousarray(ct))
+            conditions.append(np.ascontiguousarray(condition))
+        return torch.from_numpy(np.stack(cts)), torch.from_numpy(np.stack(conditions))
