@@ -62,8 +62,7 @@ def tiny_model(tmp_path_factory, ct_sample) -> Path:
 
     from MRItoCTLib.intensity import hu_to_unit
     from MRItoCTLib.model import save_model
-    from MRItoCTLib.network import ConditionalDenoiser, DenoiserConfig
-    from MRItoCTLib.training import train_denoiser_steps
+    from MRItoCTLib.network import ConditionalDenoiser, DenoiserConfig, diffusion_loss
 
     torch.manual_seed(0)
     ct = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_sample)))[40:70, :96, :96].astype(np.float32)
@@ -73,7 +72,15 @@ def tiny_model(tmp_path_factory, ct_sample) -> Path:
                             num_head_channels=8, context_slices=1)
     network = ConditionalDenoiser(config)
     condition = torch.cat([mri_like, mri_like, mri_like], dim=1)
-    train_denoiser_steps(network, ct_unit, condition, steps=5, batch_size=4)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(5):
+        batch = slice(4 * step, 4 * step + 4)
+        loss = diffusion_loss(network, ct_unit[batch], condition[batch], generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    network.eval()
     folder = tmp_path_factory.mktemp("models") / "tiny"
     save_model(folder, network, {"name": "tiny-test", "spacing_mm": [3.0, 3.0], "description": "smoke-test model"})
     return folder

@@ -72,5 +72,9 @@ class TqdmProgress:
             self._bar.set_postfix_str(message, refresh=False)
         self._bar.refresh()
 
+    def write(self, text: str) -> None:
+        """Print a line without breaking the bar."""
+        self._bar.write(text)
+
     def close(self) -> None:
         self._bar.close()

@@ -25,3 +25,54 @@ def model_summary(metadata: dict) -> str:
     trained = metadata.get("training", {}).get("data", "training data not recorded")
     return f"{metadata.get('name')}: {metadata.get('description', metadata.get('kind', ''))}; {trained}" + (
         f"; validation {scores}" if scores else "")
+
+
+class ParameterNodeWidgetMixin:
+    """The parameter-node plumbing of both module widgets (Slicer's scripted-module template).
+
+    The widget sets ``self.logic`` (with ``getParameterNode()``) and ``self.ui`` before calling
+    :meth:`observeSceneAndParameters`; ``slicer`` is imported only when these run inside Slicer.
+    """
+
+    def observeSceneAndParameters(self) -> None:
+        import slicer
+
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        import slicer
+
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if first:
+                self._parameterNode.inputVolume = first
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)

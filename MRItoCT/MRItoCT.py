@@ -26,7 +26,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(_HERE) not in sys.path:  # CTSynthesisCore sits beside the module folders
     sys.path.append(os.path.dirname(_HERE))
 
-from CTSynthesisCore.slicer_module import ACKNOWLEDGEMENT, CONTRIBUTORS  # noqa: E402
+from CTSynthesisCore.slicer_module import ACKNOWLEDGEMENT, CONTRIBUTORS, ParameterNodeWidgetMixin  # noqa: E402
 
 
 class MRItoCT(ScriptedLoadableModule):
@@ -59,13 +59,11 @@ class MRItoCTParameterNode:
     keepSamples: bool = False
 
 
-class MRItoCTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class MRItoCTWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -82,44 +80,10 @@ class MRItoCTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.deviceComboBox.addItem(device)
         for model in self.logic.availableModels():
             self.ui.modelComboBox.addItem(model["name"])
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.samplerComboBox.connect("currentIndexChanged(int)", self.onSamplerChanged)
         self.ui.opacitySlider.connect("valueChanged(double)", self.onOpacityChanged)
-        self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.inputVolume:
-            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            if first:
-                self._parameterNode.inputVolume = first
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+        self.observeSceneAndParameters()
 
     def onSamplerChanged(self, index: int) -> None:
         from MRItoCTLib.samplers import SAMPLER_INFO

@@ -39,6 +39,59 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     commands.add_parser("samplers", help="list the samplers and their defaults")
+
+    data = commands.add_parser("make-data", help="write paired MRI/CT cases (pelvis phantoms, CT-derived pairs)")
+    data.add_argument("--out", required=True, help="output folder (SynthRAD layout: <case>/mr.nii.gz, ct.nii.gz)")
+    data.add_argument("--cases", type=int, default=20, help="number of phantom cases (default 20)")
+    data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data.add_argument("--from-ct", nargs="*", default=[], metavar="CT",
+                      help="real CT volumes to turn into CT-derived pairs (one case each)")
+    data.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    fit = commands.add_parser("train", help="train the diffusion model or a baseline on paired data")
+    fit.add_argument("--data", required=True, help="paired data folder (SynthRAD layout); split by case")
+    fit.add_argument("--model", required=True, choices=["ddpm", "score", "cnn", "gan"], help="what to train")
+    fit.add_argument("--out", required=True, help="checkpoint folder (best/, last/, checkpoint.pt, train_log.csv)")
+    fit.add_argument("--epochs", type=positive_int, default=10)
+    fit.add_argument("--steps-per-epoch", type=positive_int, default=100)
+    fit.add_argument("--batch-size", type=positive_int, default=8)
+    fit.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4)")
+    fit.add_argument("--crop", type=positive_int, default=96, help="training crop size in pixels (default 96)")
+    fit.add_argument("--spacing", type=float, nargs=2, default=[2.0, 2.0], metavar=("X", "Y"),
+                     help="model in-plane spacing in mm (default 2 2)")
+    fit.add_argument("--context-slices", type=int, default=1, help="neighbouring MRI slices each side (default 1)")
+    fit.add_argument("--channels", type=positive_int, nargs="+", help="network channels per level")
+    fit.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    fit.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} (default auto)")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    check = commands.add_parser("evaluate", help="SynthRAD metrics of models and samplers on held-out cases")
+    check.add_argument("--data", required=True, help="paired data folder (SynthRAD layout)")
+    check.add_argument("--output", required=True, help="folder for metrics.csv, metrics.md and figures")
+    check.add_argument("--models", nargs="+", default=["mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
+    check.add_argument("--samplers", nargs="+", default=list(SAMPLER_INFO), choices=list(SAMPLER_INFO))
+    check.add_argument("--steps", nargs="+", default=[], metavar="SAMPLER=N", help="steps per sampler, e.g. ddpm=250")
+    check.add_argument("--ode-tolerance", type=float, default=1e-5, help="rk45 tolerance for the ode sampler")
+    check.add_argument("--mc", type=positive_int, default=10, help="Monte-Carlo samples (default 10, as paper 1)")
+    check.add_argument("--max-cases", type=positive_int, help="evaluate at most this many cases")
+    check.add_argument("--max-slices", type=positive_int, help="central slices per case (default all)")
+    check.add_argument("--split", default="test", choices=["train", "validation", "test", "all"])
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} (default auto)")
+    check.add_argument("--batch-size", type=positive_int, default=16)
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    demo = commands.add_parser("demo", help="synthesize CT + uncertainty from the bundled real T2 sample")
+    demo.add_argument("--output", default="out/demo", help="output folder (default out/demo)")
+    demo.add_argument("--model", default=None, help="model name or folder (default: mritoct-ddpm)")
+    demo.add_argument("--sampler", default="dpmpp", choices=list(SAMPLER_INFO))
+    demo.add_argument("--steps", type=positive_int, default=None, help="default: the sampler's default")
+    demo.add_argument("--mc", type=positive_int, default=4)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--device", default="auto")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -105,9 +158,108 @@ def command_samplers(args) -> int:
     return 0
 
 
+def command_make_data(args) -> int:
+    from CTSynthesisCore.progress import TqdmProgress
+
+    from .data_generation import make_dataset
+
+    bar = TqdmProgress("making cases", disable=args.quiet)
+    try:
+        record = make_dataset(args.out, args.cases, args.seed, args.from_ct, progress=bar)
+    finally:
+        bar.close()
+    splits = {s: sum(c["split"] == s for c in record["cases"]) for s in ("train", "validation", "test")}
+    print(f"done: {len(record['cases'])} cases in {args.out} (split by case: {splits})")
+    return 0
+
+
+def command_train(args) -> int:
+    from CTSynthesisCore.progress import TqdmProgress
+
+    from .training import TrainConfig, train
+
+    if args.context_slices < 0:
+        raise UserInputError("--context-slices must be 0 or more")
+    config = TrainConfig(model=args.model, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                         batch_size=args.batch_size, learning_rate=args.lr, crop=args.crop, seed=args.seed,
+                         spacing_mm=tuple(args.spacing), context_slices=args.context_slices,
+                         channels=tuple(args.channels) if args.channels else None, max_minutes=args.max_minutes)
+    bar = TqdmProgress(f"training {args.model}", disable=args.quiet)
+    try:
+        summary = train(args.data, args.out, config, device=args.device, resume=args.resume, progress=bar,
+                        log=bar.write)
+    finally:
+        bar.close()
+    if summary:
+        print(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s; best validation MAE "
+              f"{summary['best_validation_mae_hu']:.1f} HU; model folders {args.out}/best and {args.out}/last")
+    return 0
+
+
+def parse_steps(items: list[str]) -> dict[str, int]:
+    """``ddpm=250 em=250`` -> {"ddpm": 250, "em": 250}."""
+    steps = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in SAMPLER_INFO or not value.isdigit() or int(value) < 1:
+            raise UserInputError(f"--steps takes SAMPLER=N with N >= 1 (samplers: {', '.join(SAMPLER_INFO)}), got '{item}'")
+        steps[name] = int(value)
+    return steps
+
+
+def command_evaluate(args) -> int:
+    from CTSynthesisCore.progress import TqdmProgress
+
+    from .evaluation import EvaluationPlan, evaluate
+
+    plan = EvaluationPlan(models=args.models, samplers=args.samplers, steps=parse_steps(args.steps),
+                          sampler_options={"ode": {"method": "rk45", "rtol": args.ode_tolerance, "atol": args.ode_tolerance}},
+                          mc=args.mc, max_cases=args.max_cases, max_slices=args.max_slices, split=args.split,
+                          seed=args.seed, device=args.device, batch_size=args.batch_size)
+    bar = TqdmProgress("evaluating", disable=args.quiet)
+    try:
+        evaluate(args.data, args.output, plan, progress=bar)
+    finally:
+        bar.close()
+    print((Path(args.output) / "metrics.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def command_demo(args) -> int:
+    from CTSynthesisCore.progress import TqdmProgress
+    from CTSynthesisCore.sample_data import sample_path
+    from CTSynthesisCore.volume_io import read_volume, write_volume
+
+    from .figures import montage
+    from .model import DEFAULT_MODEL, load_model
+    from .pipeline import SynthesisSettings, synthesize
+
+    folder = Path(args.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    mri = read_volume(sample_path("t2_pelvis"))
+    model = load_model(args.model or DEFAULT_MODEL)
+    settings = SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed, batch_size=16)
+    bar = TqdmProgress("demo: synthesizing", disable=args.quiet)
+    try:
+        result = synthesize(mri, model, settings, device=args.device, progress=bar)
+    finally:
+        bar.close()
+    write_volume(mri, folder / "t2_mri.nii.gz")
+    write_volume(result.ct, folder / "synthetic_ct.nii.gz")
+    write_volume(result.uncertainty, folder / "uncertainty_std.nii.gz")
+    title = f"ProstateX-0000 T2 -> synthetic CT ({model.metadata['name']}, {args.sampler}, MC {args.mc})"
+    montage(mri, result.ct, result.uncertainty, folder / "montage.png", title)
+    print(f"done: {result.summary()} ({result.device_reason}); wrote {folder}/synthetic_ct.nii.gz, "
+          f"uncertainty_std.nii.gz and montage.png")
+    return 0
+
+
+COMMANDS = {"evaluate": command_evaluate, "demo": command_demo, "train": command_train, "synthesize": command_synthesize, "samplers": command_samplers, "make-data": command_make_data}
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    return {"synthesize": command_synthesize, "samplers": command_samplers}[args.command](args)
+    return COMMANDS[args.command](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from .intensity import fill_holes_per_slice
 from .tissue import TISSUE_INDEX, TISSUES, add_mri_acquisition, signal_table
 
 # (tissue, HU) anchors: between two anchors a voxel is a linear mixture of the two tissues
@@ -31,12 +32,7 @@ def ct_body_mask(ct: sitk.Image) -> sitk.Image:
     foreground = sitk.Cast(ct > -500, sitk.sitkUInt8)
     largest = sitk.Cast(sitk.RelabelComponent(sitk.ConnectedComponent(foreground), sortByObjectSize=True) == 1,
                         sitk.sitkUInt8)
-    planes = sitk.GetArrayFromImage(largest)
-    for k in range(planes.shape[0]):
-        planes[k] = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(planes[k])))
-    mask = sitk.GetImageFromArray(planes)
-    mask.CopyInformation(ct)
-    return mask
+    return fill_holes_per_slice(largest)
 
 
 def pair_from_ct(ct: sitk.Image, rng: np.random.Generator, slice_mm: float = 3.0) -> tuple[sitk.Image, sitk.Image, sitk.Image]:

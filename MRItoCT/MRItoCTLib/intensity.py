@@ -47,11 +47,16 @@ def body_mask(image: sitk.Image) -> sitk.Image:
     largest = sitk.Cast(components == 1, sitk.sitkUInt8)
     radius = [max(1, int(round(3.0 / s))) for s in image.GetSpacing()[:2]] + [0]
     closed = sitk.BinaryMorphologicalClosing(largest, radius)
-    planes = sitk.GetArrayFromImage(closed)
+    return fill_holes_per_slice(closed)
+
+
+def fill_holes_per_slice(mask: sitk.Image) -> sitk.Image:
+    """Fill enclosed holes in each axial plane of a binary mask (gas in the bowel stays body)."""
+    planes = sitk.GetArrayFromImage(mask)
     for k in range(planes.shape[0]):
         planes[k] = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(planes[k])))
     filled = sitk.GetImageFromArray(planes)
-    filled.CopyInformation(image)
+    filled.CopyInformation(mask)
     return filled
 
 

@@ -111,8 +111,10 @@ class ConditionalDenoiser(nn.Module):
             eps = (x - alpha * x0) / sigma
         return x0, eps
 
-    def forward(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
-        return self.x0_and_eps(self.network_output(x, t, condition), x, t)[1]
+    def forward(self, x: Tensor, t: Tensor, condition: Tensor, raw: bool = False) -> Tensor:
+        """The noise estimate eps, or with ``raw`` the network output (so DDP can wrap training calls)."""
+        output = self.network_output(x, t, condition)
+        return output if raw else self.x0_and_eps(output, x, t)[1]
 
     def training_target(self, x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
         """What the network should output for this (x0, eps, t)."""
@@ -125,11 +127,12 @@ class ConditionalDenoiser(nn.Module):
 
 
 def diffusion_loss(model: ConditionalDenoiser, ct: Tensor, condition: Tensor, generator: torch.Generator | None = None,
-                   min_snr_gamma: float | None = 5.0) -> Tensor:
+                   min_snr_gamma: float | None = 5.0, wrapped: nn.Module | None = None) -> Tensor:
     """Denoising loss at uniformly drawn times (noise prediction = denoising score matching).
 
     With ``min_snr_gamma`` the per-sample weight is the Min-SNR-gamma weighting
-    (Hang et al. 2023) expressed for the chosen parameterization.
+    (Hang et al. 2023) expressed for the chosen parameterization. ``wrapped`` is the
+    module to call (for example a DistributedDataParallel wrapper of ``model``).
     """
     process = model.process
     batch = ct.shape[0]
@@ -137,7 +140,7 @@ def diffusion_loss(model: ConditionalDenoiser, ct: Tensor, condition: Tensor, ge
     eps = torch.randn(ct.shape, device=ct.device, generator=generator, dtype=ct.dtype)
     alpha, sigma = model._alpha_sigma(t, ct)
     noisy = alpha * ct + sigma * eps
-    output = model.network_output(noisy, t, condition)
+    output = (wrapped or model)(noisy, t, condition, raw=True)
     error = ((output - model.training_target(ct, eps, t)) ** 2).mean(dim=tuple(range(1, ct.dim())))
     if min_snr_gamma is None:
         return error.mean()

@@ -129,6 +129,9 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
     """Synthetic CT (mean of the Monte-Carlo samples, HU) and uncertainty (their std, HU) on the MRI's grid."""
     started = time.monotonic()
     settings = settings.validated()
+    if model.kind == "regression":  # a deterministic baseline: Monte Carlo would repeat one answer
+        settings = SynthesisSettings(sampler=settings.sampler, steps=1, mc=1, seed=settings.seed,
+                                     batch_size=settings.batch_size, keep_samples=settings.keep_samples)
     warnings = check_mri(mri)
     choice = choose_device(device)
     model.network.to(choice.device)
@@ -162,10 +165,14 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
             def draw(count: int) -> tuple[torch.Tensor, int]:
                 nonlocal done_steps
                 repeated = condition.repeat(count, 1, 1, 1)
-                result = sampler(model.network, repeated, model.network.process, steps=steps, generator=generator,
-                                 callback=on_step, cancel=cancel, **settings.sampler_options)
+                if model.kind == "regression":  # CNN / GAN baselines: one deterministic pass
+                    sample, nfe_per_sample = model.network(repeated).clamp(-1.0, 1.0), 1
+                else:
+                    result = sampler(model.network, repeated, model.network.process, steps=steps, generator=generator,
+                                     callback=on_step, cancel=cancel, **settings.sampler_options)
+                    sample, nfe_per_sample = result.sample, result.nfe
                 done_steps += steps
-                return result.sample.reshape(count, len(indices), *result.sample.shape[1:]), result.nfe
+                return sample.reshape(count, len(indices), *sample.shape[1:]), nfe_per_sample
 
             outcome = monte_carlo(draw, settings.mc, mc_chunk, keep_samples=settings.keep_samples)
             nfe = outcome.nfe

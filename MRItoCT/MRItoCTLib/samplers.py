@@ -109,6 +109,20 @@ def _start(denoiser, condition, process, total, generator, callback, cancel, sha
     return x, _Run(denoiser, condition, process, total, generator, callback, cancel, x)
 
 
+def _run_grid(run: _Run, x: Tensor, times: list[float], alphas: list[float], sigmas: list[float],
+              update: Callable[[int, Tensor, Tensor, Tensor], Tensor]) -> Tensor:
+    """Evaluate the network at each grid time; ``update(i, x, eps, x0)`` moves x to the next time.
+
+    At the last time the result is the denoised estimate x0.
+    """
+    for i in range(len(times)):
+        eps = run.eps(x, times[i])
+        x0 = (x - sigmas[i] * eps) / alphas[i]
+        x = x0 if i == len(times) - 1 else update(i, x, eps, x0)
+        run.report(x0)
+    return x
+
+
 def sample_ddpm(denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess, steps: int = 1000,
                 generator: torch.Generator | None = None, callback: StepCallback | None = None,
                 cancel: CancelToken | None = None, shape: tuple[int, ...] | None = None,
@@ -117,18 +131,14 @@ def sample_ddpm(denoiser: Denoiser, condition: Tensor | None, process: NoiseProc
     x, run = _start(denoiser, condition, process, steps, generator, callback, cancel, shape, x_init, device)
     times = time_grid(process, steps)
     alphas, sigmas = _coefficients(process, times)
-    for i in range(steps):
-        eps = run.eps(x, times[i])
-        x0 = (x - sigmas[i] * eps) / alphas[i]
-        if i == steps - 1:
-            x = x0
-        else:
-            ratio = alphas[i] / alphas[i + 1]
-            beta_sq = sigmas[i] ** 2 - ratio**2 * sigmas[i + 1] ** 2
-            mean = (alphas[i + 1] * beta_sq / sigmas[i] ** 2) * x0 + (ratio * sigmas[i + 1] ** 2 / sigmas[i] ** 2) * x
-            x = mean + math.sqrt(max(beta_sq, 0.0)) * sigmas[i + 1] / sigmas[i] * run.noise()
-        run.report(x0)
-    return SampleResult(x, run.nfe)
+
+    def update(i: int, x: Tensor, eps: Tensor, x0: Tensor) -> Tensor:
+        ratio = alphas[i] / alphas[i + 1]
+        beta_sq = sigmas[i] ** 2 - ratio**2 * sigmas[i + 1] ** 2
+        mean = (alphas[i + 1] * beta_sq / sigmas[i] ** 2) * x0 + (ratio * sigmas[i + 1] ** 2 / sigmas[i] ** 2) * x
+        return mean + math.sqrt(max(beta_sq, 0.0)) * sigmas[i + 1] / sigmas[i] * run.noise()
+
+    return SampleResult(_run_grid(run, x, times, alphas, sigmas, update), run.nfe)
 
 
 def sample_ddim(denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess, steps: int = 50,
@@ -139,20 +149,15 @@ def sample_ddim(denoiser: Denoiser, condition: Tensor | None, process: NoiseProc
     x, run = _start(denoiser, condition, process, steps, generator, callback, cancel, shape, x_init, device)
     times = time_grid(process, steps)
     alphas, sigmas = _coefficients(process, times)
-    for i in range(steps):
-        eps = run.eps(x, times[i])
-        x0 = (x - sigmas[i] * eps) / alphas[i]
-        if i == steps - 1:
-            x = x0
-        else:
-            ratio = alphas[i] / alphas[i + 1]
-            posterior_var = (sigmas[i] ** 2 - ratio**2 * sigmas[i + 1] ** 2) * sigmas[i + 1] ** 2 / sigmas[i] ** 2
-            noise_std = eta * math.sqrt(max(posterior_var, 0.0))
-            x = alphas[i + 1] * x0 + math.sqrt(max(sigmas[i + 1] ** 2 - noise_std**2, 0.0)) * eps
-            if noise_std > 0:
-                x = x + noise_std * run.noise()
-        run.report(x0)
-    return SampleResult(x, run.nfe)
+
+    def update(i: int, x: Tensor, eps: Tensor, x0: Tensor) -> Tensor:
+        ratio = alphas[i] / alphas[i + 1]
+        posterior_var = (sigmas[i] ** 2 - ratio**2 * sigmas[i + 1] ** 2) * sigmas[i + 1] ** 2 / sigmas[i] ** 2
+        noise_std = eta * math.sqrt(max(posterior_var, 0.0))
+        x = alphas[i + 1] * x0 + math.sqrt(max(sigmas[i + 1] ** 2 - noise_std**2, 0.0)) * eps
+        return x + noise_std * run.noise() if noise_std > 0 else x
+
+    return SampleResult(_run_grid(run, x, times, alphas, sigmas, update), run.nfe)
 
 
 def sample_euler_maruyama(denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess, steps: int = 1000,
@@ -165,17 +170,13 @@ def sample_euler_maruyama(denoiser: Denoiser, condition: Tensor | None, process:
     alphas, sigmas = _coefficients(process, times)
     drift = process.drift_coefficient(torch.tensor(times, dtype=torch.float64)).tolist()
     g_sq = process.diffusion_squared(torch.tensor(times, dtype=torch.float64)).tolist()
-    for i in range(steps):
-        eps = run.eps(x, times[i])
-        x0 = (x - sigmas[i] * eps) / alphas[i]
-        if i == steps - 1:
-            x = x0
-        else:
-            h = times[i] - times[i + 1]
-            score = -eps / sigmas[i]
-            x = x - (drift[i] * x - g_sq[i] * score) * h + math.sqrt(g_sq[i] * h) * run.noise()
-        run.report(x0)
-    return SampleResult(x, run.nfe)
+
+    def update(i: int, x: Tensor, eps: Tensor, x0: Tensor) -> Tensor:
+        h = times[i] - times[i + 1]
+        score = -eps / sigmas[i]
+        return x - (drift[i] * x - g_sq[i] * score) * h + math.sqrt(g_sq[i] * h) * run.noise()
+
+    return SampleResult(_run_grid(run, x, times, alphas, sigmas, update), run.nfe)
 
 
 def sample_predictor_corrector(denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess,
@@ -299,22 +300,19 @@ def sample_dpmpp(denoiser: Denoiser, condition: Tensor | None, process: NoisePro
     times = time_grid(process, steps, spacing="log_snr")
     alphas, sigmas = _coefficients(process, times)
     lambdas = [math.log(a / s) for a, s in zip(alphas, sigmas)]
-    previous_x0, previous_h = None, None
-    for i in range(steps):
-        eps = run.eps(x, times[i])
-        x0 = (x - sigmas[i] * eps) / alphas[i]
-        if i == steps - 1:
-            x = x0
-        else:
-            h = lambdas[i + 1] - lambdas[i]
-            direction = x0
-            if previous_x0 is not None:
-                r = previous_h / h
-                direction = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * previous_x0
-            x = (sigmas[i + 1] / sigmas[i]) * x - alphas[i + 1] * math.expm1(-h) * direction
-            previous_x0, previous_h = x0, h
-        run.report(x0)
-    return SampleResult(x, run.nfe)
+    history: list[tuple[Tensor, float]] = []  # the previous step's (x0, h)
+
+    def update(i: int, x: Tensor, eps: Tensor, x0: Tensor) -> Tensor:
+        h = lambdas[i + 1] - lambdas[i]
+        direction = x0
+        if history:
+            previous_x0, previous_h = history[-1]
+            r = previous_h / h
+            direction = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * previous_x0
+        history[:] = [(x0, h)]
+        return (sigmas[i + 1] / sigmas[i]) * x - alphas[i + 1] * math.expm1(-h) * direction
+
+    return SampleResult(_run_grid(run, x, times, alphas, sigmas, update), run.nfe)
 
 
 SAMPLERS: dict[str, Callable[..., SampleResult]] = {

@@ -228,3 +228,22 @@ def test_scenario_with_oblique_input_and_output_equal_to_input_refused(mrml_scen
     node = add_volume_node(mrml_scene, image, "in")
     with pytest.raises(UserInputError, match="cannot be the input"):
         synthesize_nodes(node, node, None, FAST, model=str(tiny_model), device="cpu")
+
+
+def test_dicom_series_input_to_dicom_output_keeps_patient_and_frame_of_reference(tmp_path, t2_sample, tiny_model):
+    from MRItoCTLib.dicom_series import write_ct_series
+
+    t2 = sitk.ReadImage(str(t2_sample))[100:260, 100:260, 6:12]
+    identity = sitk.Image(1, 1, 1, sitk.sitkInt16)
+    for tag, value in {"0010|0020": "PX0000", "0010|0010": "Test^Patient", "0020|0052": "1.2.3.4.5"}.items():
+        identity.SetMetaData(tag, value)
+    write_ct_series(sitk.Cast(t2, sitk.sitkFloat32), tmp_path / "mri_dicom", source=identity)
+    mri = read_volume(tmp_path / "mri_dicom")
+    assert mri.GetSize() == t2.GetSize()
+    assert main(["synthesize", str(tmp_path / "mri_dicom"), "--output", str(tmp_path / "sct_dicom"), "--model",
+                 str(tiny_model), "--sampler", "ddim", "--steps", "1", "--mc", "1", "--quiet"]) == 0
+    sct = read_volume(tmp_path / "sct_dicom")
+    assert sct.GetMetaData("0010|0020").strip() == "PX0000"
+    assert sct.GetMetaData("0020|0052").strip() == "1.2.3.4.5"
+    assert sct.GetMetaData("0020|000e") != mri.GetMetaData("0020|000e")  # a new series
+    assert same_geometry(sitk.Resample(sct, mri), mri, 1e-4)

@@ -1,0 +1,68 @@
+"""The paper's baselines: a UNet regression (CNN, L1) and a pix2pix GAN (same UNet + PatchGAN), MONAI networks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class RegressionConfig:
+    """A MONAI UNet mapping MRI (with context slices) straight to CT in [-1, 1]."""
+
+    context_slices: int = 1
+    channels: tuple[int, ...] = (32, 64, 128, 128)
+    strides: tuple[int, ...] = (2, 2, 2)
+    num_res_units: int = 1
+
+    @property
+    def condition_channels(self) -> int:
+        return 1 + 2 * self.context_slices
+
+    @property
+    def size_multiple(self) -> int:
+        multiple = 1
+        for stride in self.strides:
+            multiple *= stride
+        return multiple
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RegressionConfig":
+        known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class RegressionNet(nn.Module):
+    """CT = tanh-free UNet(MRI); clamped to [-1, 1] at inference."""
+
+    def __init__(self, config: RegressionConfig) -> None:
+        super().__init__()
+        from monai.networks.nets import UNet
+
+        self.config = config
+        self.unet = UNet(spatial_dims=2, in_channels=config.condition_channels, out_channels=1,
+                         channels=config.channels, strides=config.strides, num_res_units=config.num_res_units,
+                         norm="instance")
+
+    def forward(self, condition: Tensor) -> Tensor:
+        return self.unet(condition)
+
+
+def patch_discriminator(condition_channels: int) -> nn.Module:
+    """pix2pix's 70x70-style PatchGAN on (MRI condition, CT) pairs (MONAI ``PatchDiscriminator``)."""
+    from monai.networks.nets import PatchDiscriminator
+
+    return PatchDiscriminator(spatial_dims=2, num_layers_d=3, channels=32, in_channels=condition_channels + 1,
+                              out_channels=1, norm="INSTANCE")
+
+
+def adversarial_loss(logits: Tensor, real: bool) -> Tensor:
+    """Least-squares GAN loss (stable for small batches)."""
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return torch.mean((logits - target) ** 2)

@@ -1,0 +1,59 @@
+"""``mritoct make-data``: paired T2 MRI / CT cases in the SynthRAD layout (phantoms and CT-derived pairs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
+from CTSynthesisCore.volume_io import check_scalar_volume, read_volume, write_volume
+
+from .ct_pairs import pair_from_ct
+from .dataset import split_of
+from .phantom import make_phantom_case
+
+
+def _write_case(folder: Path, mri, ct, mask) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_volume(mri, folder / "mr.nii.gz")
+    write_volume(ct, folder / "ct.nii.gz")
+    write_volume(mask, folder / "mask.nii.gz")
+
+
+def make_dataset(out: str | Path, cases: int, seed: int, from_ct: list[str] | None = None,
+                 progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> dict:
+    """Write ``cases`` phantom cases and one CT-derived case per given CT; returns the dataset record."""
+    out = Path(out)
+    if cases < 0:
+        raise UserInputError("--cases must be 0 or more")
+    sources = [Path(p) for p in (from_ct or [])]
+    for source in sources:
+        if not source.exists():
+            raise UserInputError(f"CT not found: {source}")
+    if cases == 0 and not sources:
+        raise UserInputError("nothing to make: give --cases N and/or --from-ct files")
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"generator": "mritoct make-data", "seed": seed, "layout": "SynthRAD task 1 (<case>/mr.nii.gz, ct.nii.gz, mask.nii.gz)",
+              "cases": []}
+    total = cases + len(sources)
+    for index in range(cases):
+        if cancel is not None:
+            cancel.raise_if_set()
+        rng = np.random.default_rng([seed, index])
+        name = f"phantom_{seed:04d}_{index:03d}"
+        _write_case(out / name, *make_phantom_case(rng))
+        record["cases"].append({"name": name, "kind": "phantom", "split": split_of(name)})
+        progress(index + 1, total, name)
+    for offset, source in enumerate(sources):
+        ct = read_volume(source)
+        check_scalar_volume(ct, f"CT {source}")
+        rng = np.random.default_rng([seed, 10_000 + offset])
+        name = "ct_" + source.name.split(".")[0]
+        _write_case(out / name, *pair_from_ct(ct, rng))
+        record["cases"].append({"name": name, "kind": "ct-derived", "source": source.name, "split": split_of(name)})
+        progress(cases + offset + 1, total, name)
+    (out / "dataset.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record

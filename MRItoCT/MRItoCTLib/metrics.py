@@ -1,0 +1,93 @@
+"""Image-similarity metrics of the SynthRAD challenge and uncertainty-calibration measures.
+
+SynthRAD protocol: CT clipped to [-1024, 3000] HU; MAE and mean error inside the
+body mask; PSNR with data range 4024 over the mask; SSIM map (Gaussian window,
+sigma 1.5) over the image, averaged inside the mask.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .intensity import HU_MAX, HU_MIN
+
+DATA_RANGE = HU_MAX - HU_MIN
+BONE_HU = 250.0
+SOFT_TISSUE_HU = (-150.0, 250.0)
+
+
+def _clip(hu: np.ndarray) -> np.ndarray:
+    return np.clip(hu.astype(np.float64), HU_MIN, HU_MAX)
+
+
+def ssim_map(prediction: np.ndarray, reference: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """Per-voxel SSIM of (z, y, x) HU volumes, computed slice by slice with a Gaussian window."""
+    radius = int(3.5 * sigma + 0.5)
+    coords = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel_1d = torch.exp(-(coords**2) / (2 * sigma**2))
+    kernel = (kernel_1d[:, None] * kernel_1d[None, :]) / kernel_1d.sum() ** 2
+    kernel = kernel[None, None]
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(torch.nn.functional.pad(x, [radius] * 4, mode="replicate"), kernel)
+
+    x = torch.from_numpy(_clip(prediction) - HU_MIN)[:, None]
+    y = torch.from_numpy(_clip(reference) - HU_MIN)[:, None]
+    c1, c2 = (0.01 * DATA_RANGE) ** 2, (0.03 * DATA_RANGE) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y, cov = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
+    value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return value[:, 0].numpy()
+
+
+def image_metrics(prediction: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """MAE, mean error, PSNR, SSIM inside ``mask``, plus MAE in bone and in soft tissue (by the reference HU)."""
+    mask = mask.astype(bool)
+    predicted, true = _clip(prediction), _clip(reference)
+    error = predicted - true
+    mse = float(np.mean(error[mask] ** 2))
+    bone = mask & (true > BONE_HU)
+    soft = mask & (true > SOFT_TISSUE_HU[0]) & (true <= SOFT_TISSUE_HU[1])
+    return {
+        "mae": float(np.abs(error[mask]).mean()),
+        "me": float(error[mask].mean()),
+        "psnr": float(10 * np.log10(DATA_RANGE**2 / max(mse, 1e-12))),
+        "ssim": float(ssim_map(prediction, reference)[mask].mean()),
+        "mae_bone": float(np.abs(error[bone]).mean()) if bone.any() else float("nan"),
+        "mae_soft": float(np.abs(error[soft]).mean()) if soft.any() else float("nan"),
+    }
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks are not needed for continuous data)."""
+    rank_a = np.argsort(np.argsort(a)).astype(np.float64)
+    rank_b = np.argsort(np.argsort(b)).astype(np.float64)
+    return float(np.corrcoef(rank_a, rank_b)[0, 1])
+
+
+def sparsification(uncertainty: np.ndarray, error: np.ndarray, steps: int = 20) -> dict[str, np.ndarray | float]:
+    """MAE after removing the most uncertain fraction (and, as oracle, the largest errors); AUSE is the area between."""
+    fractions = np.linspace(0.0, 0.95, steps)
+    by_uncertainty = error[np.argsort(-uncertainty)]
+    by_error = np.sort(error)[::-1]
+    count = len(error)
+    curve = np.array([by_uncertainty[int(f * count):].mean() for f in fractions])
+    oracle = np.array([by_error[int(f * count):].mean() for f in fractions])
+    scale = curve[0] if curve[0] > 0 else 1.0
+    return {"fractions": fractions, "curve": curve / scale, "oracle": oracle / scale,
+            "ause": float(np.trapezoid(curve / scale - oracle / scale, fractions))}
+
+
+def uncertainty_metrics(uncertainty: np.ndarray, prediction: np.ndarray, reference: np.ndarray, mask: np.ndarray,
+                        max_voxels: int = 200_000, seed: int = 0) -> dict[str, float]:
+    """Spearman(uncertainty, |error|) inside the body and the area under the sparsification error (AUSE)."""
+    mask = mask.astype(bool)
+    error = np.abs(_clip(prediction) - _clip(reference))[mask]
+    spread = uncertainty[mask].astype(np.float64)
+    if len(error) > max_voxels:
+        pick = np.random.default_rng(seed).choice(len(error), max_voxels, replace=False)
+        error, spread = error[pick], spread[pick]
+    if np.all(spread == spread[0]):
+        return {"spearman": float("nan"), "ause": float("nan")}
+    return {"spearman": spearman(spread, error), "ause": sparsification(spread, error)["ause"]}

@@ -1,0 +1,154 @@
+"""Paired data (phantom, CT-derived), case split, training with resume, evaluation and demo commands."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from CTSynthesisCore.volume_io import write_volume
+from MRItoCTLib.cli import main
+from MRItoCTLib.ct_pairs import pair_from_ct, tissue_fractions
+from MRItoCTLib.dataset import cases_in_split, find_cases, split_of
+from MRItoCTLib.metrics import image_metrics, sparsification, spearman, uncertainty_metrics
+from MRItoCTLib.phantom import phantom_labels
+from MRItoCTLib.tissue import TISSUE_INDEX, TISSUES, render_labels
+
+
+def test_phantom_tissues_have_t2_and_ct_ordering_of_real_images():
+    rng = np.random.default_rng(4)
+    labels = phantom_labels(rng, (240, 180), 2.0, 8)
+    mri, ct = render_labels(labels, (2.0, 2.0, 3.0), rng, supersampling=1)
+    mean_mri = {name: float(mri[labels == i].mean()) for name, i in TISSUE_INDEX.items() if (labels == i).sum() > 50}
+    mean_ct = {name: float(ct[labels == i].mean()) for name, i in TISSUE_INDEX.items() if (labels == i).sum() > 50}
+    # T2-weighted: urine and fat bright, muscle dark grey, cortical bone and air dark
+    assert mean_mri["urine"] > mean_mri["prostate"] > mean_mri["muscle"]
+    assert mean_mri["fat"] > 3 * mean_mri["muscle"]
+    assert max(mean_mri["cortical_bone"], mean_mri["air"]) < mean_mri["muscle"] * 1.5
+    # CT: bone bright, soft tissue 0-80, fat about -100, air -1000
+    assert mean_ct["cortical_bone"] > 700 and mean_ct["marrow"] > 100
+    assert 0 < mean_ct["muscle"] < 80 and -150 < mean_ct["fat"] < -50 and mean_ct["air"] < -950
+    assert set(np.unique(labels)) >= {TISSUE_INDEX[n] for n in ["urine", "prostate", "rectal_wall", "marrow"]}
+
+
+def test_tissue_fractions_sum_to_one_and_follow_hu():
+    hu = np.array([-1200.0, -950, -500, -100, 0, 50, 140, 230, 800, 1400, 3000])
+    fractions = tissue_fractions(hu)
+    np.testing.assert_allclose(fractions.sum(0), 1.0, atol=1e-6)
+    assert fractions[TISSUE_INDEX["fat"], 3] == pytest.approx(1.0)
+    assert fractions[TISSUE_INDEX["cortical_bone"], -1] == pytest.approx(1.0)
+    assert 0 < fractions[TISSUE_INDEX["muscle"], 6] < 1
+
+
+def test_split_is_by_case_and_deterministic():
+    names = [f"case_{i:03d}" for i in range(200)]
+    splits = [split_of(n) for n in names]
+    assert splits == [split_of(n) for n in names]
+    shares = {s: splits.count(s) / len(names) for s in ("train", "validation", "test")}
+    assert 0.55 < shares["train"] < 0.85 and 0.05 < shares["test"] < 0.3
+
+
+def _names_for(split: str, count: int) -> list[str]:
+    names, index = [], 0
+    while len(names) < count:
+        name = f"case_{index:04d}"
+        if split_of(name) == split:
+            names.append(name)
+        index += 1
+    return names
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory, ct_sample):
+    """Five CT-derived cases (3 train, 1 validation, 1 test) from crops of the shipped CT sample."""
+    root = tmp_path_factory.mktemp("pairs")
+    ct = sitk.ReadImage(str(ct_sample))
+    names = _names_for("train", 3) + _names_for("validation", 1) + _names_for("test", 1)
+    for index, name in enumerate(names):
+        crop = ct[10:110, 5:95, 20 + 12 * index: 44 + 12 * index]
+        mri, hu, mask = pair_from_ct(crop, np.random.default_rng(index))
+        (root / name).mkdir()
+        write_volume(mri, root / name / "mr.nii.gz")
+        write_volume(hu, root / name / "ct.nii.gz")
+        write_volume(mask, root / name / "mask.nii.gz")
+    return root
+
+
+def test_ct_derived_pairs_and_split_helpers(small_dataset):
+    assert len(find_cases(small_dataset)) == 5
+    assert [len(cases_in_split(small_dataset, s)) for s in ("train", "validation", "test")] == [3, 1, 1]
+    case = find_cases(small_dataset)[0]
+    mri, ct, mask = (sitk.ReadImage(str(case / f)) for f in ("mr.nii.gz", "ct.nii.gz", "mask.nii.gz"))
+    assert mri.GetSize() == ct.GetSize() == mask.GetSize() and ct.GetSpacing()[2] == 3.0
+    mri_a, ct_a, mask_a = (sitk.GetArrayFromImage(i) for i in (mri, ct, mask))
+    assert ct_a[mask_a == 0].max() == -1024 and mri_a[mask_a == 0].mean() < mri_a[mask_a == 1].mean()
+    fat = (ct_a > -130) & (ct_a < -70) & (mask_a == 1)
+    muscle = (ct_a > 30) & (ct_a < 70) & (mask_a == 1)
+    assert mri_a[fat].mean() > 2 * mri_a[muscle].mean()
+
+
+def test_make_data_command(tmp_path, ct_sample, capsys):
+    assert main(["make-data", "--out", str(tmp_path / "d"), "--cases", "1", "--seed", "3", "--from-ct",
+                 str(ct_sample), "--quiet"]) == 0
+    record = json.loads((tmp_path / "d" / "dataset.json").read_text(encoding="utf-8"))
+    assert [c["kind"] for c in record["cases"]] == ["phantom", "ct-derived"]
+    phantom = sitk.ReadImage(str(tmp_path / "d" / "phantom_0003_000" / "mr.nii.gz"))
+    assert 0.8 <= phantom.GetSpacing()[0] <= 1.0 and phantom.GetSpacing()[2] == 3.0
+    assert "2 cases" in capsys.readouterr().out
+    assert main(["make-data", "--out", str(tmp_path / "e"), "--cases", "0", "--quiet"]) == 2
+
+
+@pytest.mark.parametrize("model_type", ["ddpm", "score", "cnn", "gan"])
+def test_train_writes_models_and_resumes(tmp_path, small_dataset, model_type):
+    out = tmp_path / model_type
+    common = ["train", "--data", str(small_dataset), "--model", model_type, "--out", str(out), "--steps-per-epoch", "2",
+              "--batch-size", "2", "--crop", "32", "--channels", "8", "16", "--quiet"]
+    assert main([*common, "--epochs", "1"]) == 0
+    assert main([*common, "--epochs", "2", "--resume"]) == 0
+    with open(out / "train_log.csv", encoding="utf-8") as handle:
+        log = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in log] == ["1", "2"] and log[1]["step"] == "4"
+    metadata = json.loads((out / "best" / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata["training"]["steps"] >= 2 and np.isfinite(metadata["validation"]["mae_hu"])
+    assert metadata["training"]["device"] == "cpu" and metadata["spacing_mm"] == [2.0, 2.0]
+
+
+def test_evaluate_and_demo_commands(tmp_path, small_dataset, tiny_model, capsys):
+    cnn = tmp_path / "cnn"
+    assert main(["train", "--data", str(small_dataset), "--model", "cnn", "--out", str(cnn), "--epochs", "1",
+                 "--steps-per-epoch", "2", "--batch-size", "2", "--crop", "32", "--channels", "8", "16", "--quiet"]) == 0
+    output = tmp_path / "evaluation"
+    assert main(["evaluate", "--data", str(small_dataset), "--output", str(output), "--models", str(tiny_model),
+                 str(cnn / "best"), "--samplers", "ddim", "dpmpp", "--steps", "ddim=2", "dpmpp=2", "--mc", "2",
+                 "--max-slices", "2", "--quiet"]) == 0
+    with open(output / "metrics.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["method"] for r in rows] == ["DDIM", "DDIM-M", "DPM-Solver++", "DPM-Solver++-M", "CNN"]
+    assert all(float(r["mae"]) >= 0 and 0 < float(r["ssim"]) <= 1 for r in rows)
+    assert rows[1]["spearman"] != "nan" and rows[0]["spearman"] == "nan"
+    assert (output / "example_slice.png").stat().st_size > 0 and (output / "uncertainty_vs_error.png").exists()
+    assert "| DDIM-M |" in (output / "metrics.md").read_text(encoding="utf-8")
+    demo = tmp_path / "demo"
+    assert main(["demo", "--output", str(demo), "--model", str(tiny_model), "--steps", "2", "--mc", "2", "--quiet"]) == 0
+    for name in ["synthetic_ct.nii.gz", "uncertainty_std.nii.gz", "montage.png"]:
+        assert (demo / name).stat().st_size > 0
+    assert main(["evaluate", "--data", str(small_dataset), "--output", str(output), "--models", str(tiny_model),
+                 "--steps", "ddim=0", "--quiet"]) == 2
+
+
+def test_metrics_on_known_cases():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 300, (3, 32, 32))
+    mask = np.ones_like(reference, bool)
+    perfect = image_metrics(reference, reference, mask)
+    assert perfect["mae"] == 0 and perfect["ssim"] == pytest.approx(1.0)
+    shifted = image_metrics(np.clip(reference, -900, 2900) + 50, np.clip(reference, -900, 2900), mask)
+    assert shifted["mae"] == pytest.approx(50) and shifted["me"] == pytest.approx(50)
+    assert shifted["psnr"] == pytest.approx(10 * np.log10(4024**2 / 2500))
+    error = np.abs(rng.normal(size=5000))
+    assert sparsification(error, error)["ause"] == pytest.approx(0.0, abs=1e-9)
+    assert sparsification(-error, error)["ause"] > 0.5
+    assert spearman(error, 2 * error + 1) == pytest.approx(1.0)
+    informative = uncertainty_metrics(np.abs(reference - 10), reference + 0.5 * np.abs(reference - 10), reference, mask)
+    assert informative["spearman"] > 0.9

@@ -1,0 +1,24 @@
+"""Rewrite the Python file lists in the module and core CMakeLists.txt from the files on disk.
+
+Run after adding or removing a .py file; Testing/test_packaging.py fails until the lists match.
+"""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def replace_list(path: Path, variable: str, items: list[str]) -> None:
+    text = path.read_text(encoding="utf-8")
+    block = f"set({variable}\n" + "".join(f"  {item}\n" for item in items) + "  )"
+    path.write_text(re.sub(rf"set\({variable}\s.*?\)", block, text, flags=re.S), encoding="utf-8")
+
+
+for module in ("MRItoCT", "SliceInterp"):
+    folder = ROOT / module
+    scripts = ["${MODULE_NAME}.py"] + sorted(str(p.relative_to(folder)) for p in (folder / f"{module}Lib").glob("*.py"))
+    replace_list(folder / "CMakeLists.txt", "MODULE_PYTHON_SCRIPTS", scripts)
+replace_list(ROOT / "CTSynthesisCore" / "CMakeLists.txt", "CORE_PYTHON_SCRIPTS",
+             sorted(f"CTSynthesisCore/{p.name}" for p in (ROOT / "CTSynthesisCore").glob("*.py")))
+print("updated")
