@@ -38,16 +38,29 @@ def normalize_mri(mri: np.ndarray, mask: np.ndarray, percentile: float = 99.5) -
     return np.clip(mri / scale * 2.0 - 1.0, -1.0, 1.5).astype(np.float32)
 
 
-def body_mask(image: sitk.Image) -> sitk.Image:
-    """Body (patient) mask of an MRI or CT: Otsu on a smoothed image, largest component, holes filled per slice."""
+def _smoothed(image: sitk.Image) -> sitk.Image:
     width = 2.0 * min(image.GetSpacing()[:2])  # mm, in-plane only
-    smooth = sitk.DiscreteGaussian(sitk.Cast(image, sitk.sitkFloat32), [width**2, width**2, 0.0], 32, 0.01, True)
-    foreground = sitk.OtsuThreshold(smooth, 0, 1)
-    components = sitk.RelabelComponent(sitk.ConnectedComponent(foreground), sortByObjectSize=True)
+    return sitk.DiscreteGaussian(sitk.Cast(image, sitk.sitkFloat32), [width**2, width**2, 0.0], 32, 0.01, True)
+
+
+def _largest_filled(binary: sitk.Image, image: sitk.Image) -> sitk.Image:
+    components = sitk.RelabelComponent(sitk.ConnectedComponent(binary), sortByObjectSize=True)
     largest = sitk.Cast(components == 1, sitk.sitkUInt8)
     radius = [max(1, int(round(3.0 / s))) for s in image.GetSpacing()[:2]] + [0]
-    closed = sitk.BinaryMorphologicalClosing(largest, radius)
-    return fill_holes_per_slice(closed)
+    return fill_holes_per_slice(sitk.BinaryMorphologicalClosing(largest, radius))
+
+
+def foreground_mask(image: sitk.Image) -> sitk.Image:
+    """Bright MRI signal (Otsu on the smoothed image, largest component, holes filled): sets the MRI scale."""
+    return _largest_filled(sitk.OtsuThreshold(_smoothed(image), 0, 1), image)
+
+
+def body_mask(image: sitk.Image, fraction: float = 0.06) -> sitk.Image:
+    """The patient's body in an MRI: everything above ``fraction`` of the bright signal (dark muscle included,
+    air excluded), largest component, holes (bone, gas) filled; works when the field of view cuts the body."""
+    smooth = _smoothed(image)
+    threshold = fraction * float(np.percentile(sitk.GetArrayViewFromImage(smooth), 99.5))
+    return _largest_filled(sitk.Cast(smooth > threshold, sitk.sitkUInt8), image)
 
 
 def fill_holes_per_slice(mask: sitk.Image) -> sitk.Image:

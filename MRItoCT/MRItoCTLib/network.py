@@ -66,6 +66,7 @@ def build_unet(config: DenoiserConfig, out_channels: int = 1, time_conditioned: 
         num_res_blocks=config.num_res_blocks,
         norm_num_groups=config.norm_num_groups,
         num_head_channels=config.num_head_channels,
+        use_flash_attention=True,  # torch's scaled_dot_product_attention: no n^2 softmax tensor in memory
     )
 
 

@@ -21,7 +21,7 @@ from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_scalar_volume
 
-from .intensity import HU_MIN, body_mask, looks_like_ct, normalize_mri, unit_std_to_hu, unit_to_hu
+from .intensity import HU_MIN, body_mask, foreground_mask, looks_like_ct, normalize_mri, unit_std_to_hu, unit_to_hu
 from .model import LoadedModel, new_generator
 from .montecarlo import monte_carlo
 from .samplers import SAMPLER_INFO, get_sampler
@@ -106,8 +106,9 @@ def prepare_mri(mri: sitk.Image, spacing_xy: tuple[float, float], percentile: fl
     """Reorient to axial (LPS) order, resample in-plane, mask the body and normalise: shared by training and inference."""
     canonical = sitk.DICOMOrient(sitk.Cast(mri, sitk.sitkFloat32), "LPS")
     resampled = model_grid(canonical, spacing_xy)
-    mask = sitk.GetArrayFromImage(body_mask(resampled)).astype(bool)
-    return PreparedMRI(resampled, mask, normalize_mri(sitk.GetArrayFromImage(resampled), mask, percentile))
+    body = sitk.GetArrayFromImage(body_mask(resampled)).astype(bool)
+    signal = sitk.GetArrayFromImage(foreground_mask(resampled)).astype(bool)
+    return PreparedMRI(resampled, body, normalize_mri(sitk.GetArrayFromImage(resampled), signal, percentile))
 
 
 def context_stack(volume: np.ndarray, indices: list[int], context: int) -> np.ndarray:

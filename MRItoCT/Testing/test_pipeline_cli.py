@@ -37,8 +37,9 @@ def test_output_is_on_the_input_grid_with_valid_values(t2, model):
     std = sitk.GetArrayFromImage(result.uncertainty)
     assert hu.min() >= -1024 and hu.max() <= 3000
     assert std.min() >= 0 and std.max() > 0
-    corner = (slice(None), slice(0, 10), slice(0, 10))  # air in front of the patient
-    assert np.all(hu[corner] == -1024) and np.all(std[corner] == 0)
+    air = hu == -1024  # outside the body mask (the air in front of the patient)
+    assert 0.01 < air.mean() < 0.2 and np.all(std[air] < 1e-6)
+    assert (hu[:, :3, 150:250] == -1024).mean() > 0.8, "this edge of the field of view is mostly air (dark MRI)"
     assert result.nfe == 3 and result.device == "cpu"
     assert "NFE per sample 3" in result.summary()
 
@@ -58,9 +59,10 @@ def test_mean_of_kept_samples_is_the_ct(t2, model):
     assert len(result.samples) == 3
     stacked = np.stack([sitk.GetArrayFromImage(s) for s in result.samples])
     np.testing.assert_allclose(stacked.mean(0), sitk.GetArrayFromImage(result.ct), atol=1e-2)
-    # the std is resampled after it is computed, so it matches the samples' spread closely but not exactly
-    spread = stacked.std(0, ddof=1).ravel()
-    assert np.corrcoef(spread, sitk.GetArrayFromImage(result.uncertainty).ravel())[0, 1] > 0.85
+    # resampling is a weighted average, and the spread of an average is at most the average of the spreads
+    spread = stacked.std(0, ddof=1)
+    uncertainty = sitk.GetArrayFromImage(result.uncertainty)
+    assert np.all(spread <= uncertainty + 1e-2) and uncertainty.max() > 0
 
 
 def test_oblique_anisotropic_input_keeps_its_geometry(t2, model, make_oblique):
