@@ -45,12 +45,13 @@ class EvaluationPlan:
     batch_size: int = 16
 
 
-def central_slices(image: sitk.Image, count: int | None) -> sitk.Image:
-    """The ``count`` central slices of a volume (all when ``count`` is None)."""
-    if count is None or count >= image.GetSize()[2]:
-        return image
-    start = (image.GetSize()[2] - count) // 2
-    return image[:, :, start:start + count]
+def central_slices(image: sitk.Image, count: int | None, margin: int = 1) -> tuple[sitk.Image, slice]:
+    """The ``count`` central slices plus ``margin`` neighbours each side (the 2.5D context), and which to score."""
+    size = image.GetSize()[2]
+    if count is None or count + 2 * margin >= size:
+        return image, slice(0, size)
+    start = (size - count) // 2 - margin
+    return image[:, :, start:start + count + 2 * margin], slice(margin, margin + count)
 
 
 def evaluate(data: str | Path, output: str | Path, plan: EvaluationPlan,
@@ -71,15 +72,18 @@ def evaluate(data: str | Path, output: str | Path, plan: EvaluationPlan,
     figure_uncertainty: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     done = 0
     for case_index, folder in enumerate(cases):
-        mri = central_slices(read_volume(folder / "mr.nii.gz"), plan.max_slices)
+        mri, scored = central_slices(read_volume(folder / "mr.nii.gz"), plan.max_slices)
         reference = sitk.Resample(read_volume(folder / "ct.nii.gz"), mri, sitk.Transform(), sitk.sitkLinear, -1024.0,
                                   sitk.sitkFloat32)
         mask_path = folder / "mask.nii.gz"
         mask_image = read_volume(mask_path) if mask_path.is_file() else reference > -500
         mask = sitk.GetArrayFromImage(sitk.Resample(mask_image, mri, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
                                                     sitk.sitkUInt8)).astype(bool)
+        mask[: scored.start] = False  # context-only slices are not scored
+        mask[scored.stop:] = False
         true_hu = sitk.GetArrayFromImage(reference)
-        slices = mri.GetSize()[2]
+        processed = mri.GetSize()[2]  # scored slices and their context neighbours, all synthesized
+        middle = (scored.start + scored.stop) // 2
         for model, sampler in runs:
             settings = SynthesisSettings(sampler=sampler or "ddim", steps=plan.steps.get(sampler or "", None),
                                          mc=plan.mc if sampler else 1, seed=plan.seed, batch_size=plan.batch_size,
@@ -90,9 +94,9 @@ def evaluate(data: str | Path, output: str | Path, plan: EvaluationPlan,
             seconds = time.monotonic() - started
             name = TITLES[sampler] if sampler else str(model.metadata.get("method", model.metadata["name"])).upper()
             mean_hu = sitk.GetArrayFromImage(result.ct)
-            outputs = [(name + "-M", mean_hu, seconds / slices)] if sampler else []
+            outputs = [(name + "-M", mean_hu, seconds / processed)] if sampler else []
             single = sitk.GetArrayFromImage(result.samples[0]) if sampler else mean_hu
-            outputs.insert(0, (name, single, seconds / slices / settings.mc))
+            outputs.insert(0, (name, single, seconds / processed / settings.mc))
             for label, prediction, per_slice in outputs:
                 row = {"case": folder.name, "method": label, **image_metrics(prediction, true_hu, mask),
                        "nfe": result.nfe, "seconds_per_slice": per_slice, "spearman": float("nan"), "ause": float("nan")}
@@ -100,15 +104,15 @@ def evaluate(data: str | Path, output: str | Path, plan: EvaluationPlan,
                     row.update(uncertainty_metrics(sitk.GetArrayFromImage(result.uncertainty), prediction, true_hu, mask))
                 rows.append(row)
                 if case_index == 0:
-                    figure_predictions[label] = prediction[slices // 2]
+                    figure_predictions[label] = prediction[middle]
             if case_index == 0 and sampler:
-                figure_uncertainty[name + "-M"] = (sitk.GetArrayFromImage(result.uncertainty)[slices // 2],
-                                                   np.abs(mean_hu - true_hu)[slices // 2])
+                figure_uncertainty[name + "-M"] = (sitk.GetArrayFromImage(result.uncertainty)[middle],
+                                                   np.abs(mean_hu - true_hu)[middle])
             done += 1
             progress(done, len(cases) * len(runs), f"{folder.name} {name}")
         if case_index == 0:
-            mri_slice = sitk.GetArrayFromImage(mri)[slices // 2]
-            method_panel(mri_slice, true_hu[slices // 2], figure_predictions, output / "example_slice.png")
+            mri_slice = sitk.GetArrayFromImage(mri)[middle]
+            method_panel(mri_slice, true_hu[middle], figure_predictions, output / "example_slice.png")
             if figure_uncertainty:
                 uncertainty_panel(figure_uncertainty, output / "uncertainty_vs_error.png")
     write_tables(rows, output, plan, [c.name for c in cases])

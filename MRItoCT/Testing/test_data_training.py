@@ -152,3 +152,22 @@ def test_metrics_on_known_cases():
     assert spearman(error, 2 * error + 1) == pytest.approx(1.0)
     informative = uncertainty_metrics(np.abs(reference - 10), reference + 0.5 * np.abs(reference - 10), reference, mask)
     assert informative["spearman"] > 0.9
+
+
+def test_training_under_torchrun_with_two_processes(tmp_path, small_dataset):
+    """DistributedDataParallel (gloo on CPU): two workers, one log, one set of model folders."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).parent / "torchrun"
+    out = tmp_path / "ddp"
+    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "MRItoCTLib.cli", "train", "--data",
+                          str(small_dataset), "--model", "cnn", "--out", str(out), "--epochs", "2", "--steps-per-epoch",
+                          "2", "--batch-size", "2", "--crop", "32", "--channels", "8", "16", "--quiet"],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with open(out / "train_log.csv", encoding="utf-8") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2"]
+    assert (out / "best" / "model.pt").is_file()
