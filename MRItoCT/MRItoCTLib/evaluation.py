@@ -127,6 +127,13 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                              for c in COLUMNS}} for m in methods]
 
 
+def _steps_text(plan: EvaluationPlan, sampler: str) -> str:
+    options = plan.sampler_options.get(sampler, {})
+    if options.get("method") == "rk45":
+        return f"{sampler} adaptive RK45 (tolerance {options.get('rtol')})"
+    return f"{sampler} {plan.steps.get(sampler, SAMPLER_INFO[sampler].default_steps)}"
+
+
 def write_tables(rows: list[dict[str, Any]], output: Path, plan: EvaluationPlan, case_names: list[str]) -> None:
     with open(output / "metrics.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["case", "method", *COLUMNS])
@@ -134,7 +141,7 @@ def write_tables(rows: list[dict[str, Any]], output: Path, plan: EvaluationPlan,
         writer.writerows(rows)
     lines = [f"Cases ({plan.split} split): {', '.join(case_names)}; central slices per case: "
              f"{plan.max_slices or 'all'}; Monte-Carlo samples: {plan.mc}; steps: "
-             + ", ".join(f"{s} {plan.steps.get(s, SAMPLER_INFO[s].default_steps)}" for s in plan.samplers) + ".",
+             + ", ".join(_steps_text(plan, s) for s in plan.samplers) + ".",
              "", "| method | MAE (HU) | ME (HU) | PSNR (dB) | SSIM | MAE bone | MAE soft | Spearman(unc, err) | AUSE | NFE | s/slice |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in summarize(rows):
