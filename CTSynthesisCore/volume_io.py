@@ -117,10 +117,3 @@ def same_geometry(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-6) -> bool
         and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance)
         and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance)
     )
-
-
-def image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    """Wrap a (z, y, x) array as an image with the reference's geometry."""
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(reference)
-    return image

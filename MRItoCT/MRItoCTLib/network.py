@@ -149,7 +149,3 @@ def diffusion_loss(model: ConditionalDenoiser, ct: Tensor, condition: Tensor, ge
     clipped = torch.clamp(snr, max=min_snr_gamma)
     weight = {"eps": clipped / snr, "x0": clipped, "v": clipped / (snr + 1)}[model.config.prediction]
     return (weight * error).mean()
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
