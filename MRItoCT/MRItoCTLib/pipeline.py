@@ -193,5 +193,6 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
     ct = to_input_grid(mean_volume, False)
     uncertainty = to_input_grid(std_volume, True)
     samples = [to_input_grid(s, False) for s in samples_volume] if samples_volume is not None else []
-    return SynthesisResult(ct, uncertainty, samples, choice.device, choice.reason, settings.sampler, nfe,
+    method = settings.sampler if model.kind == "diffusion" else str(model.metadata.get("method", model.kind))
+    return SynthesisResult(ct, uncertainty, samples, choice.device, choice.reason, method, nfe,
                            time.monotonic() - started, warnings)

@@ -13,7 +13,7 @@ from MRItoCTLib.ct_pairs import pair_from_ct, tissue_fractions
 from MRItoCTLib.dataset import cases_in_split, find_cases, split_of
 from MRItoCTLib.metrics import image_metrics, sparsification, spearman, uncertainty_metrics
 from MRItoCTLib.phantom import phantom_labels
-from MRItoCTLib.tissue import TISSUE_INDEX, TISSUES, render_labels
+from MRItoCTLib.tissue import TISSUE_INDEX, render_labels
 
 
 def test_phantom_tissues_have_t2_and_ct_ordering_of_real_images():

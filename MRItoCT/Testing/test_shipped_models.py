@@ -1,9 +1,7 @@
 """The shipped MRItoCT models load with checksum verification and turn the real T2 sample into CT-like values."""
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
 
