@@ -30,6 +30,11 @@ SAMPLES = {
         "2f19f6558ebc230158c3356084627c34b82fe23ea6048e65a10ae5c143e864c9",
         "Wasserthal J et al. TotalSegmentator: robust segmentation of 104 anatomic structures in CT images. "
         "Radiology: Artificial Intelligence, 2023 (example file from the Apache-2.0 repository)"),
+    "ct_chest_thin_1p5mm": SampleVolume(
+        "ct_chest_thin_1p5mm", "CT chest thin slices 1.5 mm (TotalSegmentator aorta test)", "totalseg_aorta_ct_1p5mm.nii.gz",
+        "611b8a2daf7c3efc11075a93ee1599f3fc31ef741c0a56f6b1718a940db0af6e",
+        "Wasserthal J et al. TotalSegmentator: robust segmentation of 104 anatomic structures in CT images. "
+        "Radiology: Artificial Intelligence, 2023 (test file from the Apache-2.0 repository)"),
 }
 
 

@@ -48,7 +48,8 @@ class SliceInterpParameterNode:
     outputVolume: vtkMRMLScalarVolumeNode
     uncertaintyVolume: vtkMRMLScalarVolumeNode
     factor: Annotated[int, WithinRange(2, 8)] = 2
-    method: str = "linear"
+    method: str = "crossview"
+    adapt: bool = False
 
 
 class SliceInterpWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -64,9 +65,9 @@ class SliceInterpWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SliceInterpLogic()
-        from SliceInterpLib.classical import INTERPOLATORS
+        from SliceInterpLib.upsample import METHODS
 
-        for method in INTERPOLATORS:
+        for method in METHODS:
             self.ui.methodComboBox.addItem(method)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.observeSceneAndParameters()
@@ -77,9 +78,19 @@ class SliceInterpWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
             if not node.outputVolume:
                 node.outputVolume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode",
                                                                        f"{node.inputVolume.GetName()} x{node.factor}")
-            self.logic.upsample(node.inputVolume, node.outputVolume, factor=node.factor, method=node.method)
+            if node.method != "crossview":
+                node.uncertaintyVolume = None
+            result = self.logic.upsample(node.inputVolume, node.outputVolume, factor=node.factor, method=node.method,
+                                         uncertaintyNode=node.uncertaintyVolume, adapt=node.adapt,
+                                         progress=self._showProgress)
             slicer.util.setSliceViewerLayers(background=node.outputVolume, fit=True)
-            self.ui.statusLabel.text = "done"
+            self.ui.statusLabel.text = result.summary()
+
+    def _showProgress(self, done: int, total: int, message: str = "") -> None:
+        self.ui.progressBar.maximum = total
+        self.ui.progressBar.value = done
+        self.ui.statusLabel.text = message
+        slicer.app.processEvents()
 
 
 class SliceInterpLogic(ScriptedLoadableModuleLogic):
@@ -88,10 +99,16 @@ class SliceInterpLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SliceInterpParameterNode(super().getParameterNode())
 
-    def upsample(self, inputNode, outputNode, factor=None, spacing=None, method: str = "linear"):
+    def upsample(self, inputNode, outputNode, factor=None, spacing=None, method: str = "crossview",
+                 uncertaintyNode=None, adapt: bool = False, adaptMinutes: float = 2.0, device: str = "auto",
+                 progress=None, cancel=None):
+        from CTSynthesisCore.progress import no_progress
         from SliceInterpLib.nodes import upsample_nodes
+        from SliceInterpLib.upsample import UpsampleSettings
 
-        return upsample_nodes(inputNode, outputNode, factor=factor, spacing=spacing, method=method)
+        settings = UpsampleSettings(method=method, device=device, adapt_minutes=adaptMinutes if adapt else None)
+        return upsample_nodes(inputNode, outputNode, factor=factor, spacing=spacing, uncertainty_node=uncertaintyNode,
+                              settings=settings, progress=progress or no_progress, cancel=cancel)
 
 
 class SliceInterpTest(ScriptedLoadableModuleTest):

@@ -8,7 +8,8 @@ sigma 1.5) over the image, averaged inside the mask.
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from CTSynthesisCore.metrics import ssim_map as core_ssim_map
 
 from .intensity import HU_MAX, HU_MIN
 
@@ -22,23 +23,8 @@ def _clip(hu: np.ndarray) -> np.ndarray:
 
 
 def ssim_map(prediction: np.ndarray, reference: np.ndarray, sigma: float = 1.5) -> np.ndarray:
-    """Per-voxel SSIM of (z, y, x) HU volumes, computed slice by slice with a Gaussian window."""
-    radius = int(3.5 * sigma + 0.5)
-    coords = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel_1d = torch.exp(-(coords**2) / (2 * sigma**2))
-    kernel = (kernel_1d[:, None] * kernel_1d[None, :]) / kernel_1d.sum() ** 2
-    kernel = kernel[None, None]
-
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.conv2d(torch.nn.functional.pad(x, [radius] * 4, mode="replicate"), kernel)
-
-    x = torch.from_numpy(_clip(prediction) - HU_MIN)[:, None]
-    y = torch.from_numpy(_clip(reference) - HU_MIN)[:, None]
-    c1, c2 = (0.01 * DATA_RANGE) ** 2, (0.03 * DATA_RANGE) ** 2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x, var_y, cov = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
-    value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return value[:, 0].numpy()
+    """Per-voxel SSIM of (z, y, x) HU volumes clipped to the SynthRAD range."""
+    return core_ssim_map(_clip(prediction) - HU_MIN, _clip(reference) - HU_MIN, DATA_RANGE, sigma)
 
 
 def image_metrics(prediction: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> dict[str, float]:

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Sequence
 
-from CTSynthesisCore.cli import ArgumentParser, run_cli
+from CTSynthesisCore.cli import ArgumentParser, positive_int, run_cli
+from CTSynthesisCore.errors import UserInputError
 
-from .classical import INTERPOLATORS
+from .upsample import METHODS
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def build_parser() -> ArgumentParser:
@@ -20,30 +35,135 @@ def build_parser() -> ArgumentParser:
     amount = run.add_mutually_exclusive_group(required=True)
     amount.add_argument("--factor", type=int, help="integer factor 2-8 (new spacing = old / factor)")
     amount.add_argument("--spacing", type=float, help="target slice spacing in mm")
-    run.add_argument("--method", default="linear", choices=list(INTERPOLATORS),
-                     help="interpolation method (default linear)")
+    run.add_argument("--method", default="crossview", choices=list(METHODS),
+                     help="crossview (the network, default) or a classical interpolator")
+    run.add_argument("--adapt", action="store_true", help="fine-tune the network on this volume first (self-supervised)")
+    run.add_argument("--adapt-minutes", type=positive_float, default=2.0, help="time budget of --adapt (default 2)")
+    run.add_argument("--uncertainty", help="also write the views' disagreement (std, HU) to this file (crossview)")
+    run.add_argument("--model", help="shipped model name or model folder (default sliceinterp-crossview)")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    run.add_argument("--seed", type=int, default=0, help="random seed of --adapt (default 0)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    train = commands.add_parser("train", help="train the cross-view networks self-supervised on CT volumes")
+    train.add_argument("--data", nargs="+", required=True, help="CT volume files and/or folders of them")
+    train.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.csv, model/)")
+    train.add_argument("--steps", type=positive_int, default=3000, help="optimisation steps (default 3000)")
+    train.add_argument("--max-minutes", type=positive_float, help="stop after this many minutes (resume later)")
+    train.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 1e-3)")
+    train.add_argument("--block-slices", type=positive_int, default=24, help="observed slices per block (default 24)")
+    train.add_argument("--block-size", type=positive_int, default=96, help="in-plane block size (default 96)")
+    train.add_argument("--distill-weight", type=float, default=0.5, help="weight of mutual distillation (default 0.5)")
+    train.add_argument("--distill-keep", type=positive_float, default=0.25,
+                       help="fraction of most consistent voxels kept as distillation targets (default 0.25)")
+    train.add_argument("--distill-levels", type=int, default=2, choices=[0, 1, 2, 3],
+                       help="finer levels distilled above the given slices: 1 = x2, 2 = x2 and x4 (default 2)")
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="drop slices of a thin CT, reconstruct, score the removed slices")
+    evaluate.add_argument("input", help="thin-slice CT (the reference)")
+    evaluate.add_argument("--factor", type=int, required=True, help="keep every FACTOR-th slice (2-8)")
+    evaluate.add_argument("--output", required=True, help="folder for metrics.csv, metrics.md and figures")
+    evaluate.add_argument("--methods", nargs="+", default=None,
+                          help="linear cubic sinc crossview crossview-adapt (default: all)")
+    evaluate.add_argument("--adapt-minutes", type=positive_float, default=2.0, help="budget of crossview-adapt")
+    evaluate.add_argument("--model", help="shipped model name or model folder")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def command_upsample(args) -> int:
+    from CTSynthesisCore.progress import TqdmProgress
     from CTSynthesisCore.volume_io import check_output_path, check_scalar_volume, read_volume, write_volume
 
-    from .classical import resolve_factor, upsample_classical
+    from CTSynthesisCore.device import choose_device
+    from CTSynthesisCore.weights import resolve_model_folder
 
-    check_output_path(args.output, inputs=(args.input,))
+    from .classical import resolve_factor
+    from .model import DEFAULT_MODEL
+    from .upsample import UpsampleSettings, upsample
+
+    outputs = [Path(p) for p in (args.output, args.uncertainty) if p]
+    for output in outputs:
+        check_output_path(output, inputs=(args.input,))
+    if len({p.resolve() for p in outputs}) < len(outputs):
+        raise UserInputError("--output and --uncertainty must be different files")
+    if args.uncertainty and args.method != "crossview":
+        raise UserInputError("--uncertainty needs --method crossview (classical methods have no disagreement)")
+    settings = UpsampleSettings(method=args.method, model=args.model, device=args.device, seed=args.seed,
+                                adapt_minutes=args.adapt_minutes if args.adapt else None).validated()
+    if settings.method == "crossview":  # fail on a wrong model or device before reading anything
+        resolve_model_folder(settings.model or DEFAULT_MODEL)
+        settings.device = choose_device(settings.device).device
     image = read_volume(args.input)
     check_scalar_volume(image, "input CT", min_slices=3)
     spacing, _ = resolve_factor(image, args.factor, args.spacing)
-    result = upsample_classical(image, spacing, args.method)
-    write_volume(result, args.output)
-    print(f"done: {image.GetSize()[2]} -> {result.GetSize()[2]} slices at {spacing:.4g} mm ({args.method}); "
-          f"wrote {args.output}")
+    bar = TqdmProgress(f"upsampling ({args.method})", disable=args.quiet)
+    try:
+        result = upsample(image, spacing, settings, progress=bar)
+    finally:
+        bar.close()
+    write_volume(result.image, args.output)
+    if args.uncertainty:
+        write_volume(result.uncertainty, args.uncertainty)
+    print(f"done: {image.GetSize()[2]} -> {result.summary()}; wrote {args.output}")
+    return 0
+
+
+def command_train(args) -> int:
+    from CTSynthesisCore.device import choose_device
+    from CTSynthesisCore.progress import TqdmProgress
+
+    from .training import TrainConfig, train
+
+    if not 0 < args.distill_keep <= 1:
+        raise UserInputError(f"--distill-keep must be in (0, 1], got {args.distill_keep:g}")
+    config = TrainConfig(steps=args.steps, max_minutes=args.max_minutes, learning_rate=args.lr,
+                         block_slices=args.block_slices, block_size=args.block_size,
+                         distill_weight=args.distill_weight if args.distill_levels else 0.0,
+                         distill_keep=args.distill_keep, distill_levels=max(args.distill_levels, 1), seed=args.seed)
+    device = choose_device(args.device)
+    bar = TqdmProgress("training crossview", disable=args.quiet)
+    try:
+        summary = train(args.data, args.out, config, resume=args.resume, progress=bar, device=device.device)
+    finally:
+        bar.close()
+    scores = "; ".join(f"{name} {s['crossview_db']} dB (linear {s['linear_db']})" for name, s in summary["scores"].items())
+    print(f"done: {summary['steps']} steps in {summary['seconds']:.0f} s on {device.device}; restoring every other "
+          f"slice: {scores}; model folder {summary['folder']}")
+    return 0
+
+
+def command_evaluate(args) -> int:
+    from CTSynthesisCore.device import choose_device
+    from CTSynthesisCore.progress import TqdmProgress
+    from CTSynthesisCore.volume_io import read_volume
+
+    from .evaluation import METHODS as EVALUATION_METHODS
+    from .evaluation import EvaluationPlan, evaluate
+
+    if not 2 <= args.factor <= 8:
+        raise UserInputError(f"factor must be an integer from 2 to 8, got {args.factor}")
+    plan = EvaluationPlan(factor=args.factor, methods=tuple(args.methods or EVALUATION_METHODS), model=args.model,
+                          adapt_minutes=args.adapt_minutes, device=choose_device(args.device).device, seed=args.seed)
+    thin = read_volume(args.input)
+    bar = TqdmProgress("evaluating", disable=args.quiet)
+    try:
+        evaluate(thin, args.output, plan, progress=bar, name=Path(args.input).name)
+    finally:
+        bar.close()
+    print((Path(args.output) / "metrics.md").read_text(encoding="utf-8"))
     return 0
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    return {"upsample": command_upsample}[args.command](args)
+    return {"upsample": command_upsample, "train": command_train, "evaluate": command_evaluate}[args.command](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

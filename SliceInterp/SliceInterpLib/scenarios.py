@@ -9,16 +9,20 @@ from CTSynthesisCore.mrml import image_from_volume_node, update_volume_node_from
 from CTSynthesisCore.sample_data import sample_path
 
 from .nodes import upsample_nodes
+from .upsample import UpsampleSettings
 
 
 def run_upsample_scenario(scene, check, image: sitk.Image | None = None, factor: int = 2,
-                          method: str = "linear") -> None:
-    """Upsample the CT sample (or ``image``) and check the finer grid and the untouched observed slices."""
+                          method: str = "crossview", model: str | None = None) -> None:
+    """Upsample the CT sample (or ``image``); check the finer grid, the untouched observed slices and,
+    for the cross-view network, the disagreement volume."""
     image = image if image is not None else sitk.ReadImage(str(sample_path("ct_abdomen_pelvis_3mm")))
     input_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
     update_volume_node_from_image(input_node, image)
     output_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT fine")
-    upsample_nodes(input_node, output_node, factor=factor, method=method)
+    spread_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT disagreement") if method == "crossview" else None
+    settings = UpsampleSettings(method=method, model=model, device="cpu")
+    upsample_nodes(input_node, output_node, factor=factor, uncertainty_node=spread_node, settings=settings)
     result = image_from_volume_node(output_node)
     check.assertEqual(result.GetSize()[:2], image.GetSize()[:2])
     check.assertEqual(result.GetSize()[2], (image.GetSize()[2] - 1) * factor + 1)
@@ -28,3 +32,9 @@ def run_upsample_scenario(scene, check, image: sitk.Image | None = None, factor:
     np.testing.assert_allclose(result.GetDirection(), image.GetDirection(), atol=1e-6)
     observed = sitk.GetArrayViewFromImage(result)[::factor]
     check.assertTrue(np.array_equal(observed, sitk.GetArrayViewFromImage(image)), "observed slices must pass unchanged")
+    if spread_node is not None:
+        spread = image_from_volume_node(spread_node)
+        check.assertEqual(spread.GetSize(), result.GetSize())
+        np.testing.assert_allclose(spread.GetOrigin(), result.GetOrigin(), atol=1e-5)
+        values = sitk.GetArrayViewFromImage(spread)
+        check.assertTrue(values.min() >= 0 and np.all(values[::factor] == 0), "disagreement >= 0, zero on observed slices")

@@ -1,0 +1,59 @@
+"""The model card written beside every trained SliceInterp model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def model_card(metadata: dict[str, Any]) -> str:
+    """Markdown model card from a model's metadata."""
+    training = metadata.get("training", {})
+    config = training.get("config", {})
+    scores = metadata.get("validation", {}).get("scores", {})
+    score_lines = "\n".join(f"| {name} | {s['linear_db']} | {s['crossview_db']} |" for name, s in scores.items())
+    volumes = ", ".join(path.replace("\\", "/").rsplit("/", 1)[-1] for path in training.get("volumes", []))
+    return f"""# Model card: {metadata['name']}
+
+**{metadata.get('description', '')}** for raising the between-slice resolution of CT volumes
+(Fang et al., CVPR 2022: incremental cross-view mutual distillation).
+
+## Intended use
+Research use only: method development, teaching, and comparison with classical interpolation.
+**Not for clinical decisions** or diagnosis; interpolated slices are estimates, not measurements.
+No regulatory clearance.
+
+## Training data
+Self-supervised: targets are only slices of the training volumes themselves (every other slice dropped
+and restored) and, one level finer, the views' agreeing predictions (mutual distillation). No thin-slice
+ground truth was used. Volumes: {volumes or '?'}.
+Expect the network to be weaker on anatomy, contrast phases, reconstruction kernels and slice spacings far
+from these; `--adapt` fine-tunes it on the volume being processed.
+
+## Model
+- Networks: axial (2 x neighbours observed slices -> middle slice) and one shared coronal/sagittal network,
+  both MONAI 2D UNets predicting residuals over linear interpolation; arguments in `metadata.json` (`network`).
+- Intensities: {metadata.get('intensity', '')}.
+- Output: the mean of the three views; their standard deviation is the uncertainty volume. Observed
+  slices pass through unchanged. Factor 2^n takes n levels; other factors resample the finest level linearly.
+
+## Training record
+- Steps: {training.get('steps')}, block {config.get('block_slices')} slices x {config.get('block_size')} px,
+  learning rate {config.get('learning_rate')}, distillation weight {config.get('distill_weight')} on the
+  {config.get('distill_keep')} most consistent voxels, seed {config.get('seed')}.
+- Time: {training.get('seconds')} s on {training.get('device')}.
+
+Restoring every other slice of each training volume (PSNR, dB; HU + 1024 clipped to [0, 4000]):
+
+| volume | linear | cross-view |
+|---|---|---|
+{score_lines}
+
+## How to retrain
+```
+sliceinterp train --data CT1.nii.gz CT2.nii.gz --out runs/crossview --steps 3000
+```
+Any folder of CT volumes works (no thin-slice data needed).
+
+## Checksum
+The weights file's sha256 is recorded in `metadata.json` and verified on every load.
+"""

@@ -1,0 +1,84 @@
+"""One entry point for every SliceInterp method (used by the CLI, the Slicer logic and the evaluation)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import SimpleITK as sitk
+import torch
+
+from CTSynthesisCore.device import choose_device
+from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.progress import CancelToken, ProgressCallback, StageProgress, no_progress
+
+from .classical import INTERPOLATORS, upsample_classical
+
+METHODS = ("crossview", *INTERPOLATORS)
+
+
+@dataclass
+class UpsampleSettings:
+    """How to interpolate: method, model, device, seed and optional test-time adaptation."""
+
+    method: str = "crossview"
+    model: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    adapt_minutes: float | None = None
+    chunk: int = 16
+
+    def validated(self) -> "UpsampleSettings":
+        if self.method not in METHODS:
+            raise UserInputError(f"unknown method '{self.method}' (choose from {', '.join(METHODS)})")
+        if self.adapt_minutes is not None and self.method != "crossview":
+            raise UserInputError("adaptation (--adapt) needs the crossview method")
+        if self.adapt_minutes is not None and not 0 < self.adapt_minutes <= 120:
+            raise UserInputError(f"adaptation minutes must be in (0, 120], got {self.adapt_minutes:g}")
+        return self
+
+
+@dataclass
+class UpsampleResult:
+    """The finer volume, the views' disagreement (cross-view only) and what was run."""
+
+    image: sitk.Image
+    uncertainty: sitk.Image | None
+    method: str
+    device: str
+    seconds: float
+    adapted: bool = False
+
+    def summary(self) -> str:
+        size = self.image.GetSize()
+        adapted = " adapted to this volume," if self.adapted else ""
+        return (f"{self.method}{adapted} on {self.device}: {size[2]} slices at {self.image.GetSpacing()[2]:.4g} mm "
+                f"in {self.seconds:.1f} s")
+
+
+def upsample(image: sitk.Image, slice_spacing: float, settings: UpsampleSettings,
+             progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> UpsampleResult:
+    """Interpolate ``image`` to ``slice_spacing`` mm along its slice axis with the chosen method."""
+    settings = settings.validated()
+    started = time.monotonic()
+    if settings.method in INTERPOLATORS:
+        progress(0, 1, settings.method)
+        result = upsample_classical(image, slice_spacing, settings.method)
+        progress(1, 1, settings.method)
+        return UpsampleResult(result, None, settings.method, "cpu", time.monotonic() - started)
+
+    from .crossview import upsample_crossview
+    from .model import DEFAULT_MODEL, load_crossview
+    from .training import adapt
+
+    device = choose_device(settings.device).device
+    network, _ = load_crossview(settings.model or DEFAULT_MODEL)
+    torch.manual_seed(settings.seed)
+    inference_progress = progress
+    if settings.adapt_minutes is not None:
+        network = adapt(network, image, settings.adapt_minutes, settings.seed, StageProgress(progress, 0.0, 0.8), cancel,
+                        device=device)
+        inference_progress = StageProgress(progress, 0.8, 1.0)
+    crossview = upsample_crossview(image, slice_spacing, network, device, settings.chunk, inference_progress, cancel)
+    return UpsampleResult(crossview.image, crossview.uncertainty, "crossview", device, time.monotonic() - started,
+                          adapted=settings.adapt_minutes is not None)

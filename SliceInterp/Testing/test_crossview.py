@@ -1,0 +1,289 @@
+"""Cross-view engine: view plumbing, geometry, losses, training, adaptation, model folders, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.volume_io import read_volume
+from SliceInterpLib.cli import main
+from SliceInterpLib.crossview import axial_neighbours, upsample_crossview, view_predictions
+from SliceInterpLib.model import load_crossview, save_crossview
+from SliceInterpLib.networks import CrossViewConfig, CrossViewNet, hu_to_network
+from SliceInterpLib.training import (TrainConfig, TrainingVolume, adapt, distillation_loss, optimise,
+                                     restoration_loss, restoration_psnr)
+
+TINY = CrossViewConfig(channels=(8, 16), strides=(2,), num_res_units=1)
+
+
+@pytest.fixture(scope="module")
+def ct(ct_sample) -> sitk.Image:
+    return sitk.ReadImage(str(ct_sample))[30:94, 20:84, 40:64]
+
+
+@pytest.fixture(scope="module")
+def tiny_crossview(tmp_path_factory) -> str:
+    """A small cross-view model folder (random weights) for the mechanics tests."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny-crossview"
+    save_crossview(folder, CrossViewNet(TINY), {"name": "tiny-crossview"})
+    return str(folder)
+
+
+def random_residual(seed: int = 0) -> CrossViewNet:
+    """A tiny network whose output heads are random too (a fresh network's heads are zero)."""
+    torch.manual_seed(seed)
+    network = CrossViewNet(TINY)
+    with torch.no_grad():
+        for view in (network.axial, network.planar):
+            view[-1].weight.normal_(0, 0.1)
+    return network.eval()
+
+
+def test_axial_neighbours_repeat_the_edges():
+    volume = torch.arange(5.0)[:, None, None].expand(5, 2, 2)
+    picked = axial_neighbours(volume, torch.tensor([0, 3]), neighbours=2)[:, :, 0, 0]
+    assert picked.tolist() == [[0, 0, 1, 2], [2, 3, 4, 4]]
+
+
+def test_untrained_network_is_linear_interpolation_in_every_view(ct):
+    network = CrossViewNet(TINY).eval()
+    volume = hu_to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
+    views = view_predictions(network, volume, chunk=7)
+    linear = 0.5 * (volume[:-1] + volume[1:])
+    for view in views:
+        torch.testing.assert_close(view, linear, atol=1e-6, rtol=0)
+
+
+def test_views_swap_under_in_plane_transposition(ct):
+    """Transposing y and x must swap what the coronal and sagittal views predict (orientation bookkeeping)."""
+    network = random_residual(1)
+    volume = hu_to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
+    with torch.no_grad():
+        views = view_predictions(network, volume)
+        swapped = view_predictions(network, volume.transpose(1, 2).contiguous())
+    torch.testing.assert_close(swapped[1], views[2].transpose(1, 2), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(swapped[2], views[1].transpose(1, 2), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(views[1], views[2])
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_crossview_grid_and_bit_exact_observed_slices(ct, make_oblique, factor):
+    image = make_oblique(ct)
+    result = upsample_crossview(image, image.GetSpacing()[2] / factor, random_residual())
+    assert result.image.GetSize() == (*image.GetSize()[:2], (image.GetSize()[2] - 1) * factor + 1)
+    np.testing.assert_allclose(result.image.GetSpacing(), (*image.GetSpacing()[:2], image.GetSpacing()[2] / factor))
+    assert result.image.GetOrigin() == image.GetOrigin() and result.image.GetDirection() == image.GetDirection()
+    assert result.image.GetPixelID() == image.GetPixelID()
+    values = sitk.GetArrayViewFromImage(result.image)
+    assert np.array_equal(values[::factor], sitk.GetArrayViewFromImage(image))
+    spread = sitk.GetArrayViewFromImage(result.uncertainty)
+    assert result.uncertainty.GetSize() == result.image.GetSize()
+    assert spread.min() >= 0 and np.all(spread[::factor] == 0) and spread.max() > 0
+    assert result.levels == {2: 1, 3: 2, 4: 2}[factor]
+
+
+def test_untrained_network_reproduces_linear_interpolation_on_the_volume(ct):
+    from SliceInterpLib.classical import upsample_classical
+
+    image = sitk.Cast(ct, sitk.sitkFloat32)
+    crossview = upsample_crossview(image, ct.GetSpacing()[2] / 4, CrossViewNet(TINY)).image
+    linear = upsample_classical(image, ct.GetSpacing()[2] / 4, "linear")
+    np.testing.assert_allclose(sitk.GetArrayFromImage(crossview), sitk.GetArrayFromImage(linear), atol=0.05)
+
+
+def test_distillation_keeps_the_most_consistent_fraction():
+    network = random_residual().train()
+    block = torch.randn(8, 16, 16) * 0.1
+    assert distillation_loss(CrossViewNet(TINY), block, keep=0.25) < 1e-7  # all views agree
+    loss = distillation_loss(network, block, keep=0.25)
+    loss.backward()
+    assert loss > 0 and all(p.grad is not None for p in network.parameters())
+    assert distillation_loss(network, block, keep=1.0) > loss  # the worst-agreeing voxels raise the loss
+    two_levels = distillation_loss(network, block, keep=0.25, levels=2)  # x2 and x4 above the block
+    assert torch.isfinite(two_levels) and two_levels != loss
+
+
+def test_training_restores_dropped_slices_better_than_linear(ct):
+    """A few dozen steps on one volume must beat the untrained (linear) start on that volume."""
+    volume = TrainingVolume.from_image(ct, "ct")
+    torch.manual_seed(0)
+    network = CrossViewNet(TINY)
+    before = restoration_psnr(network, volume)
+    optimise(network, [volume], TrainConfig(steps=60, block_slices=12, block_size=64, learning_rate=3e-3,
+                                            distill_from=0.5))
+    assert restoration_psnr(network, volume) > before + 0.03  # deterministic: +0.055 dB measured
+    block = volume.values[:8, :32, :32]
+    assert restoration_loss(network, block).item() < restoration_loss(CrossViewNet(TINY), block).item()
+
+
+def test_training_is_deterministic_with_a_seed(ct):
+    volume = TrainingVolume.from_image(ct, "ct")
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        network = CrossViewNet(TINY)
+        optimise(network, [volume], TrainConfig(steps=4, block_slices=10, block_size=32, seed=5, distill_from=0.5))
+        weights.append(network.state_dict())
+    assert all(torch.equal(value, weights[1][key]) for key, value in weights[0].items())
+
+
+def test_adaptation_changes_a_copy_and_leaves_the_input_alone(ct):
+    network = random_residual()
+    original = {k: v.clone() for k, v in network.state_dict().items()}
+    before = sitk.GetArrayFromImage(ct).copy()
+    reports = []
+    tuned = adapt(network, ct, minutes=0.03, seed=3, progress=lambda done, total, message="": reports.append(done))
+    assert np.array_equal(sitk.GetArrayViewFromImage(ct), before)
+    assert all(torch.equal(v, original[k]) for k, v in network.state_dict().items())
+    assert any(not torch.equal(v, original[k]) for k, v in tuned.state_dict().items())
+    assert reports and reports == sorted(reports)
+
+
+def test_model_folder_round_trip_and_corruption(tmp_path):
+    torch.manual_seed(0)
+    network = CrossViewNet(TINY)
+    folder = save_crossview(tmp_path / "m", network, {"name": "m"})
+    loaded, metadata = load_crossview(str(folder))
+    assert metadata["task"] == "sliceinterp" and loaded.config == TINY
+    for key, value in network.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+    with open(folder / "model.pt", "ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(UserInputError, match="corrupt"):
+        load_crossview(str(folder))
+    metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    metadata["task"] = "mritoct"
+    (folder / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    with pytest.raises(UserInputError, match="not a SliceInterp model"):
+        load_crossview(str(folder))
+
+
+def test_cli_crossview_writes_volume_and_uncertainty(tmp_path, ct, tiny_crossview, capsys):
+    source = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(ct, str(source))
+    output, spread = tmp_path / "fine.nii.gz", tmp_path / "spread.nii.gz"
+    code = main(["upsample", str(source), "--output", str(output), "--factor", "2", "--model", tiny_crossview,
+                 "--uncertainty", str(spread), "--device", "cpu", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    fine, disagreement = read_volume(output), read_volume(spread)
+    assert fine.GetSize()[2] == 2 * ct.GetSize()[2] - 1 and disagreement.GetSize() == fine.GetSize()
+    assert np.array_equal(sitk.GetArrayViewFromImage(fine)[::2], sitk.GetArrayViewFromImage(ct))
+    assert "crossview on cpu" in capsys.readouterr().out
+
+
+def test_cli_adapt_runs_within_its_budget(tmp_path, ct, tiny_crossview, capsys):
+    source = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(ct, str(source))
+    output = tmp_path / "fine.nii.gz"
+    code = main(["upsample", str(source), "--output", str(output), "--factor", "2", "--model", tiny_crossview,
+                 "--adapt", "--adapt-minutes", "0.05", "--quiet"])
+    assert code == 0 and output.exists()
+    assert "adapted to this volume" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--method", "linear", "--uncertainty", "u.nii.gz"], "needs --method crossview"),
+    (["--method", "cubic", "--adapt"], "needs the crossview method"),
+    (["--adapt", "--adapt-minutes", "0"], "must be positive"),
+    (["--model", "no-such-model"], "not found"),
+    (["--device", "tpu"], "unknown device"),
+])
+def test_cli_crossview_errors(tmp_path, ct_sample, capsys, args, expected):
+    output = tmp_path / "out.nii.gz"
+    args = [a if a != "u.nii.gz" else str(tmp_path / a) for a in args]
+    assert main(["upsample", str(ct_sample), "--output", str(output), "--factor", "2", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and expected in err[0], err
+    assert not output.exists()
+
+
+def test_cli_refuses_nan_input(tmp_path, ct, capsys):
+    array = sitk.GetArrayFromImage(ct).astype(np.float32)
+    array[3, 4, 5] = np.nan
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(ct)
+    path = tmp_path / "nan.mha"  # NIfTI writing in ITK turns NaN into 0
+    sitk.WriteImage(image, str(path))
+    assert main(["upsample", str(path), "--output", str(tmp_path / "o.nii.gz"), "--factor", "2"]) == 2
+    assert "NaN" in capsys.readouterr().err
+
+
+def test_cli_train_then_evaluate(tmp_path, ct, capsys):
+    source = tmp_path / "train.nii.gz"
+    sitk.WriteImage(ct, str(source))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(source), "--out", str(run), "--steps", "6", "--block-slices", "10",
+                 "--block-size", "32", "--device", "cpu", "--quiet"]) == 0
+    assert "restoring every other slice" in capsys.readouterr().out
+    metadata = json.loads((run / "model" / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata["training"]["steps"] == 6 and (run / "model" / "MODEL_CARD.md").is_file()
+    assert main(["train", "--data", str(source), "--out", str(run), "--steps", "8", "--block-slices", "10",
+                 "--block-size", "32", "--resume", "--quiet"]) == 0
+    assert json.loads((run / "model" / "metadata.json").read_text(encoding="utf-8"))["training"]["steps"] == 8
+    capsys.readouterr()
+    report = tmp_path / "report"
+    assert main(["evaluate", str(source), "--factor", "2", "--output", str(report), "--model", str(run / "model"),
+                 "--methods", "linear", "crossview", "--device", "cpu", "--quiet"]) == 0
+    table = (report / "metrics.md").read_text(encoding="utf-8")
+    assert "| linear |" in table and "| crossview |" in table
+    assert (report / "metrics.csv").is_file() and (report / "views_x2.png").stat().st_size > 10_000
+
+
+def test_cli_train_and_evaluate_errors(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing.nii.gz"), "--factor", "2", "--output", str(tmp_path / "e")]) == 2
+    assert capsys.readouterr().err.startswith("error:")
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--resume", "--quiet"]) == 2
+
+
+def test_crossview_scenario_oblique_under_slicer_core(mrml_scene, ct, make_oblique, tiny_crossview):
+    import unittest
+
+    from SliceInterpLib.scenarios import run_upsample_scenario
+
+    run_upsample_scenario(mrml_scene, unittest.TestCase(), image=make_oblique(ct), factor=2, model=tiny_crossview)
+
+
+def test_cancel_leaves_the_output_node_untouched(mrml_scene, ct, tiny_crossview):
+    from CTSynthesisCore.errors import Cancelled
+    from CTSynthesisCore.mrml import update_volume_node_from_image
+    from CTSynthesisCore.progress import CancelToken
+    from SliceInterpLib.nodes import upsample_nodes
+    from SliceInterpLib.upsample import UpsampleSettings
+
+    input_node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
+    update_volume_node_from_image(input_node, ct)
+    output_node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "out")
+    token = CancelToken()
+
+    def cancel_midway(done, total, message=""):
+        if done > total // 3:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        upsample_nodes(input_node, output_node, factor=4, settings=UpsampleSettings(model=tiny_crossview, device="cpu"),
+                       progress=cancel_midway, cancel=token)
+    assert output_node.GetImageData() is None
+    assert np.array_equal(sitk.GetArrayFromImage(ct), _node_array(input_node))
+
+
+def _node_array(node):
+    from CTSynthesisCore.mrml import image_from_volume_node
+
+    return sitk.GetArrayFromImage(image_from_volume_node(node))
+
+
+def test_fused_inference_network_equals_the_trained_one(ct):
+    import copy
+
+    network = random_residual(2)
+    fused = copy.deepcopy(network).fused_for_inference().eval()
+    assert not any(isinstance(m, torch.nn.PReLU) for m in fused.modules())
+    volume = hu_to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
+    with torch.inference_mode():
+        torch.testing.assert_close(view_predictions(fused, volume), view_predictions(network, volume), atol=1e-5, rtol=1e-5)
