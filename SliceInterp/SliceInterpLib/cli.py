@@ -6,23 +6,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from CTSynthesisCore.cli import ArgumentParser, positive_int, run_cli
+from CTSynthesisCore.cli import ArgumentParser, positive_float, positive_int, run_cli
 from CTSynthesisCore.errors import UserInputError
 
 from .upsample import METHODS
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def build_parser() -> ArgumentParser:

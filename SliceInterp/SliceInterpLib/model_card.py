@@ -24,8 +24,10 @@ No regulatory clearance.
 
 ## Training data
 Self-supervised: targets are only slices of the training volumes themselves (every other slice dropped
-and restored) and, one level finer, the views' agreeing predictions (mutual distillation). No thin-slice
-ground truth was used. Volumes: {volumes or '?'}.
+and restored) and, on the {config.get('distill_levels', 1)} finer level(s) above them (x2, x4, ...), the views'
+agreeing predictions (mutual distillation). No thin-slice ground truth was used. Volumes: {volumes or '?'}.
+The thin chest CT shipped as `Resources/SampleData/totalseg_aorta_ct_1p5mm.nii.gz` was held out for evaluation
+(results in the README).
 Expect the network to be weaker on anatomy, contrast phases, reconstruction kernels and slice spacings far
 from these; `--adapt` fine-tunes it on the volume being processed.
 

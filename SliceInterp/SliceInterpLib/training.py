@@ -150,7 +150,7 @@ def restoration_psnr(network: CrossViewNet, volume: TrainingVolume, chunk: int =
 def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: TrainConfig,
              progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
              log_path: str | Path | None = None, start_step: int = 0,
-             optimiser: torch.optim.Optimizer | None = None) -> dict[str, float]:
+             optimiser: torch.optim.Optimizer | None = None, seconds_before: float = 0.0) -> dict[str, float]:
     """Run the training loop in place (on the network's device); stops at ``config.steps`` or after ``config.max_minutes``."""
     device = next(network.parameters()).device
     rng = np.random.default_rng(config.seed + start_step)
@@ -191,7 +191,7 @@ def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: T
                 cancel.raise_if_set()
             if writer is not None and (step % config.validate_every == 0 or step == config.steps):
                 scores = [restoration_psnr(network, v) for v in volumes]
-                writer.writerow([step, round(time.monotonic() - started, 1), round(record["restoration"], 2),
+                writer.writerow([step, round(seconds_before + time.monotonic() - started, 1), round(record["restoration"], 2),
                                  round(record["distillation"], 2), *(round(s, 3) for s in scores)])
                 log_file.flush()
     finally:
@@ -294,7 +294,7 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
     network.to(device)
     optimiser_to(optimiser, device)
     record = optimise(network, volumes, config, progress, cancel, log_path=out / "log.csv",
-                      start_step=start_step, optimiser=optimiser)
+                      start_step=start_step, optimiser=optimiser, seconds_before=seconds_before)
     seconds = seconds_before + record["seconds"]
     torch.save({"network": network.state_dict(), "optimiser": optimiser.state_dict(), "step": record["step"],
                 "seconds": seconds, "network_config": network.config.to_dict()}, checkpoint_path)

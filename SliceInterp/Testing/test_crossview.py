@@ -287,3 +287,15 @@ def test_fused_inference_network_equals_the_trained_one(ct):
     volume = hu_to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
     with torch.inference_mode():
         torch.testing.assert_close(view_predictions(fused, volume), view_predictions(network, volume), atol=1e-5, rtol=1e-5)
+
+
+def test_target_spacing_that_does_not_divide_matches_the_classical_grid(ct):
+    from SliceInterpLib.classical import finer_grid
+
+    result = upsample_crossview(ct, 1.25, random_residual())
+    reference = finer_grid(ct, 1.25)
+    assert result.image.GetSize() == reference.GetSize() and result.uncertainty.GetSize() == reference.GetSize()
+    assert result.image.GetSpacing() == reference.GetSpacing() and result.image.GetOrigin() == ct.GetOrigin()
+    assert result.levels == 2  # 3 mm -> 0.75 mm by two x2 levels, then linear onto 1.25 mm
+    first = sitk.GetArrayViewFromImage(result.image)[0]
+    assert np.array_equal(first, sitk.GetArrayViewFromImage(ct)[0])  # the first slice lies on both grids
