@@ -7,14 +7,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from CTSynthesisCore.plotting import pyplot
 
 
 def orthogonal_views(image: sitk.Image) -> list[tuple[np.ndarray, float]]:
@@ -28,7 +21,7 @@ def orthogonal_views(image: sitk.Image) -> list[tuple[np.ndarray, float]]:
 
 def montage(mri: sitk.Image, ct: sitk.Image, uncertainty: sitk.Image, path: str | Path, title: str = "") -> Path:
     """MRI | synthetic CT | uncertainty in three orientations."""
-    plt = _pyplot()
+    plt = pyplot()
     columns = [("T2 MRI", orthogonal_views(mri), dict(cmap="gray")),
                ("synthetic CT (HU)", orthogonal_views(ct), dict(cmap="gray", vmin=-400, vmax=1200)),
                ("uncertainty: MC std (HU)", orthogonal_views(uncertainty), dict(cmap="inferno", vmin=0))]
@@ -53,7 +46,7 @@ def montage(mri: sitk.Image, ct: sitk.Image, uncertainty: sitk.Image, path: str 
 
 def method_panel(mri_slice: np.ndarray, reference: np.ndarray, predictions: dict[str, np.ndarray], path: Path) -> Path:
     """One slice: MRI, reference CT, then each method's CT above its absolute error."""
-    plt = _pyplot()
+    plt = pyplot()
     count = 2 + len(predictions)
     figure, axes = plt.subplots(2, count, figsize=(2.4 * count, 5))
     axes[0, 0].imshow(mri_slice, cmap="gray")
@@ -74,7 +67,7 @@ def method_panel(mri_slice: np.ndarray, reference: np.ndarray, predictions: dict
 
 def uncertainty_panel(rows: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
     """Per sampler: MC standard deviation next to the absolute error of the MC mean (same slice, HU)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(len(rows), 2, figsize=(6, 2.8 * len(rows)), squeeze=False)
     for row, (name, (spread, error)) in enumerate(rows.items()):
         axes[row, 0].imshow(spread, cmap="inferno", vmin=0, vmax=max(1.0, float(np.percentile(spread, 99))))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from CTSynthesisCore.metrics import psnr
 from CTSynthesisCore.metrics import ssim_map as core_ssim_map
 
 from .intensity import HU_MAX, HU_MIN
@@ -32,13 +33,12 @@ def image_metrics(prediction: np.ndarray, reference: np.ndarray, mask: np.ndarra
     mask = mask.astype(bool)
     predicted, true = _clip(prediction), _clip(reference)
     error = predicted - true
-    mse = float(np.mean(error[mask] ** 2))
     bone = mask & (true > BONE_HU)
     soft = mask & (true > SOFT_TISSUE_HU[0]) & (true <= SOFT_TISSUE_HU[1])
     return {
         "mae": float(np.abs(error[mask]).mean()),
         "me": float(error[mask].mean()),
-        "psnr": float(10 * np.log10(DATA_RANGE**2 / max(mse, 1e-12))),
+        "psnr": psnr(predicted[mask], true[mask], DATA_RANGE),
         "ssim": float(ssim_map(prediction, reference)[mask].mean()),
         "mae_bone": float(np.abs(error[bone]).mean()) if bone.any() else float("nan"),
         "mae_soft": float(np.abs(error[soft]).mean()) if soft.any() else float("nan"),

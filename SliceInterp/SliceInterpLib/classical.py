@@ -29,15 +29,28 @@ def finer_grid(image: sitk.Image, slice_spacing: float) -> sitk.Image:
     return reference
 
 
+def check_factor(factor: int) -> int:
+    """An integer slice factor from 2 to 8, or a user error."""
+    if not 2 <= factor <= 8:
+        raise UserInputError(f"factor must be an integer from 2 to 8, got {factor}")
+    return factor
+
+
+def cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Interpolated values in the input's pixel type (integers rounded and clipped to the type's range)."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
 def resolve_factor(image: sitk.Image, factor: int | None, spacing: float | None) -> tuple[float, int | None]:
     """Target slice spacing and, when it divides the old spacing, the integer factor."""
     if (factor is None) == (spacing is None):
         raise UserInputError("give exactly one of --factor and --spacing")
     old = image.GetSpacing()[2]
     if factor is not None:
-        if not 2 <= factor <= 8:
-            raise UserInputError(f"factor must be an integer from 2 to 8, got {factor}")
-        return old / factor, factor
+        return old / check_factor(factor), factor
     if spacing <= 0 or spacing >= old:
         raise UserInputError(f"target spacing must be positive and below the current {old:g} mm, got {spacing:g}")
     ratio = old / spacing
@@ -55,9 +68,6 @@ def upsample_classical(image: sitk.Image, slice_spacing: float, method: str) -> 
     ratio = image.GetSpacing()[2] / slice_spacing
     if abs(ratio - round(ratio)) < 1e-6:
         values[:: int(round(ratio))] = source
-    if np.issubdtype(source.dtype, np.integer):
-        info = np.iinfo(source.dtype)
-        values = np.clip(np.rint(values), info.min, info.max)
-    output = sitk.GetImageFromArray(values.astype(source.dtype))
+    output = sitk.GetImageFromArray(cast_like(values, source.dtype))
     output.CopyInformation(reference)
     return output

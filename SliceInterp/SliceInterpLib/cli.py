@@ -44,7 +44,7 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--distill-keep", type=positive_float, default=0.25,
                        help="fraction of most consistent voxels kept as distillation targets (default 0.25)")
     train.add_argument("--distill-levels", type=int, default=2, choices=[0, 1, 2, 3],
-                       help="finer levels distilled above the given slices: 1 = x2, 2 = x2 and x4 (default 2)")
+                       help="finer levels distilled above the given slices: 0 = none, 1 = x2, 2 = x2 and x4 (default 2)")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -68,11 +68,7 @@ def command_upsample(args) -> int:
     from CTSynthesisCore.progress import TqdmProgress
     from CTSynthesisCore.volume_io import check_output_path, check_scalar_volume, read_volume, write_volume
 
-    from CTSynthesisCore.device import choose_device
-    from CTSynthesisCore.weights import resolve_model_folder
-
     from .classical import resolve_factor
-    from .model import DEFAULT_MODEL
     from .upsample import UpsampleSettings, upsample
 
     outputs = [Path(p) for p in (args.output, args.uncertainty) if p]
@@ -84,9 +80,6 @@ def command_upsample(args) -> int:
         raise UserInputError("--uncertainty needs --method crossview (classical methods have no disagreement)")
     settings = UpsampleSettings(method=args.method, model=args.model, device=args.device, seed=args.seed,
                                 adapt_minutes=args.adapt_minutes if args.adapt else None).validated()
-    if settings.method == "crossview":  # fail on a wrong model or device before reading anything
-        resolve_model_folder(settings.model or DEFAULT_MODEL)
-        settings.device = choose_device(settings.device).device
     image = read_volume(args.input)
     check_scalar_volume(image, "input CT", min_slices=3)
     spacing, _ = resolve_factor(image, args.factor, args.spacing)
@@ -112,8 +105,8 @@ def command_train(args) -> int:
         raise UserInputError(f"--distill-keep must be in (0, 1], got {args.distill_keep:g}")
     config = TrainConfig(steps=args.steps, max_minutes=args.max_minutes, learning_rate=args.lr,
                          block_slices=args.block_slices, block_size=args.block_size,
-                         distill_weight=args.distill_weight if args.distill_levels else 0.0,
-                         distill_keep=args.distill_keep, distill_levels=max(args.distill_levels, 1), seed=args.seed)
+                         distill_weight=args.distill_weight, distill_keep=args.distill_keep,
+                         distill_levels=args.distill_levels, seed=args.seed)
     device = choose_device(args.device)
     bar = TqdmProgress("training crossview", disable=args.quiet)
     try:
@@ -131,12 +124,11 @@ def command_evaluate(args) -> int:
     from CTSynthesisCore.progress import TqdmProgress
     from CTSynthesisCore.volume_io import read_volume
 
+    from .classical import check_factor
     from .evaluation import METHODS as EVALUATION_METHODS
     from .evaluation import EvaluationPlan, evaluate
 
-    if not 2 <= args.factor <= 8:
-        raise UserInputError(f"factor must be an integer from 2 to 8, got {args.factor}")
-    plan = EvaluationPlan(factor=args.factor, methods=tuple(args.methods or EVALUATION_METHODS), model=args.model,
+    plan = EvaluationPlan(factor=check_factor(args.factor), methods=tuple(args.methods or EVALUATION_METHODS), model=args.model,
                           adapt_minutes=args.adapt_minutes, device=choose_device(args.device).device, seed=args.seed)
     thin = read_volume(args.input)
     bar = TqdmProgress("evaluating", disable=args.quiet)

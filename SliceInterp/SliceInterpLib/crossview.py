@@ -21,10 +21,9 @@ import torch
 
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
-from .classical import finer_grid
+from .classical import cast_like, finer_grid
 from .networks import HU_SCALE, CrossViewNet, hu_to_network
 
-VIEWS = ("axial", "coronal", "sagittal")
 ChunkDone = Callable[[int], None]
 
 
@@ -118,13 +117,6 @@ def _image_like(values: np.ndarray, reference: sitk.Image, spacing: float) -> si
     return image
 
 
-def _to_input_type(values: np.ndarray, source: np.ndarray) -> np.ndarray:
-    if np.issubdtype(source.dtype, np.integer):
-        info = np.iinfo(source.dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(source.dtype)
-    return values.astype(source.dtype)
-
-
 def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossViewNet, device: str = "cpu",
                        chunk: int = 16, progress: ProgressCallback = no_progress,
                        cancel: CancelToken | None = None) -> CrossViewResult:
@@ -162,13 +154,11 @@ def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossVi
     if abs(fine_spacing - slice_spacing) > 1e-6 * slice_spacing:  # factors other than 2^n: linear in between
         fine, spread_image = (sitk.Resample(item, finer_grid(item, slice_spacing), sitk.Transform(), sitk.sitkLinear,
                                             0.0, sitk.sitkFloat32) for item in (fine, spread_image))
-    result = sitk.GetArrayFromImage(fine)
-    if abs(ratio - round(ratio)) < 1e-6:  # observed slices exact, with no disagreement
-        result[:: round(ratio)] = source
-        spread_values = sitk.GetArrayFromImage(spread_image)
-        spread_values[:: round(ratio)] = 0
-        spread_image = _image_like(spread_values, image, slice_spacing)
-    output = sitk.GetImageFromArray(_to_input_type(result, source))
+        values, spread_hu = sitk.GetArrayFromImage(fine), sitk.GetArrayFromImage(spread_image)
+        if abs(ratio - round(ratio)) < 1e-6:  # observed slices exact again, with no disagreement
+            values[:: round(ratio)], spread_hu[:: round(ratio)] = source, 0
+            spread_image = _image_like(spread_hu, image, slice_spacing)
+    output = sitk.GetImageFromArray(cast_like(values, source.dtype))
     output.CopyInformation(fine)
     return CrossViewResult(output, spread_image, levels)
 

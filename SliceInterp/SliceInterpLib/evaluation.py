@@ -11,7 +11,7 @@ import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -21,7 +21,10 @@ from CTSynthesisCore.metrics import psnr, ssim_map
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_scalar_volume
 
-from .classical import INTERPOLATORS, upsample_classical
+from CTSynthesisCore.plotting import pyplot
+
+from .classical import INTERPOLATORS
+from .upsample import UpsampleSettings, upsample
 
 METHODS = (*INTERPOLATORS, "crossview", "crossview-adapt")
 DATA_RANGE = 4000.0
@@ -48,33 +51,34 @@ def thick_from_thin(thin: sitk.Image, factor: int) -> tuple[sitk.Image, sitk.Ima
     return kept, kept[:, :, ::factor]
 
 
+def protocol_values(hu: np.ndarray) -> np.ndarray:
+    """HU + 1024 clipped to [0, 4000]: the values every score of this protocol is computed on."""
+    return np.clip(np.asarray(hu, dtype=np.float64) + 1024.0, 0, DATA_RANGE)
+
+
+def psnr_hu(prediction: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR of two HU arrays under this protocol (data range 4000)."""
+    return psnr(protocol_values(prediction), protocol_values(reference), DATA_RANGE)
+
+
 def removed_slice_scores(prediction: np.ndarray, reference: np.ndarray, factor: int) -> dict[str, float]:
     """PSNR, SSIM and MAE over the slices that were removed (every index not divisible by ``factor``)."""
     removed = np.arange(reference.shape[0]) % factor != 0
-    predicted = np.clip(prediction[removed].astype(np.float64) + 1024.0, 0, DATA_RANGE)
-    true = np.clip(reference[removed].astype(np.float64) + 1024.0, 0, DATA_RANGE)
+    predicted, true = protocol_values(prediction[removed]), protocol_values(reference[removed])
     return {"psnr": psnr(predicted, true, DATA_RANGE),
             "ssim": float(ssim_map(predicted, true, DATA_RANGE).mean()),
             "mae": float(np.abs(predicted - true).mean())}
 
 
-def _methods(plan: EvaluationPlan, progress: ProgressCallback,
-             cancel: CancelToken | None) -> dict[str, Callable[[sitk.Image, float], sitk.Image]]:
+def method_settings(plan: EvaluationPlan) -> dict[str, UpsampleSettings]:
+    """The :func:`upsample` settings of each compared method (``crossview-adapt`` = crossview with adaptation)."""
     unknown = [m for m in plan.methods if m not in METHODS]
     if unknown:
         raise UserInputError(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(METHODS)})")
-    runners = {}
-    for method in plan.methods:
-        if method in INTERPOLATORS:
-            runners[method] = lambda image, spacing, m=method: upsample_classical(image, spacing, m)
-        else:
-            from .upsample import UpsampleSettings, upsample
-
-            settings = UpsampleSettings(method="crossview", model=plan.model, device=plan.device, seed=plan.seed,
-                                        adapt_minutes=plan.adapt_minutes if method == "crossview-adapt" else None)
-            runners[method] = lambda image, spacing, s=settings: upsample(image, spacing, s, progress=progress,
-                                                                         cancel=cancel).image
-    return runners
+    return {method: UpsampleSettings(method="crossview" if method.startswith("crossview") else method,
+                                     model=plan.model, device=plan.device, seed=plan.seed,
+                                     adapt_minutes=plan.adapt_minutes if method == "crossview-adapt" else None)
+            for method in plan.methods}
 
 
 def evaluate(thin: sitk.Image, output: str | Path, plan: EvaluationPlan, progress: ProgressCallback = no_progress,
@@ -86,11 +90,11 @@ def evaluate(thin: sitk.Image, output: str | Path, plan: EvaluationPlan, progres
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     rows, reconstructions = [], {}
-    runners = _methods(plan, no_progress, cancel)
-    for index, (method, run) in enumerate(runners.items()):
-        progress(index, len(runners), method)
+    methods = method_settings(plan)
+    for index, (method, settings) in enumerate(methods.items()):
+        progress(index, len(methods), method)
         started = time.monotonic()
-        result = run(thick, reference.GetSpacing()[2])
+        result = upsample(thick, reference.GetSpacing()[2], settings, cancel=cancel).image
         seconds = time.monotonic() - started
         values = sitk.GetArrayFromImage(result)
         if values.shape != truth.shape:
@@ -100,7 +104,7 @@ def evaluate(thin: sitk.Image, output: str | Path, plan: EvaluationPlan, progres
                      "seconds": seconds})
         if cancel is not None:
             cancel.raise_if_set()
-    progress(len(runners), len(runners), "figures")
+    progress(len(methods), len(methods), "figures")
     _write_tables(rows, output, name, thin, plan.factor)
     _write_figure(reconstructions, truth, reference.GetSpacing(), plan.factor, output / f"views_x{plan.factor}.png")
     return rows
@@ -122,11 +126,7 @@ def _write_tables(rows: list[dict], output: Path, name: str, thin: sitk.Image, f
 def _write_figure(reconstructions: dict[str, np.ndarray], truth: np.ndarray, spacing: Sequence[float], factor: int,
                   path: Path) -> None:
     """Coronal and sagittal views per method with their absolute-error maps (window W1500/L-100; errors 0-300 HU)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     row, column = truth.shape[1] // 2, truth.shape[2] // 2
     panels = {"reference": truth, **reconstructions}
     aspect_coronal, aspect_sagittal = spacing[2] / spacing[0], spacing[2] / spacing[1]

@@ -4,11 +4,13 @@ Every step takes a random block of observed slices from a training volume and ad
 two losses (Fang et al. 2022):
 
 * restoration (given level): drop every other slice of the block and ask each of
-  the three views to restore the dropped slices (L1 against the observed slices);
-* mutual distillation (finer level, no ground truth): each view predicts the slices
-  half-way between the block's observed slices and learns from the mean of the other
-  two views, only where the three agree best (the ``distill_keep`` fraction with the
-  smallest spread, the top-k rule of the paper's code).
+  the three views to restore the dropped slices (squared error against the observed
+  slices, or L1);
+* mutual distillation (``distill_levels`` finer levels, no ground truth): each view
+  predicts the slices half-way between the block's slices (x2, then x4 from the x2
+  result, ...) and learns from the mean of the other two views, only where the three
+  agree best (the ``distill_keep`` fraction with the smallest spread, the top-k rule
+  of the paper's code).
 
 No target ever comes from outside the given volumes, so the same loop adapts a
 trained model to a user's volume at test time.
@@ -33,6 +35,7 @@ from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_scalar_volume, read_volume
 
 from .crossview import interleave, view_predictions
+from .evaluation import psnr_hu
 from .model import save_crossview
 from .model_card import model_card
 from .networks import HU_SCALE, CrossViewConfig, CrossViewNet, hu_to_network
@@ -51,7 +54,7 @@ class TrainConfig:
     distill_keep: float = 0.25
     distill_from: float = 0.25  # fraction of the steps trained on restoration alone
     squared_error: bool = True  # restoration loss: squared error (the PSNR objective) or L1
-    distill_levels: int = 2  # finer levels distilled: 1 = x2 above the given slices, 2 = also x4
+    distill_levels: int = 2  # finer levels distilled: 0 = none, 1 = x2 above the given slices, 2 = also x4
     validate_every: int = 250
     seed: int = 0
 
@@ -94,10 +97,15 @@ def random_block(volume: TrainingVolume, config: TrainConfig, rng: np.random.Gen
     return block.contiguous()
 
 
+def drop_every_other(values: torch.Tensor, phase: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept slices ``values[phase::2]`` and the dropped slices lying between them."""
+    coarse = values[phase::2]
+    return coarse, values[phase + 1::2][: coarse.shape[0] - 1]
+
+
 def restoration_loss(network: CrossViewNet, block: torch.Tensor, phase: int = 0, squared: bool = False) -> torch.Tensor:
     """L1 (or squared) error of the three views restoring the slices dropped from ``block[phase::2]``."""
-    coarse = block[phase::2]
-    truth = block[phase + 1::2][: coarse.shape[0] - 1]
+    coarse, truth = drop_every_other(block, phase)
     error = view_predictions(network, coarse) - truth
     return error.square().mean() if squared else error.abs().mean()
 
@@ -129,21 +137,15 @@ def distillation_loss(network: CrossViewNet, block: torch.Tensor, keep: float, l
     return total / levels
 
 
-def psnr_hu(prediction: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR of HU + 1024 clipped to [0, 4000] (data range 4000), the slice-interpolation protocol."""
-    error = np.clip(prediction + 1024.0, 0, 4000) - np.clip(reference + 1024.0, 0, 4000)
-    return float(10 * np.log10(4000.0**2 / max(float(np.mean(error**2)), 1e-12)))
-
-
 @torch.no_grad()
 def restoration_psnr(network: CrossViewNet, volume: TrainingVolume, chunk: int = 16) -> float:
     """PSNR of the mean of the views restoring every other slice of the whole volume."""
+    was_training = network.training
     network.eval()
-    device = next(network.parameters()).device
-    coarse = volume.values[0::2].to(device)
-    truth = volume.values[1::2][: coarse.shape[0] - 1]
-    prediction = view_predictions(network, coarse, chunk, output_device="cpu").mean(dim=0)
-    network.train()
+    coarse, truth = drop_every_other(volume.values)
+    prediction = view_predictions(network, coarse.to(next(network.parameters()).device), chunk,
+                                  output_device="cpu").mean(dim=0)
+    network.train(was_training)
     return psnr_hu(prediction.numpy() * HU_SCALE, truth.numpy() * HU_SCALE)
 
 
@@ -176,7 +178,7 @@ def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: T
             block = random_block(volume, config, rng).to(device)
             restore = restoration_loss(network, block, phase=int(rng.integers(2)), squared=config.squared_error)
             distill = torch.zeros(())
-            if step >= config.distill_from * config.steps and config.distill_weight > 0:
+            if step >= config.distill_from * config.steps and config.distill_weight > 0 and config.distill_levels > 0:
                 distill = distillation_loss(network, block, config.distill_keep, config.distill_levels)
             optimiser.zero_grad(set_to_none=True)
             (restore + config.distill_weight * distill).backward()
@@ -222,11 +224,6 @@ def adapt(network: CrossViewNet, image: sitk.Image, minutes: float, seed: int = 
     return tuned
 
 
-def config_dict(config: TrainConfig) -> dict:
-    """The training settings as stored in model metadata."""
-    return asdict(config)
-
-
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
@@ -245,10 +242,10 @@ def find_volumes(paths: Sequence[str | Path]) -> list[Path]:
     return found
 
 
-def load_training_volumes(paths: Sequence[str | Path]) -> list[TrainingVolume]:
+def load_training_volumes(paths: Sequence[Path]) -> list[TrainingVolume]:
     """Read and check the training CTs (each needs at least 5 slices)."""
     volumes = []
-    for path in find_volumes(paths):
+    for path in paths:
         image = read_volume(path)
         check_scalar_volume(image, f"training CT {path.name}", min_slices=5)
         volumes.append(TrainingVolume.from_image(image, path.name.split(".")[0]))
@@ -257,17 +254,8 @@ def load_training_volumes(paths: Sequence[str | Path]) -> list[TrainingVolume]:
 
 def linear_restoration_psnr(volume: TrainingVolume) -> float:
     """PSNR of linear interpolation restoring every other slice (the baseline of :func:`restoration_psnr`)."""
-    coarse = volume.values[0::2]
-    truth = volume.values[1::2][: coarse.shape[0] - 1]
+    coarse, truth = drop_every_other(volume.values)
     return psnr_hu(((coarse[:-1] + coarse[1:]) / 2).numpy() * HU_SCALE, truth.numpy() * HU_SCALE)
-
-
-def optimiser_to(optimiser: torch.optim.Optimizer, device: str) -> None:
-    """Move an optimiser's state (after loading a checkpoint) to ``device``."""
-    for state in optimiser.state.values():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                state[key] = value.to(device)
 
 
 def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, network_config: CrossViewConfig | None = None,
@@ -275,24 +263,26 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
           name: str = "sliceinterp-crossview", device: str = "cpu") -> dict:
     """Train on the given CT volumes; writes ``checkpoint.pt``, ``log.csv`` and the model folder ``model/``."""
     out = Path(out)
-    volumes = load_training_volumes(paths)
+    volume_paths = find_volumes(paths)
+    volumes = load_training_volumes(volume_paths)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out / "checkpoint.pt"
-    torch.manual_seed(config.seed)
-    network = CrossViewNet(network_config)
-    optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=1e-4)
-    start_step, seconds_before = 0, 0.0
+    state = None
     if resume:
         if not checkpoint_path.is_file():
             raise UserInputError(f"--resume given but {checkpoint_path} does not exist")
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        network = CrossViewNet(CrossViewConfig.from_dict(state["network_config"]))
+        network_config = CrossViewConfig.from_dict(state["network_config"])
+    torch.manual_seed(config.seed)
+    network = CrossViewNet(network_config)
+    if state is not None:
         network.load_state_dict(state["network"])
-        optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=1e-4)
+    network.to(device)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=1e-4)
+    start_step, seconds_before = 0, 0.0
+    if state is not None:  # the optimiser's state follows its parameters onto the device
         optimiser.load_state_dict(state["optimiser"])
         start_step, seconds_before = int(state["step"]), float(state["seconds"])
-    network.to(device)
-    optimiser_to(optimiser, device)
     record = optimise(network, volumes, config, progress, cancel, log_path=out / "log.csv",
                       start_step=start_step, optimiser=optimiser, seconds_before=seconds_before)
     seconds = seconds_before + record["seconds"]
@@ -305,8 +295,8 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
         "name": name,
         "description": "cross-view mutual distillation slice interpolation (axial + shared coronal/sagittal UNets)",
         "intensity": "HU clipped to [-1024, 3071] divided by 1000; networks predict residuals over linear interpolation",
-        "training": {"volumes": [str(p) for p in find_volumes(paths)], "steps": record["step"],
-                     "seconds": round(seconds), "device": device, "config": config_dict(config)},
+        "training": {"volumes": [str(p) for p in volume_paths], "steps": record["step"],
+                     "seconds": round(seconds), "device": device, "config": asdict(config)},
         "validation": {"protocol": "restoring every other slice of each training volume (self-supervised; "
                                    "PSNR of HU + 1024 clipped to [0, 4000])", "scores": scores},
     }

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import SimpleITK as sitk
-import torch
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, StageProgress, no_progress
+from CTSynthesisCore.weights import resolve_model_folder
 
 from .classical import INTERPOLATORS, upsample_classical
 
@@ -29,13 +29,19 @@ class UpsampleSettings:
     chunk: int = 16
 
     def validated(self) -> "UpsampleSettings":
+        """These settings checked; for the network, its model found and ``auto`` resolved to a device."""
         if self.method not in METHODS:
             raise UserInputError(f"unknown method '{self.method}' (choose from {', '.join(METHODS)})")
         if self.adapt_minutes is not None and self.method != "crossview":
             raise UserInputError("adaptation (--adapt) needs the crossview method")
         if self.adapt_minutes is not None and not 0 < self.adapt_minutes <= 120:
             raise UserInputError(f"adaptation minutes must be in (0, 120], got {self.adapt_minutes:g}")
-        return self
+        if self.method != "crossview":
+            return self
+        from .model import DEFAULT_MODEL
+
+        resolve_model_folder(self.model or DEFAULT_MODEL)
+        return replace(self, device=choose_device(self.device).device)
 
 
 @dataclass
@@ -71,9 +77,8 @@ def upsample(image: sitk.Image, slice_spacing: float, settings: UpsampleSettings
     from .model import DEFAULT_MODEL, load_crossview
     from .training import adapt
 
-    device = choose_device(settings.device).device
+    device = settings.device
     network, _ = load_crossview(settings.model or DEFAULT_MODEL)
-    torch.manual_seed(settings.seed)
     inference_progress = progress
     if settings.adapt_minutes is not None:
         network = adapt(network, image, settings.adapt_minutes, settings.seed, StageProgress(progress, 0.0, 0.8), cancel,
