@@ -31,6 +31,8 @@ def mrml_scene():
     """A real vtkMRMLScene, installed as ``slicer.mrmlScene`` so ``slicer.util`` helpers work."""
     slicer = pytest.importorskip("slicer")
     scene = slicer.vtkMRMLScene()
+    for node_class in (slicer.vtkMRMLSequenceBrowserNode, slicer.vtkMRMLColorLegendDisplayNode):
+        scene.RegisterNodeClass(node_class())  # registered by Slicer's Sequences and Colors modules
     previous = getattr(slicer, "mrmlScene", None)
     slicer.mrmlScene = scene
     yield scene

@@ -57,3 +57,22 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except MemoryError:
         sys.stderr.write("error: out of memory; try a smaller --batch-size or the CPU device\n")
         return EXIT_USER_ERROR
+
+
+def add_worker_option(parser: argparse.ArgumentParser) -> None:
+    """``--worker``: how the Slicer modules run a command in a background process."""
+    parser.add_argument("--worker", action="store_true",
+                        help="report progress as '@progress' lines on stdout and stop when stdin closes "
+                             "(used by the Slicer modules' background runs)")
+
+
+def command_progress(args: argparse.Namespace, description: str):
+    """The progress callback of a command: a tqdm bar, or progress lines under ``--worker``."""
+    if getattr(args, "worker", False):
+        from .background import LineProgress, watch_parent
+
+        watch_parent()
+        return LineProgress()
+    from .progress import TqdmProgress
+
+    return TqdmProgress(description, disable=args.quiet)

@@ -78,3 +78,15 @@ class TqdmProgress:
 
     def close(self) -> None:
         self._bar.close()
+
+
+def progress_status(done: int, total: int, message: str, elapsed_s: float) -> str:
+    """A status line with elapsed time and, once some work is done, an estimate of the time left."""
+    def clock(seconds: float) -> str:
+        seconds = int(round(seconds))
+        return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+    text = f"{message} — {clock(elapsed_s)} elapsed" if message else f"{clock(elapsed_s)} elapsed"
+    if 0 < done < total:
+        text += f", about {clock(elapsed_s * (total - done) / done)} left"
+    return text

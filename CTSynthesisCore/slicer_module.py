@@ -1,4 +1,5 @@
-"""Pieces both Slicer modules use: citations, model list text, the sync progress bridge.
+"""Pieces both Slicer module widgets use: citations, model summary, parameter-node plumbing, and the
+background run behind an Apply button that turns into Cancel.
 
 Imports neither slicer nor qt at module level, so it is testable under plain Python.
 """
@@ -44,6 +45,8 @@ class ParameterNodeWidgetMixin:
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        if getattr(self, "_job", None) is not None:
+            self._job.cancel()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -55,6 +58,8 @@ class ParameterNodeWidgetMixin:
             self._parameterNodeGuiTag = None
 
     def onSceneStartClose(self, caller, event) -> None:
+        if getattr(self, "_job", None) is not None:
+            self.cancelJob()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -76,3 +81,73 @@ class ParameterNodeWidgetMixin:
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.onParameterNodeSet()
+
+    def onParameterNodeSet(self) -> None:
+        """Hook for widgets with controls the parameter node cannot bind by itself."""
+
+
+class BackgroundRunWidgetMixin:
+    """An Apply button that starts a :class:`~CTSynthesisCore.node_job.NodeJob` and turns into Cancel.
+
+    A Qt timer polls the job's progress into ``ui.progressBar``/``ui.statusLabel`` (with elapsed time and an
+    estimate); when it ends, ``onJobSucceeded(outcome)`` runs, or the one-line cause is shown in an error
+    dialog. The widget sets ``applyText`` and ``failureText`` and implements ``onJobSucceeded``.
+    """
+
+    applyText = "Apply"
+    failureText = "Failed."
+    _job = None
+    _timer = None
+
+    @property
+    def jobRunning(self) -> bool:
+        return self._job is not None
+
+    def startJob(self, job) -> None:
+        import qt
+
+        self._job = job.start()
+        self.ui.applyButton.text = "Cancel"
+        self.ui.progressBar.maximum, self.ui.progressBar.value = 0, 0  # busy until the first report
+        self.ui.statusLabel.text = "Starting…"
+        self._timer = qt.QTimer()
+        self._timer.setInterval(200)
+        self._timer.connect("timeout()", self.onJobPoll)
+        self._timer.start()
+
+    def cancelJob(self) -> None:
+        """Stop the worker process tree; the scene stays as it was."""
+        if self._job is not None:
+            self.ui.statusLabel.text = "Cancelling…"
+            self._job.cancel()
+            self.onJobPoll()
+
+    def onJobPoll(self) -> None:
+        import slicer
+
+        from .node_job import poll_job
+
+        if self._job is None:
+            return
+        report = poll_job(self._job, **self.finishArguments())
+        if report.progress is not None:
+            self.ui.progressBar.maximum, self.ui.progressBar.value = report.progress.total, report.progress.done
+        if report.status:
+            self.ui.statusLabel.text = report.status
+        if report.running:
+            return
+        self._timer.stop()
+        self._job = None
+        self.ui.applyButton.text = self.applyText
+        self.ui.progressBar.maximum, self.ui.progressBar.value = 1, int(report.outcome is not None)
+        if report.error:
+            slicer.util.errorDisplay(f"{self.failureText}\n{report.error}")
+        elif report.outcome is not None:
+            self.onJobSucceeded(report.outcome)
+
+    def finishArguments(self) -> dict:
+        return {}
+
+    def onJobSucceeded(self, outcome) -> None:
+        raise NotImplementedError

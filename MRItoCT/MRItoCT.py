@@ -25,7 +25,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(_HERE) not in sys.path:  # CTSynthesisCore sits beside the module folders
     sys.path.append(os.path.dirname(_HERE))
 
-from CTSynthesisCore.slicer_module import ACKNOWLEDGEMENT, CONTRIBUTORS, ParameterNodeWidgetMixin  # noqa: E402
+from CTSynthesisCore.slicer_module import (  # noqa: E402
+    ACKNOWLEDGEMENT,
+    CONTRIBUTORS,
+    BackgroundRunWidgetMixin,
+    ParameterNodeWidgetMixin,
+)
 
 
 class MRItoCT(ScriptedLoadableModule):
@@ -42,6 +47,14 @@ class MRItoCT(ScriptedLoadableModule):
             "Research use only; not for clinical decisions."
         )
         self.parent.acknowledgementText = ACKNOWLEDGEMENT
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData() -> None:
+    """"T2 pelvis (ProstateX)" in the Sample Data module, from the file shipped with the extension."""
+    from CTSynthesisCore.sample_data import register_sample_data
+
+    register_sample_data(("t2_pelvis",))
 
 
 @parameterNodeWrapper
@@ -56,9 +69,14 @@ class MRItoCTParameterNode:
     seed: int = 0
     device: str = "auto"
     keepSamples: bool = False
+    uncertaintyOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
 
 
-class MRItoCTWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
+                    VTKObservationMixin):
+    applyText = "Synthesize CT"
+    failureText = "Synthesis failed:"
+
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -77,44 +95,73 @@ class MRItoCTWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKO
             self.ui.samplerComboBox.addItem(info.title, info.name)
         for device in ("auto", "cuda", "cpu"):
             self.ui.deviceComboBox.addItem(device)
-        for model in self.logic.availableModels():
-            self.ui.modelComboBox.addItem(model["name"])
+        self.models = {model["name"]: model for model in self.logic.availableModels()}
+        for name in self.models:
+            self.ui.modelComboBox.addItem(name)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.samplerComboBox.connect("currentIndexChanged(int)", self.onSamplerChanged)
+        self.ui.modelComboBox.connect("currentTextChanged(QString)", self.onModelChanged)
+        self.ui.deviceComboBox.connect("currentTextChanged(QString)", self.onDeviceChanged)
         self.ui.opacitySlider.connect("valueChanged(double)", self.onOpacityChanged)
         self.observeSceneAndParameters()
+
+    def onParameterNodeSet(self) -> None:
+        index = self.ui.samplerComboBox.findData(self._parameterNode.sampler)
+        self.ui.samplerComboBox.setCurrentIndex(max(index, 0))
+        self.onModelChanged(self.ui.modelComboBox.currentText)
+        self.onDeviceChanged(self.ui.deviceComboBox.currentText)
 
     def onSamplerChanged(self, index: int) -> None:
         from MRItoCTLib.samplers import SAMPLER_INFO
 
         name = self.ui.samplerComboBox.itemData(index)
-        if name in SAMPLER_INFO:
-            self.ui.stepsSpinBox.value = SAMPLER_INFO[name].default_steps
+        if name in SAMPLER_INFO and self._parameterNode and self._parameterNode.sampler != name:
+            self._parameterNode.sampler = name
+            self._parameterNode.steps = SAMPLER_INFO[name].default_steps
+
+    def onModelChanged(self, name: str) -> None:
+        from CTSynthesisCore.slicer_module import model_summary
+
+        model = self.models.get(name)
+        self.ui.modelSummaryLabel.text = model_summary(model) if model else ""
+
+    def onDeviceChanged(self, device: str) -> None:
+        self.ui.deviceLabel.text = self.logic.describeDevice(device)
 
     def onOpacityChanged(self, value: float) -> None:
-        slicer.util.setSliceViewerLayers(foregroundOpacity=value)
+        from CTSynthesisCore.display import set_foreground_opacity
+
+        set_foreground_opacity(slicer.mrmlScene, value)
 
     def onApplyButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Failed to synthesize CT.", waitCursor=True):
+        from CTSynthesisCore.dependencies import ensure_requirements_in_slicer
+
+        if self.jobRunning:
+            self.cancelJob()
+            return
+        with slicer.util.tryWithErrorDisplay("Cannot start the synthesis.", waitCursor=True):
+            if not ensure_requirements_in_slicer():
+                return
             node = self._parameterNode
-            if not node.outputVolume:
-                node.outputVolume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "synthetic CT")
-            if not node.uncertaintyVolume:
-                node.uncertaintyVolume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "sCT uncertainty")
+            self.startJob(self.logic.synthesizeAsync(
+                node.inputVolume, node.outputVolume, node.uncertaintyVolume, sampler=node.sampler, steps=node.steps,
+                mc=node.mcSamples, seed=node.seed, model=node.model, device=node.device,
+                keepSamples=node.keepSamples))
 
-            def progress(done, total, message=""):
-                self.ui.progressBar.maximum = total
-                self.ui.progressBar.value = done
-                self.ui.statusLabel.text = message
-                slicer.app.processEvents()
+    def finishArguments(self) -> dict:
+        return {"opacity": self.ui.opacitySlider.value}
 
-            result = self.logic.synthesize(node.inputVolume, node.outputVolume, node.uncertaintyVolume,
-                                           sampler=self.ui.samplerComboBox.currentData, steps=node.steps,
-                                           mc=node.mcSamples, seed=node.seed, model=node.model,
-                                           device=node.device, progress=progress)
-            slicer.util.setSliceViewerLayers(background=node.outputVolume, foreground=node.uncertaintyVolume,
-                                             foregroundOpacity=self.ui.opacitySlider.value, fit=True)
-            self.ui.statusLabel.text = result.summary()
+    def onJobSucceeded(self, outcome) -> None:
+        from CTSynthesisCore.display import overlay_range
+
+        node = self._parameterNode
+        node.outputVolume, node.uncertaintyVolume = outcome.ct_node, outcome.uncertainty_node
+        slicer.util.resetSliceViews()
+        high = overlay_range(slicer.util.arrayFromVolume(outcome.uncertainty_node))[1]
+        self.ui.legendLabel.text = (f"Uncertainty (Inferno): 0 HU black → {high:.0f} HU pale yellow; "
+                                    "near-zero voxels transparent")
+        warnings = "".join(f"\nWarning: {text}" for text in outcome.warnings)
+        self.ui.statusLabel.text = f"Done: {outcome.summary}{warnings}"
 
 
 class MRItoCTLogic(ScriptedLoadableModuleLogic):
@@ -131,17 +178,38 @@ class MRItoCTLogic(ScriptedLoadableModuleLogic):
 
         return list_models("mritoct")
 
+    def describeDevice(self, device: str) -> str:
+        """Which device a run would use, and why (which GPU, or why none is usable)."""
+        from CTSynthesisCore.device import choose_device
+        from CTSynthesisCore.errors import UserInputError
+
+        try:
+            return choose_device(device).reason
+        except UserInputError as error:
+            return str(error)
+
     def synthesize(self, inputNode, outputNode, uncertaintyNode=None, sampler: str = "dpmpp", steps=None,
                    mc: int = 4, seed: int = 0, model: str = "mritoct-ddpm", device: str = "auto",
-                   progress=None, cancel=None):
-        """Synchronous synthesis into the given nodes; returns the engine's result (summary, NFE, seconds)."""
+                   keepSamples: bool = False, progress=None, cancel=None):
+        """Synchronous synthesis into the given nodes in this process; returns the engine's result."""
+        from CTSynthesisCore.progress import no_progress
         from MRItoCTLib.nodes import synthesize_nodes
         from MRItoCTLib.pipeline import SynthesisSettings
 
-        settings = SynthesisSettings(sampler=sampler, steps=steps, mc=mc, seed=seed)
-        kwargs = {"progress": progress} if progress else {}
-        return synthesize_nodes(inputNode, outputNode, uncertaintyNode, settings, model=model, device=device,
-                                cancel=cancel, **kwargs)
+        settings = SynthesisSettings(sampler=sampler, steps=steps, mc=mc, seed=seed, keep_samples=keepSamples)
+        return synthesize_nodes(inputNode, outputNode, uncertaintyNode, settings.validated(), model=model,
+                                device=device, progress=progress or no_progress, cancel=cancel)
+
+    def synthesizeAsync(self, inputNode, outputNode=None, uncertaintyNode=None, sampler: str = "dpmpp", steps=None,
+                        mc: int = 4, seed: int = 0, model: str = "mritoct-ddpm", device: str = "auto",
+                        keepSamples: bool = False):
+        """The same in a background process: returns a not yet started ``SynthesisJob`` (``start()``, ``poll()``,
+        ``cancel()``, ``finish()``); output nodes left as None are created on success."""
+        from MRItoCTLib.nodes import SynthesisJob
+        from MRItoCTLib.pipeline import SynthesisSettings
+
+        settings = SynthesisSettings(sampler=sampler, steps=steps, mc=mc, seed=seed, keep_samples=keepSamples)
+        return SynthesisJob(inputNode, outputNode, uncertaintyNode, settings, model=model, device=device)
 
 
 class MRItoCTTest(ScriptedLoadableModuleTest):
@@ -149,10 +217,21 @@ class MRItoCTTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_MRItoCT_scenario()
+        for test in (self.test_MRItoCT_scenario, self.test_MRItoCT_background, self.test_MRItoCT_cancel):
+            self.setUp()
+            test()
 
     def test_MRItoCT_scenario(self):
         from MRItoCTLib.scenarios import run_synthesis_scenario
 
         run_synthesis_scenario(slicer.mrmlScene, self)
+
+    def test_MRItoCT_background(self):
+        from MRItoCTLib.scenarios import run_synthesis_scenario
+
+        run_synthesis_scenario(slicer.mrmlScene, self, background=True)
+
+    def test_MRItoCT_cancel(self):
+        from MRItoCTLib.scenarios import run_cancel_scenario
+
+        run_cancel_scenario(slicer.mrmlScene, self)

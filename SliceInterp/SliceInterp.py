@@ -24,7 +24,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(_HERE) not in sys.path:  # CTSynthesisCore sits beside the module folders
     sys.path.append(os.path.dirname(_HERE))
 
-from CTSynthesisCore.slicer_module import ACKNOWLEDGEMENT, CONTRIBUTORS, ParameterNodeWidgetMixin  # noqa: E402
+from CTSynthesisCore.slicer_module import (  # noqa: E402
+    ACKNOWLEDGEMENT,
+    CONTRIBUTORS,
+    BackgroundRunWidgetMixin,
+    ParameterNodeWidgetMixin,
+)
 
 
 class SliceInterp(ScriptedLoadableModule):
@@ -40,6 +45,14 @@ class SliceInterp(ScriptedLoadableModule):
             "(CVPR 2022). Observed slices pass through unchanged. Research use only."
         )
         self.parent.acknowledgementText = ACKNOWLEDGEMENT
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData() -> None:
+    """A thick-slice CT in the Sample Data module, from the file shipped with the extension."""
+    from CTSynthesisCore.sample_data import register_sample_data
+
+    register_sample_data(("ct_abdomen_pelvis_3mm",))
 
 
 @parameterNodeWrapper
@@ -48,11 +61,18 @@ class SliceInterpParameterNode:
     outputVolume: vtkMRMLScalarVolumeNode
     uncertaintyVolume: vtkMRMLScalarVolumeNode
     factor: Annotated[int, WithinRange(2, 8)] = 2
+    useSpacing: bool = False
+    spacing: Annotated[float, WithinRange(0.05, 50.0)] = 1.0
     method: str = "crossview"
     adapt: bool = False
+    disagreement: bool = True
 
 
-class SliceInterpWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
+                        VTKObservationMixin):
+    applyText = "Apply"
+    failureText = "Slice interpolation failed:"
+
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -70,27 +90,48 @@ class SliceInterpWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
         for method in METHODS:
             self.ui.methodComboBox.addItem(method)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.spacingCheckBox.connect("toggled(bool)", self.onSpacingToggled)
+        self.ui.methodComboBox.connect("currentTextChanged(QString)", self.onMethodChanged)
         self.observeSceneAndParameters()
 
-    def onApplyButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay("Failed to interpolate slices.", waitCursor=True):
-            node = self._parameterNode
-            if not node.outputVolume:
-                node.outputVolume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode",
-                                                                       f"{node.inputVolume.GetName()} x{node.factor}")
-            if node.method != "crossview":
-                node.uncertaintyVolume = None
-            result = self.logic.upsample(node.inputVolume, node.outputVolume, factor=node.factor, method=node.method,
-                                         uncertaintyNode=node.uncertaintyVolume, adapt=node.adapt,
-                                         progress=self._showProgress)
-            slicer.util.setSliceViewerLayers(background=node.outputVolume, fit=True)
-            self.ui.statusLabel.text = result.summary()
+    def onParameterNodeSet(self) -> None:
+        self.onSpacingToggled(self._parameterNode.useSpacing)
+        self.onMethodChanged(self._parameterNode.method)
 
-    def _showProgress(self, done: int, total: int, message: str = "") -> None:
-        self.ui.progressBar.maximum = total
-        self.ui.progressBar.value = done
-        self.ui.statusLabel.text = message
-        slicer.app.processEvents()
+    def onSpacingToggled(self, useSpacing: bool) -> None:
+        self.ui.factorSpinBox.enabled = not useSpacing
+        self.ui.spacingSpinBox.enabled = useSpacing
+
+    def onMethodChanged(self, method: str) -> None:
+        network = method == "crossview"
+        for widget in (self.ui.adaptCheckBox, self.ui.disagreementCheckBox, self.ui.uncertaintySelector):
+            widget.enabled = network
+
+    def onApplyButton(self) -> None:
+        from CTSynthesisCore.dependencies import ensure_requirements_in_slicer
+
+        if self.jobRunning:
+            self.cancelJob()
+            return
+        with slicer.util.tryWithErrorDisplay("Cannot start the interpolation.", waitCursor=True):
+            if not ensure_requirements_in_slicer():
+                return
+            node = self._parameterNode
+            network = node.method == "crossview"
+            self.startJob(self.logic.upsampleAsync(
+                node.inputVolume, node.outputVolume, factor=None if node.useSpacing else node.factor,
+                spacing=node.spacing if node.useSpacing else None, method=node.method,
+                disagreement=network and node.disagreement,
+                uncertaintyNode=node.uncertaintyVolume if network and node.disagreement else None,
+                adapt=network and node.adapt))
+
+    def onJobSucceeded(self, outcome) -> None:
+        node = self._parameterNode
+        node.outputVolume = outcome.output_node
+        if outcome.uncertainty_node is not None:
+            node.uncertaintyVolume = outcome.uncertainty_node
+        slicer.util.resetSliceViews()
+        self.ui.statusLabel.text = f"Done: {outcome.summary}"
 
 
 class SliceInterpLogic(ScriptedLoadableModuleLogic):
@@ -102,6 +143,7 @@ class SliceInterpLogic(ScriptedLoadableModuleLogic):
     def upsample(self, inputNode, outputNode, factor=None, spacing=None, method: str = "crossview",
                  uncertaintyNode=None, adapt: bool = False, adaptMinutes: float = 2.0, device: str = "auto",
                  progress=None, cancel=None):
+        """Synchronous interpolation into the given nodes in this process; returns the engine's result."""
         from CTSynthesisCore.progress import no_progress
         from SliceInterpLib.nodes import upsample_nodes
         from SliceInterpLib.upsample import UpsampleSettings
@@ -110,16 +152,34 @@ class SliceInterpLogic(ScriptedLoadableModuleLogic):
         return upsample_nodes(inputNode, outputNode, factor=factor, spacing=spacing, uncertainty_node=uncertaintyNode,
                               settings=settings, progress=progress or no_progress, cancel=cancel)
 
+    def upsampleAsync(self, inputNode, outputNode=None, factor=None, spacing=None, method: str = "crossview",
+                      disagreement: bool = False, uncertaintyNode=None, adapt: bool = False,
+                      adaptMinutes: float = 2.0, device: str = "auto"):
+        """The same in a background process: returns a not yet started ``UpsampleJob``; output nodes left as
+        None are created on success."""
+        from SliceInterpLib.nodes import UpsampleJob
+        from SliceInterpLib.upsample import UpsampleSettings
+
+        settings = UpsampleSettings(method=method, device=device, adapt_minutes=adaptMinutes if adapt else None)
+        return UpsampleJob(inputNode, outputNode, factor=factor, spacing=spacing, settings=settings,
+                           uncertainty=disagreement, uncertainty_node=uncertaintyNode)
+
 
 class SliceInterpTest(ScriptedLoadableModuleTest):
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_SliceInterp_scenario()
+        for test in (self.test_SliceInterp_scenario, self.test_SliceInterp_background):
+            self.setUp()
+            test()
 
     def test_SliceInterp_scenario(self):
         from SliceInterpLib.scenarios import run_upsample_scenario
 
         run_upsample_scenario(slicer.mrmlScene, self)
+
+    def test_SliceInterp_background(self):
+        from SliceInterpLib.scenarios import run_upsample_scenario
+
+        run_upsample_scenario(slicer.mrmlScene, self, background=True)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from CTSynthesisCore.cli import ArgumentParser, positive_int, run_cli
+from CTSynthesisCore.cli import ArgumentParser, add_worker_option, command_progress, positive_int, run_cli
 from CTSynthesisCore.device import DEVICE_CHOICES
 from CTSynthesisCore.errors import UserInputError
 
@@ -37,6 +37,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--ode-method", choices=["rk45", "heun", "rk4"], help="ODE solver (default rk45)")
     run.add_argument("--tolerance", type=float, help="rk45 relative and absolute tolerance (default 1e-5)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_worker_option(run)
 
     commands.add_parser("samplers", help="list the samplers and their defaults")
 
@@ -111,7 +112,6 @@ def sampler_options(args) -> dict:
 
 
 def command_synthesize(args) -> int:
-    from CTSynthesisCore.progress import TqdmProgress
     from CTSynthesisCore.volume_io import check_output_path, read_volume, write_volume
 
     from .dicom_series import write_ct_series
@@ -128,7 +128,7 @@ def command_synthesize(args) -> int:
                                  sampler_options=sampler_options(args)).validated()
     mri = read_volume(args.input)
     model = load_model(args.model or DEFAULT_MODEL)
-    bar = TqdmProgress("synthesizing", disable=args.quiet)
+    bar = command_progress(args, "synthesizing")
     try:
         result = synthesize(mri, model, settings, device=args.device, progress=bar)
     finally:

@@ -1,47 +1,116 @@
 """MRML node level of MRItoCT: volume nodes in, filled output nodes out, display set up.
 
-Imports only ``slicer``/``vtk`` (available in Slicer and in the PyPI package
-``slicer-core``), so it runs in Slicer's Python console and in pytest alike.
+Two paths over the same engine: :func:`synthesize_nodes` runs in this process (Slicer's Python
+console, tests); :class:`SynthesisJob` runs ``mritoct synthesize --worker`` in a child process
+(the panel), so the GUI stays responsive and Cancel ends the whole process tree. Imports only
+``slicer``/``vtk`` (Slicer, or the PyPI package ``slicer-core``) besides the engine.
 """
 
 from __future__ import annotations
 
-from CTSynthesisCore.errors import UserInputError
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from CTSynthesisCore.display import (
+    add_volume_sequence,
+    set_ct_display,
+    set_uncertainty_display,
+    show_in_slice_views,
+)
 from CTSynthesisCore.mrml import image_from_volume_node, update_volume_node_from_image
+from CTSynthesisCore.node_job import NodeJob, check_output_nodes, target_node
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
 from .model import DEFAULT_MODEL, load_model
 from .pipeline import SynthesisResult, SynthesisSettings, synthesize
 
-CT_WINDOW, CT_LEVEL = 400.0, 40.0
+WORKER_PACKAGES = ("MRItoCTLib", "CTSynthesisCore")
+CLI_SAMPLER_OPTIONS = {"eta": "--eta", "corrector_steps": "--corrector-steps", "snr": "--snr",
+                       "method": "--ode-method", "rtol": "--tolerance"}
 
 
-def check_nodes(input_node, *output_nodes) -> None:
-    """Refuse a missing input or an output node that is the input node."""
-    if input_node is None:
-        raise UserInputError("select an input MRI volume")
-    for node in output_nodes:
-        if node is not None and node.GetID() == input_node.GetID():
-            raise UserInputError("an output volume cannot be the input volume; choose 'Create new volume'")
+@dataclass
+class SynthesisOutcome:
+    """The nodes a synthesis filled or created, and its closing summary."""
+
+    ct_node: object
+    uncertainty_node: object
+    sequence_node: object | None = None
+    summary: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def output_names(input_name: str) -> tuple[str, str, str]:
+    """Names of new nodes: synthetic CT, uncertainty, Monte-Carlo sample sequence."""
+    return f"{input_name} synthetic CT", f"{input_name} uncertainty", f"{input_name} MC samples"
+
+
+def show_synthesis(outcome: SynthesisOutcome, opacity: float = 0.5) -> None:
+    """CT window/level on the CT, Inferno overlay with a legend on the uncertainty, both in the slice views."""
+    set_ct_display(outcome.ct_node)
+    if outcome.uncertainty_node is not None:
+        set_uncertainty_display(outcome.uncertainty_node, "Uncertainty")
+    show_in_slice_views(outcome.ct_node.GetScene(), outcome.ct_node, outcome.uncertainty_node, opacity)
 
 
 def synthesize_nodes(input_node, ct_node, uncertainty_node, settings: SynthesisSettings, model: str = DEFAULT_MODEL,
                      device: str = "auto", progress: ProgressCallback = no_progress,
                      cancel: CancelToken | None = None) -> SynthesisResult:
-    """Run synthesis on a volume node; output nodes are filled only after everything succeeded."""
-    check_nodes(input_node, ct_node, uncertainty_node)
+    """Run synthesis in this process; output nodes are filled only after everything succeeded.
+
+    With ``settings.keep_samples`` the Monte-Carlo samples also become a sequence node.
+    """
+    check_output_nodes(input_node, ct_node, uncertainty_node, what="input MRI volume")
     image = image_from_volume_node(input_node)
     result = synthesize(image, load_model(model), settings, device=device, progress=progress, cancel=cancel)
     update_volume_node_from_image(ct_node, result.ct)
-    set_ct_display(ct_node)
     if uncertainty_node is not None:
         update_volume_node_from_image(uncertainty_node, result.uncertainty)
+    sequence = None
+    if settings.keep_samples:
+        sequence, _ = add_volume_sequence(ct_node.GetScene(), result.samples, output_names(input_node.GetName())[2])
+    show_synthesis(SynthesisOutcome(ct_node, uncertainty_node, sequence))
     return result
 
 
-def set_ct_display(node) -> None:
-    """Grey colour map with a soft-tissue CT window/level."""
-    node.CreateDefaultDisplayNodes()
-    display = node.GetDisplayNode()
-    display.AutoWindowLevelOff()
-    display.SetWindowLevel(CT_WINDOW, CT_LEVEL)
+def synthesis_arguments(folder: Path, settings: SynthesisSettings, model: str, device: str) -> list[str]:
+    """``mritoct synthesize`` arguments for a job folder (input.mha in, ct.mha/uncertainty.mha out)."""
+    arguments = ["synthesize", str(folder / "input.mha"), "--output", str(folder / "ct.mha"),
+                 "--uncertainty", str(folder / "uncertainty.mha"), "--model", str(model), "--device", device,
+                 "--sampler", settings.sampler, "--mc", str(settings.mc), "--seed", str(settings.seed),
+                 "--batch-size", str(settings.batch_size)]
+    if settings.steps is not None:
+        arguments += ["--steps", str(settings.steps)]
+    if settings.keep_samples:
+        arguments += ["--samples-dir", str(folder / "samples")]
+    for name, value in settings.sampler_options.items():
+        if name in CLI_SAMPLER_OPTIONS:
+            arguments += [CLI_SAMPLER_OPTIONS[name], str(value)]
+    return arguments
+
+
+class SynthesisJob(NodeJob):
+    """Synthesis in a child process; :meth:`finish` fills (or creates) the output nodes on success."""
+
+    def __init__(self, input_node, ct_node, uncertainty_node, settings: SynthesisSettings,
+                 model: str = DEFAULT_MODEL, device: str = "auto") -> None:
+        check_output_nodes(input_node, ct_node, uncertainty_node, what="input MRI volume")
+        settings = settings.validated()
+        self.ct_node, self.uncertainty_node, self.keep_samples = ct_node, uncertainty_node, settings.keep_samples
+        super().__init__(input_node, "MRItoCTLib.cli", WORKER_PACKAGES,
+                         lambda folder: synthesis_arguments(folder, settings, model, device))
+
+    def finish(self, opacity: float = 0.5) -> SynthesisOutcome:
+        """Read the results (raising the child's error or Cancelled), then fill nodes and set up display."""
+        images = self.collect(("ct.mha", "uncertainty.mha", "samples/*.nii.gz"))
+        ct_name, uncertainty_name, samples_name = output_names(self.input_name)
+        outcome = SynthesisOutcome(target_node(self.scene, self.ct_node, ct_name),
+                                   target_node(self.scene, self.uncertainty_node, uncertainty_name),
+                                   summary=self.summary(), warnings=self.warnings())
+        update_volume_node_from_image(outcome.ct_node, images["ct.mha"])
+        update_volume_node_from_image(outcome.uncertainty_node, images["uncertainty.mha"])
+        if self.keep_samples:
+            samples = [image for name, image in images.items() if name.startswith("samples/")]
+            outcome.sequence_node, _ = add_volume_sequence(self.scene, samples, samples_name)
+        show_synthesis(outcome, opacity)
+        return outcome

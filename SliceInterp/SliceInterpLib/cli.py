@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from CTSynthesisCore.cli import ArgumentParser, positive_float, positive_int, run_cli
+from CTSynthesisCore.cli import ArgumentParser, add_worker_option, command_progress, positive_float, positive_int, run_cli
 from CTSynthesisCore.errors import UserInputError
 
 from .upsample import METHODS
@@ -31,6 +31,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     run.add_argument("--seed", type=int, default=0, help="random seed of --adapt (default 0)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_worker_option(run)
 
     train = commands.add_parser("train", help="train the cross-view networks self-supervised on CT volumes")
     train.add_argument("--data", nargs="+", required=True, help="CT volume files and/or folders of them")
@@ -65,7 +66,6 @@ def build_parser() -> ArgumentParser:
 
 
 def command_upsample(args) -> int:
-    from CTSynthesisCore.progress import TqdmProgress
     from CTSynthesisCore.volume_io import check_output_path, check_scalar_volume, read_volume, write_volume
 
     from .classical import resolve_factor
@@ -83,7 +83,7 @@ def command_upsample(args) -> int:
     image = read_volume(args.input)
     check_scalar_volume(image, "input CT", min_slices=3)
     spacing, _ = resolve_factor(image, args.factor, args.spacing)
-    bar = TqdmProgress(f"upsampling ({args.method})", disable=args.quiet)
+    bar = command_progress(args, f"upsampling ({args.method})")
     try:
         result = upsample(image, spacing, settings, progress=bar)
     finally:

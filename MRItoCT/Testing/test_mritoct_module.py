@@ -1,0 +1,81 @@
+"""The MRItoCT module's node level under slicer-core: background worker, cancel, errors, display, sequence."""
+
+import unittest
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+
+def test_background_synthesis_fills_new_nodes_with_display_and_sequence(mrml_scene, tiny_model):
+    from MRItoCTLib.scenarios import run_synthesis_scenario
+
+    run_synthesis_scenario(mrml_scene, unittest.TestCase(), model=str(tiny_model), background=True)
+
+
+def test_in_process_synthesis_on_oblique_input_keeps_samples(mrml_scene, tiny_model, t2_sample, make_oblique):
+    from MRItoCTLib.pipeline import SynthesisSettings
+    from MRItoCTLib.scenarios import run_synthesis_scenario
+
+    image = make_oblique(sitk.ReadImage(str(t2_sample)))
+    settings = SynthesisSettings(sampler="ddim", steps=2, mc=3, seed=2, keep_samples=True)
+    run_synthesis_scenario(mrml_scene, unittest.TestCase(), model=str(tiny_model), image=image, settings=settings)
+
+
+def test_cancel_ends_the_worker_and_leaves_the_scene_unchanged(mrml_scene, tiny_model):
+    from MRItoCTLib.scenarios import run_cancel_scenario
+
+    run_cancel_scenario(mrml_scene, unittest.TestCase(), model=str(tiny_model))
+
+
+def test_worker_error_is_one_line_and_nodes_stay_untouched(mrml_scene, tiny_model):
+    from CTSynthesisCore.errors import UserInputError
+    from MRItoCTLib.nodes import SynthesisJob
+    from MRItoCTLib.pipeline import SynthesisSettings
+    from MRItoCTLib.scenarios import add_volume_node
+
+    constant = sitk.Image(32, 32, 4, sitk.sitkFloat32)  # a constant MRI: the engine refuses it
+    input_node = add_volume_node(mrml_scene, constant, "flat")
+    ct_node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "ct")
+    job = SynthesisJob(input_node, ct_node, None, SynthesisSettings(sampler="ddim", steps=2, mc=1),
+                       model=str(tiny_model), device="cpu").start()
+    with pytest.raises(UserInputError) as raised:
+        job.wait()
+    message = str(raised.value)
+    assert "constant" in message and "\n" not in message and "Traceback" not in message
+    assert ct_node.GetImageData() is None, "a failed run must not fill the output node"
+    assert not job.folder.exists()
+
+
+def test_job_refuses_output_equal_to_input_before_starting(mrml_scene, tiny_model, t2_sample):
+    from CTSynthesisCore.errors import UserInputError
+    from MRItoCTLib.nodes import SynthesisJob
+    from MRItoCTLib.pipeline import SynthesisSettings
+    from MRItoCTLib.scenarios import add_volume_node
+
+    node = add_volume_node(mrml_scene, sitk.ReadImage(str(t2_sample)), "T2")
+    with pytest.raises(UserInputError, match="cannot be the input"):
+        SynthesisJob(node, node, None, SynthesisSettings(), model=str(tiny_model))
+    with pytest.raises(UserInputError, match="select an input"):
+        SynthesisJob(None, None, None, SynthesisSettings(), model=str(tiny_model))
+
+
+def test_worker_arguments_carry_every_setting(tmp_path):
+    from MRItoCTLib.cli import build_parser
+    from MRItoCTLib.nodes import synthesis_arguments
+    from MRItoCTLib.pipeline import SynthesisSettings
+
+    settings = SynthesisSettings(sampler="pc", steps=7, mc=3, seed=5, batch_size=2, keep_samples=True,
+                                 sampler_options={"snr": 0.2, "corrector_steps": 2})
+    args = build_parser().parse_args(synthesis_arguments(tmp_path, settings, "mritoct-ddpm", "cpu") + ["--worker"])
+    assert (args.sampler, args.steps, args.mc, args.seed, args.batch_size) == ("pc", 7, 3, 5, 2)
+    assert (args.snr, args.corrector_steps, args.device, args.worker) == (0.2, 2, "cpu", True)
+    assert args.samples_dir == str(tmp_path / "samples")
+
+
+def test_inferno_table_runs_dark_to_bright():
+    from CTSynthesisCore.display import inferno_table
+
+    table = inferno_table()
+    luminance = table @ np.array([0.2126, 0.7152, 0.0722])
+    assert table.shape == (256, 3) and np.all(np.diff(luminance) > 0), "a perceptual map brightens monotonically"
