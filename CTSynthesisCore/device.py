@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 from .errors import UserInputError
 
@@ -55,3 +57,44 @@ def choose_device(requested: str = "auto") -> DeviceChoice:
     if usable:
         return DeviceChoice("cuda", f"GPU found: {why}")
     return DeviceChoice("cpu", f"running on CPU because {why}")
+
+
+SIMULATE_OOM_ENV = "CTSYNTHESIS_SIMULATE_OOM_ABOVE"
+Result = TypeVar("Result")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is PyTorch running out of (GPU or host) memory."""
+    import torch
+
+    return isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+def raise_if_simulated_out_of_memory(batch: int) -> None:
+    """Fault injection for the reliability tests: with ``CTSYNTHESIS_SIMULATE_OOM_ABOVE=N`` set, a network
+    batch larger than N fails the way a GPU out-of-memory error does."""
+    limit = os.environ.get(SIMULATE_OOM_ENV)
+    if limit and batch > int(limit):
+        import torch
+
+        raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (simulated: batch {batch} > {limit})")
+
+
+def run_with_batch_retry(run: Callable[[int], Result], batch_size: int,
+                         on_retry: Callable[[int, int], None] = lambda old, new: None) -> Result:
+    """``run(batch_size)``, retried at half the batch after an out-of-memory error, down to 1."""
+    while True:
+        try:
+            return run(batch_size)
+        except Exception as error:  # noqa: BLE001 - only out-of-memory is retried
+            if not is_out_of_memory(error):
+                raise
+            if batch_size == 1:
+                raise UserInputError("out of memory even with a batch of 1; use the CPU device or a smaller volume") from None
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            on_retry(batch_size, batch_size // 2)
+            batch_size //= 2

@@ -39,10 +39,15 @@ def image_from_volume_node(node) -> sitk.Image:
     import slicer
     import vtk
 
+    from .errors import UserInputError
+
     if node is None or node.GetImageData() is None:
-        raise ValueError("the volume node holds no image data")
+        raise UserInputError(f"the volume '{node.GetName() if node else ''}' is empty (it holds no image data)")
     if node.GetImageData().GetNumberOfScalarComponents() != 1:
-        raise ValueError("the volume node is not a scalar volume")
+        raise UserInputError(f"the volume '{node.GetName()}' is not a scalar volume "
+                             f"({node.GetImageData().GetNumberOfScalarComponents()} components per voxel)")
+    if 0 in node.GetImageData().GetDimensions():
+        raise UserInputError(f"the volume '{node.GetName()}' is empty")
     array = slicer.util.arrayFromVolume(node).copy()
     image = sitk.GetImageFromArray(array)
     matrix = vtk.vtkMatrix4x4()

@@ -24,19 +24,65 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
+MEMORY_LIMIT_ENV = "CTSYNTHESIS_MEMORY_LIMIT_MB"
+
+
+def memory_limit_bytes() -> int:
+    """The memory a volume may take: ``CTSYNTHESIS_MEMORY_LIMIT_MB`` if set, else half the physical memory."""
+    if os.environ.get(MEMORY_LIMIT_ENV):
+        return int(float(os.environ[MEMORY_LIMIT_ENV]) * 2**20)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def check_memory(voxels: int, bytes_per_voxel: int, what: str) -> None:
+    """Refuse work whose arrays would not fit, before allocating them, naming the limit."""
+    needed, limit = int(voxels) * int(bytes_per_voxel), memory_limit_bytes()
+    if needed > limit:
+        raise UserInputError(f"{what} needs about {needed / 2**30:.1f} GiB of memory, over the limit of "
+                             f"{limit / 2**30:.1f} GiB (half the RAM, or {MEMORY_LIMIT_ENV}); crop or downsample it first")
+
+
 def read_volume(path: str | os.PathLike) -> sitk.Image:
-    """Read a volume file (NIfTI, NRRD, MHA, ...) or a DICOM series folder."""
+    """Read a volume file (NIfTI, NRRD, MHA, ...) or a DICOM series folder; its header is checked first
+    so that a volume too large for memory is refused before it is read."""
     path = Path(path)
     if not path.exists():
         raise UserInputError(f"input not found: {path}")
     try:
         if path.is_dir():
             return _read_dicom_series(path)
-        return sitk.ReadImage(str(path))
+        check_compressed_stream(path)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        size = reader.GetSize()
+        if len(size) and min(size) == 0:
+            raise UserInputError(f"input {path} is empty (size {size})")
+        voxels = int(np.prod(size, dtype=np.int64)) * reader.GetNumberOfComponents()
+        check_memory(voxels, 4, f"input {path.name} ({' x '.join(map(str, size))} voxels)")
+        return reader.Execute()
     except RuntimeError as error:
         detail = str(error).strip().splitlines()
         reason = next((line.strip() for line in detail if "ERROR" in line or "Unable" in line), "")
         raise UserInputError(f"cannot read {path}: not a readable image{(' (' + reason[:120] + ')') if reason else ''}") from None
+
+
+def check_compressed_stream(path: Path) -> None:
+    """Refuse a truncated or corrupt gzip file (ITK would read it and fill the missing voxels with zeros)."""
+    if not path.name.lower().endswith(".gz"):
+        return
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+    except (EOFError, OSError, zlib.error):
+        raise UserInputError(f"cannot read {path}: the compressed file is truncated or corrupt") from None
 
 
 def _read_dicom_series(folder: Path) -> sitk.Image:
@@ -87,22 +133,39 @@ def check_output_path(output: str | os.PathLike, inputs: tuple[str | os.PathLike
     parent = output if output.is_dir() else output.parent  # a new folder output (DICOM series) needs its parent
     if not parent.exists():
         raise UserInputError(f"output folder does not exist: {parent}")
-    if not os.access(parent, os.W_OK):
+    if not folder_is_writable(parent):
         raise UserInputError(f"output folder is not writable: {parent}")
     if output.suffix and _suffix(output) not in VOLUME_SUFFIXES:
         raise UserInputError(f"unsupported output format '{output.suffix}' (use one of {', '.join(VOLUME_SUFFIXES)})")
     return output
 
 
+def folder_is_writable(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder`` (a probe, which also holds for root and read-only mounts)."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(probe)
+    return True
+
+
 def write_volume(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> Path:
     """Write atomically: to a temporary file beside the target, then rename over it."""
     path = Path(path)
     suffix = _suffix(path)
-    handle, temporary = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=path.parent)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=path.parent)
+    except OSError as error:
+        raise UserInputError(f"cannot write {path}: {error.strerror}") from None
     os.close(handle)
     try:
         sitk.WriteImage(image, temporary, compress)
         os.replace(temporary, path)
+    except RuntimeError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise UserInputError(f"cannot write {path}: {str(error).strip().splitlines()[-1][:160]}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -16,10 +16,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from CTSynthesisCore.device import choose_device
+from CTSynthesisCore.device import choose_device, raise_if_simulated_out_of_memory, run_with_batch_retry
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
-from CTSynthesisCore.volume_io import check_scalar_volume
+from CTSynthesisCore.volume_io import check_memory, check_scalar_volume
 
 from .intensity import HU_MIN, body_mask, foreground_mask, looks_like_ct, normalize_mri, unit_std_to_hu, unit_to_hu
 from .model import LoadedModel, new_generator
@@ -139,48 +139,62 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
     sampler = get_sampler(settings.sampler)
     steps = settings.resolved_steps
 
+    size = mri.GetSize()  # input grid: MRI, CT, uncertainty and the kept samples in float32, plus the model grid
+    check_memory(size[0] * size[1] * size[2], 4 * (6 + (settings.mc if settings.keep_samples else 0)),
+                 f"synthesis of a {' x '.join(map(str, size))} volume")
     prepared = prepare_mri(mri, model.spacing_mm, model.mri_percentile)
     mask = prepared.mask
     padded, (height, width) = pad_to_multiple(prepared.mri_unit, model.config.size_multiple, -1.0)
 
-    mc_chunk = min(settings.mc, settings.batch_size)
-    slices_per_batch = max(1, settings.batch_size // mc_chunk)
-    slice_count = padded.shape[0]
-    batches = [list(range(i, min(i + slices_per_batch, slice_count))) for i in range(0, slice_count, slices_per_batch)]
-    chunks_per_batch = math.ceil(settings.mc / mc_chunk)
-    total_steps = len(batches) * chunks_per_batch * steps
-    done_steps = 0
-    generator = new_generator(choice.device, settings.seed)
-    mean_volume = np.empty(padded.shape, np.float32)
-    std_volume = np.empty(padded.shape, np.float32)
-    samples_volume = np.empty((settings.mc, *padded.shape), np.float32) if settings.keep_samples else None
-    nfe = 0
+    def sample_volume(batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int, int]:
+        """Every slice's Monte-Carlo mean and std (and samples) in the model's unit range, ``batch_size``
+        network inputs at a time (Monte-Carlo samples of a slice batched together)."""
+        mc_chunk = min(settings.mc, batch_size)
+        slices_per_batch = max(1, batch_size // mc_chunk)
+        slice_count = padded.shape[0]
+        batches = [list(range(i, min(i + slices_per_batch, slice_count))) for i in range(0, slice_count, slices_per_batch)]
+        total_steps = len(batches) * math.ceil(settings.mc / mc_chunk) * steps
+        done_steps = 0
+        generator = new_generator(choice.device, settings.seed)
+        mean_volume = np.empty(padded.shape, np.float32)
+        std_volume = np.empty(padded.shape, np.float32)
+        samples_volume = np.empty((settings.mc, *padded.shape), np.float32) if settings.keep_samples else None
+        nfe = 0
 
-    def on_step(step: int, total: int, x0: torch.Tensor) -> None:
-        progress(min(done_steps + step, total_steps), total_steps, f"{settings.sampler} step {step}/{total}")
+        def on_step(step: int, total: int, x0: torch.Tensor) -> None:
+            progress(min(done_steps + step, total_steps), total_steps, f"{settings.sampler} step {step}/{total}")
 
-    with torch.inference_mode():
-        for indices in batches:
-            condition = torch.from_numpy(context_stack(padded, indices, model.config.context_slices)).to(choice.device)
+        with torch.inference_mode():
+            for indices in batches:
+                condition = torch.from_numpy(context_stack(padded, indices, model.config.context_slices)).to(choice.device)
 
-            def draw(count: int) -> tuple[torch.Tensor, int]:
-                nonlocal done_steps
-                repeated = condition.repeat(count, 1, 1, 1)
-                if model.kind == "regression":  # CNN / GAN baselines: one deterministic pass
-                    sample, nfe_per_sample = model.network(repeated).clamp(-1.0, 1.0), 1
-                else:
-                    result = sampler(model.network, repeated, model.network.process, steps=steps, generator=generator,
-                                     callback=on_step, cancel=cancel, **settings.sampler_options)
-                    sample, nfe_per_sample = result.sample, result.nfe
-                done_steps += steps
-                return sample.reshape(count, len(indices), *sample.shape[1:]), nfe_per_sample
+                def draw(count: int) -> tuple[torch.Tensor, int]:
+                    nonlocal done_steps
+                    repeated = condition.repeat(count, 1, 1, 1)
+                    raise_if_simulated_out_of_memory(repeated.shape[0])
+                    if model.kind == "regression":  # CNN / GAN baselines: one deterministic pass
+                        sample, nfe_per_sample = model.network(repeated).clamp(-1.0, 1.0), 1
+                    else:
+                        result = sampler(model.network, repeated, model.network.process, steps=steps,
+                                         generator=generator, callback=on_step, cancel=cancel,
+                                         **settings.sampler_options)
+                        sample, nfe_per_sample = result.sample, result.nfe
+                    done_steps += steps
+                    return sample.reshape(count, len(indices), *sample.shape[1:]), nfe_per_sample
 
-            outcome = monte_carlo(draw, settings.mc, mc_chunk, keep_samples=settings.keep_samples)
-            nfe = outcome.nfe
-            mean_volume[indices] = outcome.mean[:, 0].float().cpu().numpy()
-            std_volume[indices] = outcome.std[:, 0].float().cpu().numpy()
-            if samples_volume is not None:
-                samples_volume[:, indices] = torch.stack(outcome.samples)[:, :, 0].float().cpu().numpy()
+                outcome = monte_carlo(draw, settings.mc, mc_chunk, keep_samples=settings.keep_samples)
+                nfe = outcome.nfe
+                mean_volume[indices] = outcome.mean[:, 0].float().cpu().numpy()
+                std_volume[indices] = outcome.std[:, 0].float().cpu().numpy()
+                if samples_volume is not None:
+                    samples_volume[:, indices] = torch.stack(outcome.samples)[:, :, 0].float().cpu().numpy()
+        return mean_volume, std_volume, samples_volume, nfe, total_steps
+
+    def note_retry(old: int, new: int) -> None:
+        warnings.append(f"out of memory with a batch of {old}; retried with {new}")
+
+    mean_volume, std_volume, samples_volume, nfe, total_steps = run_with_batch_retry(
+        sample_volume, settings.batch_size, note_retry)
     progress(total_steps, total_steps, "resampling to the input grid")
 
     def to_input_grid(unit_volume: np.ndarray, is_std: bool) -> sitk.Image:

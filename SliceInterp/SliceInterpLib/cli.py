@@ -88,6 +88,8 @@ def command_upsample(args) -> int:
         result = upsample(image, spacing, settings, progress=bar)
     finally:
         bar.close()
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     write_volume(result.image, args.output)
     if args.uncertainty:
         write_volume(result.uncertainty, args.uncertainty)

@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from CTSynthesisCore.device import raise_if_simulated_out_of_memory
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
 from .classical import cast_like, finer_grid
@@ -40,6 +41,7 @@ def _in_chunks(function: Callable[[torch.Tensor], torch.Tensor], count: int, chu
     parts = []
     for start in range(0, count, chunk):
         indices = torch.arange(start, min(start + chunk, count), device=device)
+        raise_if_simulated_out_of_memory(len(indices))
         parts.append(function(indices))
         if done is not None:
             done(len(indices))

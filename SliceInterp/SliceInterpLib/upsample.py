@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import SimpleITK as sitk
 
-from CTSynthesisCore.device import choose_device
+from CTSynthesisCore.device import choose_device, run_with_batch_retry
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, StageProgress, no_progress
+from CTSynthesisCore.volume_io import check_memory
 from CTSynthesisCore.weights import resolve_model_folder
 
 from .classical import INTERPOLATORS, upsample_classical
@@ -54,6 +55,7 @@ class UpsampleResult:
     device: str
     seconds: float
     adapted: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         size = self.image.GetSize()
@@ -67,6 +69,11 @@ def upsample(image: sitk.Image, slice_spacing: float, settings: UpsampleSettings
     """Interpolate ``image`` to ``slice_spacing`` mm along its slice axis with the chosen method."""
     settings = settings.validated()
     started = time.monotonic()
+    size = image.GetSize()
+    output_slices = int((size[2] - 1) * image.GetSpacing()[2] / slice_spacing) + 1
+    # the network keeps the volume, three views and the disagreement in float32 (about 6 copies)
+    check_memory(size[0] * size[1] * output_slices, 4 * (6 if settings.method == "crossview" else 2),
+                 f"interpolating to {output_slices} slices of {size[0]} x {size[1]}")
     if settings.method in INTERPOLATORS:
         progress(0, 1, settings.method)
         result = upsample_classical(image, slice_spacing, settings.method)
@@ -84,6 +91,9 @@ def upsample(image: sitk.Image, slice_spacing: float, settings: UpsampleSettings
         network = adapt(network, image, settings.adapt_minutes, settings.seed, StageProgress(progress, 0.0, 0.8), cancel,
                         device=device)
         inference_progress = StageProgress(progress, 0.8, 1.0)
-    crossview = upsample_crossview(image, slice_spacing, network, device, settings.chunk, inference_progress, cancel)
+    retries: list[str] = []
+    crossview = run_with_batch_retry(
+        lambda chunk: upsample_crossview(image, slice_spacing, network, device, chunk, inference_progress, cancel),
+        settings.chunk, lambda old, new: retries.append(f"out of memory with {old} images per pass; retried with {new}"))
     return UpsampleResult(crossview.image, crossview.uncertainty, "crossview", device, time.monotonic() - started,
-                          adapted=settings.adapt_minutes is not None)
+                          adapted=settings.adapt_minutes is not None, warnings=retries)
