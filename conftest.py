@@ -88,6 +88,20 @@ def tiny_model(tmp_path_factory, ct_sample) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_crossview_model(tmp_path_factory) -> str:
+    """A very small cross-view model folder (random weights) for the node, worker and reliability tests."""
+    import torch
+
+    from SliceInterpLib.model import save_crossview
+    from SliceInterpLib.networks import CrossViewConfig, CrossViewNet
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny-crossview"
+    save_crossview(folder, CrossViewNet(CrossViewConfig(channels=(4, 8), strides=(2,))), {"name": "tiny-crossview"})
+    return str(folder)
+
+
 def _oblique_anisotropic(image: sitk.Image, degrees: float = 20.0) -> sitk.Image:
     """A copy of ``image`` with an oblique direction and anisotropic spacing (same voxels)."""
     copy = sitk.Image(image)

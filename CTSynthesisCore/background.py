@@ -139,6 +139,20 @@ class BackgroundProcess:
             except queue.Empty:
                 return latest
 
+    def wait_for_progress(self, timeout_s: float = 120.0, interval_s: float = 0.1) -> ProgressUpdate:
+        """Block until the first progress report (the work has really started); raise RuntimeError if the
+        worker ends or stays silent for ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            update = self.poll()
+            if update is not None:
+                return update
+            if not self.running:
+                raise RuntimeError(f"the worker ended before reporting progress: {self.errors[-3:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no progress report from the worker within {timeout_s:g} s")
+            time.sleep(interval_s)
+
     def cancel(self, grace_s: float = 3.0) -> None:
         """End the child and everything it started: terminate, then kill after ``grace_s``."""
         self._cancelled = True
@@ -198,6 +212,19 @@ class BackgroundProcess:
         if update is not None:
             progress(update.done, update.total, update.message)
         self.raise_for_outcome()
+
+
+def process_group_alive(pid: int) -> bool:
+    """Whether any process of the group led by ``pid`` still exists (POSIX; False elsewhere)."""
+    if os.name == "nt":
+        return False
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(pid: int, signal_number: int) -> None:

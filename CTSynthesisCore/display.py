@@ -100,21 +100,24 @@ def add_color_legend(node, title: str, label_format: str):
     return legend
 
 
+def slice_composites(scene) -> list:
+    """The slice composite node of every slice view (which volumes each view shows)."""
+    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    return [composites.GetItemAsObject(index) for index in range(composites.GetNumberOfItems())]
+
+
 def show_in_slice_views(scene, background, foreground=None, opacity: float = 0.5) -> None:
     """Put ``background`` (and ``foreground`` at ``opacity``) in every slice view of the scene."""
-    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
-    for index in range(composites.GetNumberOfItems()):
-        composite = composites.GetItemAsObject(index)
+    for composite in slice_composites(scene):
         composite.SetBackgroundVolumeID(background.GetID() if background else None)
         composite.SetForegroundVolumeID(foreground.GetID() if foreground else None)
-        composite.SetForegroundOpacity(opacity)
+    set_foreground_opacity(scene, opacity)
 
 
 def set_foreground_opacity(scene, opacity: float) -> None:
     """The overlay opacity of every slice view."""
-    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
-    for index in range(composites.GetNumberOfItems()):
-        composites.GetItemAsObject(index).SetForegroundOpacity(opacity)
+    for composite in slice_composites(scene):
+        composite.SetForegroundOpacity(opacity)
 
 
 def add_volume_sequence(scene, images: list[sitk.Image], name: str):

@@ -34,11 +34,12 @@ def check_output_nodes(input_node, *output_nodes, what: str = "input volume") ->
 
 
 class NodeJob:
-    """``python -m MODULE <arguments(folder)> --worker`` on a copy of ``input_node``.
+    """``MODULE <arguments(folder)> --worker`` in a child process, on a copy of ``input_node``.
 
     ``arguments`` gets the job folder (holding ``input.mha``) and returns the command's
     arguments, whose output files must lie in that folder. Call :meth:`start`, then
-    :meth:`poll` from a timer until ``running`` is False, then :meth:`collect`; or :meth:`run`.
+    :meth:`poll` from a timer (or :meth:`wait`) until ``running`` is False, then the
+    subclass's ``finish()``, which reads the outputs through :meth:`collect`.
     """
 
     def __init__(self, input_node, module: str, packages: tuple[str, ...],

@@ -45,8 +45,6 @@ class ParameterNodeWidgetMixin:
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        if getattr(self, "_job", None) is not None:
-            self._job.cancel()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -58,8 +56,6 @@ class ParameterNodeWidgetMixin:
             self._parameterNodeGuiTag = None
 
     def onSceneStartClose(self, caller, event) -> None:
-        if getattr(self, "_job", None) is not None:
-            self.cancelJob()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -90,12 +86,15 @@ class ParameterNodeWidgetMixin:
 class BackgroundRunWidgetMixin:
     """An Apply button that starts a :class:`~CTSynthesisCore.node_job.NodeJob` and turns into Cancel.
 
-    A Qt timer polls the job's progress into ``ui.progressBar``/``ui.statusLabel`` (with elapsed time and an
-    estimate); when it ends, ``onJobSucceeded(outcome)`` runs, or the one-line cause is shown in an error
-    dialog. The widget sets ``applyText`` and ``failureText`` and implements ``onJobSucceeded``.
+    Listed before :class:`ParameterNodeWidgetMixin` in the widget's bases, so that closing the scene or the
+    module cancels a running job first. A Qt timer polls the job's progress into ``ui.progressBar`` /
+    ``ui.statusLabel`` (with elapsed time and an estimate); when it ends, ``onJobSucceeded(outcome)`` runs,
+    or the one-line cause is shown in an error dialog. The widget sets ``applyText``, ``startFailureText``
+    and ``failureText`` and implements ``createJob`` and ``onJobSucceeded``.
     """
 
     applyText = "Apply"
+    startFailureText = "Cannot start."
     failureText = "Failed."
     _job = None
     _timer = None
@@ -103,6 +102,29 @@ class BackgroundRunWidgetMixin:
     @property
     def jobRunning(self) -> bool:
         return self._job is not None
+
+    def onApplyButton(self) -> None:
+        """Cancel a running job; otherwise check the Python packages and start a new one."""
+        import slicer
+
+        from .dependencies import ensure_requirements_in_slicer
+
+        if self.jobRunning:
+            self.cancelJob()
+            return
+        with slicer.util.tryWithErrorDisplay(self.startFailureText, waitCursor=True):
+            if ensure_requirements_in_slicer():
+                self.startJob(self.createJob())
+
+    def cleanup(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        super().cleanup()
+
+    def onSceneStartClose(self, caller, event) -> None:
+        if self._job is not None:
+            self.cancelJob()
+        super().onSceneStartClose(caller, event)
 
     def startJob(self, job) -> None:
         import qt
@@ -148,6 +170,10 @@ class BackgroundRunWidgetMixin:
 
     def finishArguments(self) -> dict:
         return {}
+
+    def createJob(self):
+        """The not yet started job for the panel's current settings."""
+        raise NotImplementedError
 
     def onJobSucceeded(self, outcome) -> None:
         raise NotImplementedError

@@ -75,6 +75,7 @@ class MRItoCTParameterNode:
 class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
                     VTKObservationMixin):
     applyText = "Synthesize CT"
+    startFailureText = "Cannot start the synthesis."
     failureText = "Synthesis failed:"
 
     def __init__(self, parent=None) -> None:
@@ -133,31 +134,20 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
 
         set_foreground_opacity(slicer.mrmlScene, value)
 
-    def onApplyButton(self) -> None:
-        from CTSynthesisCore.dependencies import ensure_requirements_in_slicer
-
-        if self.jobRunning:
-            self.cancelJob()
-            return
-        with slicer.util.tryWithErrorDisplay("Cannot start the synthesis.", waitCursor=True):
-            if not ensure_requirements_in_slicer():
-                return
-            node = self._parameterNode
-            self.startJob(self.logic.synthesizeAsync(
-                node.inputVolume, node.outputVolume, node.uncertaintyVolume, sampler=node.sampler, steps=node.steps,
-                mc=node.mcSamples, seed=node.seed, model=node.model, device=node.device,
-                keepSamples=node.keepSamples))
+    def createJob(self):
+        node = self._parameterNode
+        return self.logic.synthesizeAsync(
+            node.inputVolume, node.outputVolume, node.uncertaintyVolume, sampler=node.sampler, steps=node.steps,
+            mc=node.mcSamples, seed=node.seed, model=node.model, device=node.device, keepSamples=node.keepSamples)
 
     def finishArguments(self) -> dict:
         return {"opacity": self.ui.opacitySlider.value}
 
     def onJobSucceeded(self, outcome) -> None:
-        from CTSynthesisCore.display import overlay_range
-
         node = self._parameterNode
         node.outputVolume, node.uncertaintyVolume = outcome.ct_node, outcome.uncertainty_node
         slicer.util.resetSliceViews()
-        high = overlay_range(slicer.util.arrayFromVolume(outcome.uncertainty_node))[1]
+        high = outcome.uncertainty_node.GetDisplayNode().GetWindowLevelMax()  # set by set_uncertainty_display
         self.ui.legendLabel.text = (f"Uncertainty (Inferno): 0 HU black → {high:.0f} HU pale yellow; "
                                     "near-zero voxels transparent")
         warnings = "".join(f"\nWarning: {text}" for text in outcome.warnings)

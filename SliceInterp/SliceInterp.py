@@ -71,6 +71,7 @@ class SliceInterpParameterNode:
 class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
                         VTKObservationMixin):
     applyText = "Apply"
+    startFailureText = "Cannot start the interpolation."
     failureText = "Slice interpolation failed:"
 
     def __init__(self, parent=None) -> None:
@@ -107,23 +108,15 @@ class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scri
         for widget in (self.ui.adaptCheckBox, self.ui.disagreementCheckBox, self.ui.uncertaintySelector):
             widget.enabled = network
 
-    def onApplyButton(self) -> None:
-        from CTSynthesisCore.dependencies import ensure_requirements_in_slicer
-
-        if self.jobRunning:
-            self.cancelJob()
-            return
-        with slicer.util.tryWithErrorDisplay("Cannot start the interpolation.", waitCursor=True):
-            if not ensure_requirements_in_slicer():
-                return
-            node = self._parameterNode
-            network = node.method == "crossview"
-            self.startJob(self.logic.upsampleAsync(
-                node.inputVolume, node.outputVolume, factor=None if node.useSpacing else node.factor,
-                spacing=node.spacing if node.useSpacing else None, method=node.method,
-                disagreement=network and node.disagreement,
-                uncertaintyNode=node.uncertaintyVolume if network and node.disagreement else None,
-                adapt=network and node.adapt))
+    def createJob(self):
+        node = self._parameterNode
+        network = node.method == "crossview"
+        return self.logic.upsampleAsync(
+            node.inputVolume, node.outputVolume, factor=None if node.useSpacing else node.factor,
+            spacing=node.spacing if node.useSpacing else None, method=node.method,
+            disagreement=network and node.disagreement,
+            uncertaintyNode=node.uncertaintyVolume if network and node.disagreement else None,
+            adapt=network and node.adapt)
 
     def onJobSucceeded(self, outcome) -> None:
         node = self._parameterNode

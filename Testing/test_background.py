@@ -63,10 +63,7 @@ def test_worker_exits_when_its_parent_goes_away(tmp_path, ct_sample):
                                                        "--factor", "8", "--method", "crossview", "--device", "cpu"],
                                 ("SliceInterpLib", "CTSynthesisCore"))
     process.start()
-    deadline = time.monotonic() + 120
-    while process.poll() is None:
-        assert process.running and time.monotonic() < deadline
-        time.sleep(0.1)
+    process.wait_for_progress(timeout_s=120)
     process._process.stdin.close()
     process._process.wait(timeout=15)
     assert process._process.returncode == 130

@@ -89,19 +89,6 @@ def bases(t2_sample, ct_sample) -> dict[str, sitk.Image]:
             "sliceinterp": sitk.ReadImage(str(ct_sample))[40:104, 40:104, 20:26]}
 
 
-@pytest.fixture(scope="module")
-def crossview_model(tmp_path_factory) -> str:
-    import torch
-
-    from SliceInterpLib.model import save_crossview
-    from SliceInterpLib.networks import CrossViewConfig, CrossViewNet
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("models") / "tiny-crossview"
-    save_crossview(folder, CrossViewNet(CrossViewConfig(channels=(4, 8), strides=(2,))), {"name": "tiny-crossview"})
-    return str(folder)
-
-
 def case_image(name: str, base: sitk.Image, ct: sitk.Image) -> sitk.Image:
     """The in-memory volume of a case (for the cases that are an image)."""
     array = sitk.GetArrayFromImage(base).astype(np.float32)
@@ -133,17 +120,7 @@ def case_image(name: str, base: sitk.Image, ct: sitk.Image) -> sitk.Image:
     return image
 
 
-def oblique(image: sitk.Image) -> sitk.Image:
-    copy = sitk.Image(image)
-    angle = np.deg2rad(20.0)
-    rotation = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
-    copy.SetDirection(tuple(rotation.flatten()))
-    copy.SetSpacing((0.7, 0.9, 2.5))
-    copy.SetOrigin((12.5, -40.25, 7.0))
-    return copy
-
-
-def write_case_file(name: str, folder: Path, base: sitk.Image, ct: sitk.Image) -> Path:
+def write_case_file(name: str, folder: Path, base: sitk.Image, ct: sitk.Image, make_oblique) -> Path:
     """The input file of a case."""
     path = folder / f"{name}.mha"  # MetaImage keeps NaN voxels
     if name == "missing":
@@ -168,7 +145,7 @@ def write_case_file(name: str, folder: Path, base: sitk.Image, ct: sitk.Image) -
         path.write_text(f"ObjectType = Image\nNDims = 3\nDimSize = {size}\nElementType = MET_FLOAT\n"
                         "ElementDataFile = LOCAL\n", encoding="utf-8")
     elif name == "oblique":
-        sitk.WriteImage(oblique(base), str(path))
+        sitk.WriteImage(make_oblique(base), str(path))
     else:
         sitk.WriteImage(case_image(name, base, ct), str(path))
     return path
@@ -215,7 +192,8 @@ def cli_arguments(tool: str, case: str, source: Path, output: Path, models: dict
 
 @pytest.mark.parametrize("tool,case", [(tool, case.name) for case in CASES for tool in TOOLS
                                        if expectation(case, tool)])
-def test_cli_matrix(tool, case, tmp_path, bases, tiny_model, crossview_model, ct_sample, capsys, monkeypatch):
+def test_cli_matrix(tool, case, tmp_path, bases, tiny_model, tiny_crossview_model, ct_sample, make_oblique, capsys,
+                    monkeypatch):
     """Each case: one ``error:`` line and exit 2, or success (with its warning); the input never changes and
     nothing is left behind on error."""
     from MRItoCTLib.cli import main as mritoct_main
@@ -227,7 +205,8 @@ def test_cli_matrix(tool, case, tmp_path, bases, tiny_model, crossview_model, ct
     inputs, outputs = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     outputs.mkdir()
-    source = write_case_file(case, inputs, bases[tool], sitk.ReadImage(str(ct_sample))[100:164, 100:164, 20:24])
+    source = write_case_file(case, inputs, bases[tool], sitk.ReadImage(str(ct_sample))[100:164, 100:164, 20:24],
+                             make_oblique)
     output = outputs / "result.nii.gz"
     if case == "output_readonly":
         output = (Path("/proc") if os.geteuid() == 0 else outputs) / "result.nii.gz"
@@ -243,7 +222,7 @@ def test_cli_matrix(tool, case, tmp_path, bases, tiny_model, crossview_model, ct
         monkeypatch.setenv("CTSYNTHESIS_SIMULATE_OOM_ABOVE", "1")
     before = {p: digest(p) for p in inputs.rglob("*")}
     main = mritoct_main if tool == "mritoct" else sliceinterp_main
-    code = main(cli_arguments(tool, case, source, output, {"mritoct": str(tiny_model), "sliceinterp": crossview_model},
+    code = main(cli_arguments(tool, case, source, output, {"mritoct": str(tiny_model), "sliceinterp": tiny_crossview_model},
                               tmp_path))
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     outputs.chmod(0o700)
@@ -297,7 +276,8 @@ def logic_run(tool: str, case: str, scene, input_node, output_node, models: dict
 
 @pytest.mark.parametrize("tool,case", [(tool, case.name) for case in CASES for tool in TOOLS
                                        if case.logic and expectation(case, tool)])
-def test_logic_matrix(tool, case, mrml_scene, tmp_path, bases, tiny_model, crossview_model, ct_sample, monkeypatch):
+def test_logic_matrix(tool, case, mrml_scene, tmp_path, bases, tiny_model, tiny_crossview_model, ct_sample,
+                      make_oblique, monkeypatch):
     """The same cases through the modules' node-level Logic: a one-line UserInputError, input node unchanged
     and output node left empty; or a filled output node (with its warning)."""
     import slicer
@@ -315,7 +295,7 @@ def test_logic_matrix(tool, case, mrml_scene, tmp_path, bases, tiny_model, cross
     elif case == "zero_size":
         input_node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "input")  # holds no image data
     else:
-        image = oblique(bases[tool]) if case == "oblique" else case_image(case, bases[tool], ct)
+        image = make_oblique(bases[tool]) if case == "oblique" else case_image(case, bases[tool], ct)
         input_node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "input")
         update_volume_node_from_image(input_node, image)
     before = slicer.util.arrayFromVolume(input_node).copy() if input_node.GetImageData() else None
@@ -324,7 +304,7 @@ def test_logic_matrix(tool, case, mrml_scene, tmp_path, bases, tiny_model, cross
         monkeypatch.setenv("CTSYNTHESIS_MEMORY_LIMIT_MB", "0.01")
     if case == "out_of_memory":
         monkeypatch.setenv("CTSYNTHESIS_SIMULATE_OOM_ABOVE", "1")
-    models = {"mritoct": str(tiny_model), "sliceinterp": crossview_model}
+    models = {"mritoct": str(tiny_model), "sliceinterp": tiny_crossview_model}
     if expected.startswith("error:"):
         with pytest.raises(UserInputError) as raised:
             logic_run(tool, case, mrml_scene, input_node, output_node, models, tmp_path)
@@ -389,7 +369,7 @@ def test_ctrl_c_exits_130_with_no_partial_output(tool, tmp_path, t2_sample, ct_s
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_same_seed_same_bytes_on_cpu(tool, tmp_path, bases, tiny_model, crossview_model):
+def test_same_seed_same_bytes_on_cpu(tool, tmp_path, bases, tiny_model, tiny_crossview_model):
     """Two runs with the same seed give bit-identical volumes on CPU (MRItoCT: stochastic sampler and
     Monte Carlo; SliceInterp: the cross-view network). Test-time adaptation (--adapt) runs for a time budget,
     so its number of steps, and hence its result, can differ between runs."""
@@ -407,7 +387,7 @@ def test_same_seed_same_bytes_on_cpu(tool, tmp_path, bases, tiny_model, crossvie
                                  "--quiet"])
         else:
             code = sliceinterp_main(["upsample", str(source), "--output", str(output), "--factor", "2", "--model",
-                                     crossview_model, "--seed", "7",
+                                     tiny_crossview_model, "--seed", "7",
                                      "--device", "cpu", "--quiet"])
         assert code == 0
         results.append(sitk.GetArrayFromImage(sitk.ReadImage(str(output))))

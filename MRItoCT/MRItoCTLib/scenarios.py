@@ -6,11 +6,10 @@ Slicer's ``MRItoCTTest`` and the pytest suite (under ``slicer-core``) run the sa
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import SimpleITK as sitk
 
+from CTSynthesisCore.background import process_group_alive
 from CTSynthesisCore.display import CT_LEVEL, CT_WINDOW, INFERNO_NAME, OWN_INFERNO_NAME
 from CTSynthesisCore.mrml import image_from_volume_node, update_volume_node_from_image
 from CTSynthesisCore.sample_data import sample_path
@@ -116,11 +115,7 @@ def run_cancel_scenario(scene, check, model: str = DEFAULT_MODEL, timeout_s: flo
     nodes_before = scene.GetNumberOfNodes()
     settings = SynthesisSettings(sampler="ddpm", steps=1000, mc=4, seed=0)
     job = SynthesisJob(input_node, None, None, settings, model=model, device="cpu").start()
-    deadline = time.monotonic() + timeout_s
-    while job.poll() is None:
-        check.assertTrue(job.running, f"the worker ended early: {job.process.errors[-3:]}")
-        check.assertLess(time.monotonic(), deadline, "no progress report from the worker")
-        time.sleep(0.1)
+    job.process.wait_for_progress(timeout_s)  # raises if the worker ends or stays silent
     pid = job.process.pid
     job.cancel()
     check.assertFalse(job.running)
@@ -130,18 +125,3 @@ def run_cancel_scenario(scene, check, model: str = DEFAULT_MODEL, timeout_s: flo
         job.finish()
     check.assertEqual(type(raised.exception).__name__, "Cancelled")
     check.assertEqual(scene.GetNumberOfNodes(), nodes_before, "a cancelled run must not add nodes")
-
-
-def process_group_alive(pid: int) -> bool:
-    """Whether any process of the group led by ``pid`` still exists (POSIX; False elsewhere)."""
-    import os
-
-    if os.name == "nt":
-        return False
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -1,22 +1,9 @@
 """The SliceInterp module's node level under slicer-core: background worker, cancel, errors, display."""
 
-import time
 import unittest
 
 import pytest
 import SimpleITK as sitk
-import torch
-
-from SliceInterpLib.model import save_crossview
-from SliceInterpLib.networks import CrossViewConfig, CrossViewNet
-
-
-@pytest.fixture(scope="module")
-def small_crossview(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("models") / "small-crossview"
-    save_crossview(folder, CrossViewNet(CrossViewConfig(channels=(4, 8), strides=(2,))), {"name": "small-crossview"})
-    return str(folder)
 
 
 @pytest.fixture
@@ -25,12 +12,12 @@ def ct_block(ct_sample) -> sitk.Image:
 
 
 def test_background_crossview_creates_output_and_disagreement_overlay(mrml_scene, ct_block, make_oblique,
-                                                                        small_crossview):
+                                                                        tiny_crossview_model):
     from SliceInterpLib.scenarios import run_upsample_scenario
 
     mrml_scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
     run_upsample_scenario(mrml_scene, unittest.TestCase(), image=make_oblique(ct_block), factor=2,
-                          model=small_crossview, background=True)
+                          model=tiny_crossview_model, background=True)
 
 
 def test_background_classical_by_target_spacing(mrml_scene, ct_block):
@@ -51,7 +38,7 @@ def test_background_classical_by_target_spacing(mrml_scene, ct_block):
 
 def test_cancel_ends_the_worker_and_adds_no_node(mrml_scene, ct_sample):
     from CTSynthesisCore.mrml import update_volume_node_from_image
-    from MRItoCTLib.scenarios import process_group_alive
+    from CTSynthesisCore.background import process_group_alive
     from SliceInterpLib.nodes import UpsampleJob
     from SliceInterpLib.upsample import UpsampleSettings
 
@@ -60,11 +47,7 @@ def test_cancel_ends_the_worker_and_adds_no_node(mrml_scene, ct_sample):
     before = mrml_scene.GetNumberOfNodes()
     job = UpsampleJob(node, None, factor=8, settings=UpsampleSettings(method="crossview", device="cpu"),
                       uncertainty=True).start()
-    deadline = time.monotonic() + 120
-    while job.poll() is None:
-        assert job.running, job.process.errors[-3:]
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    job.process.wait_for_progress(timeout_s=120)
     pid = job.process.pid
     job.cancel()
     assert not job.running and not process_group_alive(pid) and not job.folder.exists()
