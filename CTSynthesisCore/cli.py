@@ -51,8 +51,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except UserInputError as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_USER_ERROR
-    except (Cancelled, KeyboardInterrupt):
-        sys.stderr.write("error: cancelled; no output was written\n")
+    except (Cancelled, KeyboardInterrupt) as error:
+        sys.stderr.write(f"error: {str(error) or 'cancelled; no output was written'}\n")
         return EXIT_CANCELLED
     except MemoryError:
         sys.stderr.write("error: out of memory; try a smaller --batch-size or the CPU device\n")
@@ -64,6 +64,25 @@ def add_worker_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worker", action="store_true",
                         help="report progress as '@progress' lines on stdout and stop when stdin closes "
                              "(used by the Slicer modules' background runs)")
+
+
+def add_inference_options(parser: argparse.ArgumentParser, batch_help: str = "network inputs per forward pass",
+                          cpu_batch: int | None = None, compile_options: bool = True) -> None:
+    """``--batch-size`` and ``--precision`` (and with ``compile_options`` ``--compile`` and ``--no-channels-last``):
+    the inference fast paths."""
+    from .acceleration import COMPILE_MODES, CPU_BATCH_SIZE, PRECISIONS
+
+    parser.add_argument("--batch-size", type=positive_int,
+                        help=f"{batch_help} (default: from free GPU memory, {cpu_batch or CPU_BATCH_SIZE} on CPU)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="network arithmetic (default auto: bf16 autocast on a GPU, fp32 on CPU)")
+    if not compile_options:
+        return
+    parser.add_argument("--compile", default="off", choices=COMPILE_MODES,
+                        help="torch.compile the network; reduce-overhead adds CUDA graphs (default off; falls back "
+                             "to plain execution with a warning if compilation fails)")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                        help="keep the default NCHW memory layout instead of channels_last")
 
 
 def command_progress(args: argparse.Namespace, description: str):

@@ -6,10 +6,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from CTSynthesisCore.cli import ArgumentParser, add_worker_option, command_progress, positive_int, run_cli
+from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_worker_option, command_progress, positive_int,
+                                 run_cli)
 from CTSynthesisCore.device import DEVICE_CHOICES
 from CTSynthesisCore.errors import UserInputError
 
+from CTSynthesisCore.volume_io import check_output_path, read_volume, write_volume
+
+from .model import DEFAULT_MODEL, load_model
 from .samplers import SAMPLER_INFO
 
 
@@ -19,10 +23,12 @@ def build_parser() -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     run = commands.add_parser("synthesize", help="synthesize CT + uncertainty from one MRI volume")
-    run.add_argument("input", help="MRI volume file (NIfTI, NRRD, MHA, ...) or DICOM series folder")
+    run.add_argument("input", help="MRI volume file (NIfTI, NRRD, MHA, ...) or DICOM series folder; or a folder or "
+                     ".txt list of them (batch: one case each, split over processes under torchrun)")
     run.add_argument("--output", required=True,
-                     help="synthetic CT file (.nii.gz, .nrrd, .mha); a folder (no extension) gets a DICOM CT series")
-    run.add_argument("--uncertainty", help="write the Monte-Carlo standard deviation (HU) here")
+                     help="synthetic CT file (.nii.gz, .nrrd, .mha); a folder (no extension) gets a DICOM CT series; "
+                          "in batch mode a folder that gets <case>.nii.gz and summary.csv")
+    run.add_argument("--uncertainty", help="write the Monte-Carlo standard deviation (HU) here (batch: a folder)")
     run.add_argument("--samples-dir", help="write every Monte-Carlo sample into this folder")
     run.add_argument("--model", default=None, help="shipped model name or model folder (default: mritoct-ddpm)")
     run.add_argument("--sampler", default="dpmpp", choices=list(SAMPLER_INFO), help="sampling method (default dpmpp)")
@@ -30,7 +36,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--mc", type=positive_int, default=4, help="Monte-Carlo samples (default 4)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} (default auto)")
-    run.add_argument("--batch-size", type=positive_int, default=8, help="network inputs per forward pass (default 8)")
+    add_inference_options(run)
     run.add_argument("--eta", type=float, help="DDIM noise level (0 = deterministic)")
     run.add_argument("--corrector-steps", type=int, help="Langevin corrector steps per time for pc (default 1)")
     run.add_argument("--snr", type=float, help="Langevin signal-to-noise ratio for pc (default 0.16)")
@@ -92,6 +98,7 @@ def build_parser() -> ArgumentParser:
     demo.add_argument("--mc", type=positive_int, default=4)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="auto")
+    add_inference_options(demo)
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -112,43 +119,67 @@ def sampler_options(args) -> dict:
 
 
 def command_synthesize(args) -> int:
-    from CTSynthesisCore.volume_io import check_output_path, read_volume, write_volume
+    from CTSynthesisCore.batch import batch_cases
 
-    from .dicom_series import write_ct_series
-    from .model import DEFAULT_MODEL, load_model
-    from .pipeline import SynthesisSettings, synthesize
+    from .pipeline import SynthesisSettings
 
+    settings = SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed,
+                                 batch_size=args.batch_size, keep_samples=bool(args.samples_dir),
+                                 sampler_options=sampler_options(args), precision=args.precision,
+                                 channels_last=args.channels_last, compile=args.compile).validated()
+    cases = batch_cases(args.input)
+    if cases is not None:
+        return synthesize_batch(args, cases, settings)
     outputs = [Path(p) for p in (args.output, args.uncertainty) if p]
     for output in outputs:
         check_output_path(output, inputs=(args.input,))
     if len(set(p.resolve() for p in outputs)) < len(outputs):
         raise UserInputError("--output and --uncertainty must be different files")
-    settings = SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed,
-                                 batch_size=args.batch_size, keep_samples=bool(args.samples_dir),
-                                 sampler_options=sampler_options(args)).validated()
     mri = read_volume(args.input)
     model = load_model(args.model or DEFAULT_MODEL)
     bar = command_progress(args, "synthesizing")
     try:
-        result = synthesize(mri, model, settings, device=args.device, progress=bar)
+        result = synthesize_file(mri, Path(args.output), args.uncertainty, args.samples_dir, model, settings,
+                                 args.device, bar)
     finally:
         bar.close()
+    print(f"done: {result.summary()} ({result.device_reason}); MC samples {settings.mc}; wrote {args.output}")
+    return 0
+
+
+def synthesize_file(mri, output: Path, uncertainty, samples_dir, model, settings, device: str, progress):
+    """Synthesize from one MRI, print warnings and write the CT (file or DICOM series), uncertainty and samples."""
+    from .dicom_series import write_ct_series
+    from .pipeline import synthesize
+
+    result = synthesize(mri, model, settings, device=device, progress=progress)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    output = Path(args.output)
     if output.suffix == "" or output.is_dir():
         write_ct_series(result.ct, output, source=mri)
     else:
         write_volume(result.ct, output)
-    if args.uncertainty:
-        write_volume(result.uncertainty, args.uncertainty)
-    if args.samples_dir:
-        folder = Path(args.samples_dir)
+    if uncertainty:
+        write_volume(result.uncertainty, uncertainty)
+    if samples_dir:
+        folder = Path(samples_dir)
         folder.mkdir(parents=True, exist_ok=True)
         for index, sample in enumerate(result.samples):
             write_volume(sample, folder / f"sample_{index:03d}.nii.gz")
-    print(f"done: {result.summary()} ({result.device_reason}); MC samples {settings.mc}; wrote {args.output}")
-    return 0
+    return result
+
+
+def synthesize_batch(args, cases, settings) -> int:
+    """Every case of a folder or list file into ``--output DIR/<case>.nii.gz`` (uncertainty and samples alike)."""
+    from CTSynthesisCore.batch import run_batch_command
+
+    model = load_model(args.model or DEFAULT_MODEL)
+
+    def synthesize_case(case, output, uncertainty, progress, device) -> str:
+        samples = Path(args.samples_dir) / case.name if args.samples_dir else None
+        return synthesize_file(read_volume(case.path), output, uncertainty, samples, model, settings, device, progress).summary()
+
+    return run_batch_command(args, cases, "synthesizing", synthesize_case)
 
 
 def command_samplers(args) -> int:
@@ -228,17 +259,17 @@ def command_evaluate(args) -> int:
 def command_demo(args) -> int:
     from CTSynthesisCore.progress import TqdmProgress
     from CTSynthesisCore.sample_data import sample_path
-    from CTSynthesisCore.volume_io import read_volume, write_volume
 
     from .figures import montage
-    from .model import DEFAULT_MODEL, load_model
     from .pipeline import SynthesisSettings, synthesize
 
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
     mri = read_volume(sample_path("t2_pelvis"))
     model = load_model(args.model or DEFAULT_MODEL)
-    settings = SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed, batch_size=16)
+    settings = SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed,
+                                 batch_size=args.batch_size, precision=args.precision,
+                                 channels_last=args.channels_last, compile=args.compile)
     bar = TqdmProgress("demo: synthesizing", disable=args.quiet)
     try:
         result = synthesize(mri, model, settings, device=args.device, progress=bar)

@@ -78,7 +78,11 @@ def synthesis_arguments(folder: Path, settings: SynthesisSettings, model: str, d
     arguments = ["synthesize", str(folder / "input.mha"), "--output", str(folder / "ct.mha"),
                  "--uncertainty", str(folder / "uncertainty.mha"), "--model", str(model), "--device", device,
                  "--sampler", settings.sampler, "--mc", str(settings.mc), "--seed", str(settings.seed),
-                 "--batch-size", str(settings.batch_size)]
+                 "--precision", settings.precision, "--compile", settings.compile]
+    if settings.batch_size is not None:
+        arguments += ["--batch-size", str(settings.batch_size)]
+    if not settings.channels_last:
+        arguments += ["--no-channels-last"]
     if settings.steps is not None:
         arguments += ["--steps", str(settings.steps)]
     if settings.keep_samples:

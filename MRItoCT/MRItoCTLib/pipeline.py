@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 
+from CTSynthesisCore.acceleration import (FastNetwork, InferenceOptions, auto_batch_size, channels_last,
+                                          configure_cpu_threads)
 from CTSynthesisCore.device import choose_device, raise_if_simulated_out_of_memory, run_with_batch_retry
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
@@ -35,9 +37,16 @@ class SynthesisSettings:
     steps: int | None = None
     mc: int = 4
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int | None = None  # network inputs per forward pass; None = from free memory (GPU) or 8 (CPU)
     keep_samples: bool = False
     sampler_options: dict[str, Any] = field(default_factory=dict)
+    precision: str = "auto"  # bf16 autocast on a GPU, fp32 on CPU
+    channels_last: bool = True
+    compile: str = "off"  # a torch.compile mode; "reduce-overhead" uses CUDA graphs
+
+    @property
+    def inference(self) -> InferenceOptions:
+        return InferenceOptions(self.precision, self.channels_last, self.compile)
 
     def validated(self) -> "SynthesisSettings":
         if self.sampler not in SAMPLER_INFO:
@@ -46,8 +55,9 @@ class SynthesisSettings:
             raise UserInputError(f"steps must be at least 1, got {self.steps}")
         if self.mc < 1:
             raise UserInputError(f"the number of Monte-Carlo samples must be at least 1, got {self.mc}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise UserInputError(f"batch size must be at least 1, got {self.batch_size}")
+        self.inference.validated()
         return self
 
     @property
@@ -131,11 +141,11 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
     started = time.monotonic()
     settings = settings.validated()
     if model.kind == "regression":  # a deterministic baseline: Monte Carlo would repeat one answer
-        settings = SynthesisSettings(sampler=settings.sampler, steps=1, mc=1, seed=settings.seed,
-                                     batch_size=settings.batch_size, keep_samples=settings.keep_samples)
+        settings = replace(settings, steps=1, mc=1, sampler_options={})
     warnings = check_mri(mri)
     choice = choose_device(device)
-    model.network.to(choice.device)
+    configure_cpu_threads()
+    network = FastNetwork(model.network, choice.device, settings.inference, warnings.append)
     sampler = get_sampler(settings.sampler)
     steps = settings.resolved_steps
 
@@ -145,6 +155,18 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
     prepared = prepare_mri(mri, model.spacing_mm, model.mri_percentile)
     mask = prepared.mask
     padded, (height, width) = pad_to_multiple(prepared.mri_unit, model.config.size_multiple, -1.0)
+    conditions = model.config.context_slices * 2 + 1
+
+    def probe(count: int) -> None:
+        """One forward pass of ``count`` zero inputs (to measure memory per input)."""
+        with torch.inference_mode():
+            inputs = torch.zeros((count, conditions, *padded.shape[1:]), device=choice.device)
+            if model.kind == "regression":
+                network(inputs)
+            else:
+                network(inputs[:, :1], torch.full((count,), 0.5, device=choice.device), inputs)
+
+    batch_size = settings.batch_size or auto_batch_size(choice.device, probe, padded.shape[0] * settings.mc)
 
     def sample_volume(batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int, int]:
         """Every slice's Monte-Carlo mean and std (and samples) in the model's unit range, ``batch_size``
@@ -171,11 +193,13 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
                 def draw(count: int) -> tuple[torch.Tensor, int]:
                     nonlocal done_steps
                     repeated = condition.repeat(count, 1, 1, 1)
+                    if settings.channels_last:  # once here, not at every network evaluation
+                        repeated = channels_last(repeated)
                     raise_if_simulated_out_of_memory(repeated.shape[0])
                     if model.kind == "regression":  # CNN / GAN baselines: one deterministic pass
-                        sample, nfe_per_sample = model.network(repeated).clamp(-1.0, 1.0), 1
+                        sample, nfe_per_sample = network(repeated).clamp(-1.0, 1.0), 1
                     else:
-                        result = sampler(model.network, repeated, model.network.process, steps=steps,
+                        result = sampler(network, repeated, model.network.process, steps=steps,
                                          generator=generator, callback=on_step, cancel=cancel,
                                          **settings.sampler_options)
                         sample, nfe_per_sample = result.sample, result.nfe
@@ -194,7 +218,7 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
         warnings.append(f"out of memory with a batch of {old}; retried with {new}")
 
     mean_volume, std_volume, samples_volume, nfe, total_steps = run_with_batch_retry(
-        sample_volume, settings.batch_size, note_retry)
+        sample_volume, batch_size, note_retry)
     progress(total_steps, total_steps, "resampling to the input grid")
 
     def to_input_grid(unit_volume: np.ndarray, is_std: bool) -> sitk.Image:

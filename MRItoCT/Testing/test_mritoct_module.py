@@ -66,9 +66,11 @@ def test_worker_arguments_carry_every_setting(tmp_path):
     from MRItoCTLib.pipeline import SynthesisSettings
 
     settings = SynthesisSettings(sampler="pc", steps=7, mc=3, seed=5, batch_size=2, keep_samples=True,
-                                 sampler_options={"snr": 0.2, "corrector_steps": 2})
+                                 sampler_options={"snr": 0.2, "corrector_steps": 2}, precision="bf16",
+                                 channels_last=False, compile="default")
     args = build_parser().parse_args(synthesis_arguments(tmp_path, settings, "mritoct-ddpm", "cpu") + ["--worker"])
     assert (args.sampler, args.steps, args.mc, args.seed, args.batch_size) == ("pc", 7, 3, 5, 2)
+    assert (args.precision, args.channels_last, args.compile) == ("bf16", False, "default")
     assert (args.snr, args.corrector_steps, args.device, args.worker) == (0.2, 2, "cpu", True)
     assert args.samples_dir == str(tmp_path / "samples")
 

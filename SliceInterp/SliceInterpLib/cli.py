@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from CTSynthesisCore.cli import ArgumentParser, add_worker_option, command_progress, positive_float, positive_int, run_cli
+from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_worker_option, command_progress,
+                                 positive_float, positive_int, run_cli)
 from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.volume_io import check_output_path, check_scalar_volume, read_volume, write_volume
 
-from .upsample import METHODS
+from .upsample import CPU_CHUNK, METHODS
 
 
 def build_parser() -> ArgumentParser:
@@ -17,8 +20,10 @@ def build_parser() -> ArgumentParser:
                             "Research use only.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     run = commands.add_parser("upsample", help="interpolate new slices along the slice axis")
-    run.add_argument("input", help="CT volume file or DICOM series folder")
-    run.add_argument("--output", required=True, help="output volume file")
+    run.add_argument("input", help="CT volume file or DICOM series folder; or a folder or .txt list of them "
+                     "(batch: one case each, split over processes under torchrun)")
+    run.add_argument("--output", required=True,
+                     help="output volume file; in batch mode a folder that gets <case>.nii.gz and summary.csv")
     amount = run.add_mutually_exclusive_group(required=True)
     amount.add_argument("--factor", type=int, help="integer factor 2-8 (new spacing = old / factor)")
     amount.add_argument("--spacing", type=float, help="target slice spacing in mm")
@@ -30,6 +35,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--model", help="shipped model name or model folder (default sliceinterp-crossview)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     run.add_argument("--seed", type=int, default=0, help="random seed of --adapt (default 0)")
+    add_inference_options(run, "images per network pass (crossview)", cpu_batch=CPU_CHUNK, compile_options=False)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     add_worker_option(run)
 
@@ -66,35 +72,57 @@ def build_parser() -> ArgumentParser:
 
 
 def command_upsample(args) -> int:
-    from CTSynthesisCore.volume_io import check_output_path, check_scalar_volume, read_volume, write_volume
+    from CTSynthesisCore.batch import batch_cases, run_batch_command
 
-    from .classical import resolve_factor
-    from .upsample import UpsampleSettings, upsample
+    from .upsample import UpsampleSettings
 
+    if args.uncertainty and args.method != "crossview":
+        raise UserInputError("--uncertainty needs --method crossview (classical methods have no disagreement)")
+    settings = UpsampleSettings(method=args.method, model=args.model, device=args.device, seed=args.seed,
+                                adapt_minutes=args.adapt_minutes if args.adapt else None, chunk=args.batch_size,
+                                precision=args.precision).validated()
+    cases = batch_cases(args.input)
+    if cases is not None:
+        def upsample_case(case, output, uncertainty, progress, device) -> str:
+            image, spacing = read_ct(case.path, args)
+            return upsample_file(image, spacing, output, uncertainty, replace(settings, device=device), progress)
+
+        return run_batch_command(args, cases, f"upsampling ({args.method})", upsample_case)
     outputs = [Path(p) for p in (args.output, args.uncertainty) if p]
     for output in outputs:
         check_output_path(output, inputs=(args.input,))
     if len({p.resolve() for p in outputs}) < len(outputs):
         raise UserInputError("--output and --uncertainty must be different files")
-    if args.uncertainty and args.method != "crossview":
-        raise UserInputError("--uncertainty needs --method crossview (classical methods have no disagreement)")
-    settings = UpsampleSettings(method=args.method, model=args.model, device=args.device, seed=args.seed,
-                                adapt_minutes=args.adapt_minutes if args.adapt else None).validated()
-    image = read_volume(args.input)
-    check_scalar_volume(image, "input CT", min_slices=3)
-    spacing, _ = resolve_factor(image, args.factor, args.spacing)
+    image, spacing = read_ct(args.input, args)
     bar = command_progress(args, f"upsampling ({args.method})")
     try:
-        result = upsample(image, spacing, settings, progress=bar)
+        summary = upsample_file(image, spacing, Path(args.output), args.uncertainty, settings, bar)
     finally:
         bar.close()
+    print(f"done: {summary}; wrote {args.output}")
+    return 0
+
+
+def read_ct(source, args) -> tuple:
+    """One input CT, checked, and the slice spacing ``--factor``/``--spacing`` asks for."""
+    from .classical import resolve_factor
+
+    image = read_volume(source)
+    check_scalar_volume(image, "input CT", min_slices=3)
+    return image, resolve_factor(image, args.factor, args.spacing)[0]
+
+
+def upsample_file(image, spacing: float, output: Path, uncertainty, settings, progress) -> str:
+    """Interpolate one CT to ``spacing``, print warnings and write the outputs; returns a summary."""
+    from .upsample import upsample
+
+    result = upsample(image, spacing, settings, progress=progress)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    write_volume(result.image, args.output)
-    if args.uncertainty:
-        write_volume(result.uncertainty, args.uncertainty)
-    print(f"done: {image.GetSize()[2]} -> {result.summary()}; wrote {args.output}")
-    return 0
+    write_volume(result.image, output)
+    if uncertainty:
+        write_volume(result.uncertainty, uncertainty)
+    return f"{image.GetSize()[2]} -> {result.summary()}"
 
 
 def command_train(args) -> int:

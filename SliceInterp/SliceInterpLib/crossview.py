@@ -19,11 +19,13 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from CTSynthesisCore.acceleration import autocast, auto_batch_size
 from CTSynthesisCore.device import raise_if_simulated_out_of_memory
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
 from .classical import cast_like, finer_grid
 from .networks import HU_SCALE, CrossViewNet, hu_to_network
+from .upsample import CPU_CHUNK
 
 ChunkDone = Callable[[int], None]
 
@@ -60,13 +62,13 @@ def view_predictions(network: CrossViewNet, volume: torch.Tensor, chunk: int | N
     neighbours = network.config.neighbours
 
     def axial(gaps: torch.Tensor) -> torch.Tensor:
-        return network.axial_midslices(axial_neighbours(volume, gaps, neighbours)).to(output_device)
+        return network.axial_midslices(axial_neighbours(volume, gaps, neighbours)).float().to(output_device)
 
     def coronal(rows: torch.Tensor) -> torch.Tensor:
-        return network.planar_midrows(volume[:, rows].transpose(0, 1)).to(output_device)
+        return network.planar_midrows(volume[:, rows].transpose(0, 1)).float().to(output_device)
 
     def sagittal(columns: torch.Tensor) -> torch.Tensor:
-        return network.planar_midrows(volume[:, :, columns].permute(2, 0, 1)).to(output_device)
+        return network.planar_midrows(volume[:, :, columns].permute(2, 0, 1)).float().to(output_device)
 
     return torch.stack([
         _in_chunks(axial, depth - 1, chunk, done, volume.device),
@@ -119,14 +121,35 @@ def _image_like(values: np.ndarray, reference: sitk.Image, spacing: float) -> si
     return image
 
 
+def inference_network(network: CrossViewNet, device: str) -> CrossViewNet:
+    """A copy of ``network`` ready for inference on ``device`` (PReLU fused, eval mode)."""
+    return copy.deepcopy(network).fused_for_inference().eval().to(device)
+
+
+def automatic_chunk(network: CrossViewNet, image: sitk.Image, device: str, precision: str = "auto") -> int:
+    """Images per network pass: from free GPU memory, measured on the largest images of the finest level."""
+    width, height, depth = image.GetSize()
+    network = inference_network(network, device)
+
+    def probe(count: int) -> None:
+        with torch.inference_mode(), autocast(device, precision):
+            network.axial_midslices(torch.zeros(count, 2 * network.config.neighbours, height, width, device=device))
+            network.planar_midrows(torch.zeros(count, 4 * depth, max(height, width), device=device))
+
+    return auto_batch_size(device, probe, max(height, width), cpu_default=CPU_CHUNK)
+
+
 def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossViewNet, device: str = "cpu",
-                       chunk: int = 16, progress: ProgressCallback = no_progress,
-                       cancel: CancelToken | None = None) -> CrossViewResult:
-    """Interpolate slices every ``slice_spacing`` mm along the slice axis; observed slices pass unchanged."""
+                       chunk: int = CPU_CHUNK, progress: ProgressCallback = no_progress,
+                       cancel: CancelToken | None = None, precision: str = "auto") -> CrossViewResult:
+    """Interpolate slices every ``slice_spacing`` mm along the slice axis; observed slices pass unchanged.
+
+    ``precision`` auto runs the networks under bf16 autocast on a GPU, in fp32 on CPU.
+    """
     source = sitk.GetArrayFromImage(image)
     ratio = image.GetSpacing()[2] / slice_spacing
     levels = levels_for(ratio)
-    network = copy.deepcopy(network).fused_for_inference().eval().to(device)
+    network = inference_network(network, device)
     volume = hu_to_network(torch.from_numpy(source.astype(np.float32))).to(device)
     uncertainty = torch.zeros_like(volume, device="cpu")
     total, finished = 0, 0
@@ -142,7 +165,7 @@ def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossVi
         if cancel is not None:
             cancel.raise_if_set()
 
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision):
         for _ in range(levels):
             finer, spread = refine_level(network, volume, chunk, done)
             uncertainty = torch.maximum(interleave(uncertainty, torch.zeros_like(spread[1::2])), spread)

@@ -72,7 +72,10 @@ def upsample_arguments(folder: Path, factor: int | None, spacing: float | None, 
     if (factor is None) == (spacing is None):
         raise UserInputError("give either a factor or a target slice spacing")
     arguments = ["upsample", str(folder / "input.mha"), "--output", str(folder / "output.mha"),
-                 "--method", settings.method, "--device", settings.device, "--seed", str(settings.seed)]
+                 "--method", settings.method, "--device", settings.device, "--seed", str(settings.seed),
+                 "--precision", settings.precision]
+    if settings.chunk is not None:
+        arguments += ["--batch-size", str(settings.chunk)]
     arguments += ["--factor", str(factor)] if factor is not None else ["--spacing", repr(float(spacing))]
     if settings.model:
         arguments += ["--model", str(settings.model)]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import SimpleITK as sitk
 
+from CTSynthesisCore.acceleration import InferenceOptions, configure_cpu_threads
 from CTSynthesisCore.device import choose_device, run_with_batch_retry
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, StageProgress, no_progress
@@ -16,6 +17,7 @@ from CTSynthesisCore.weights import resolve_model_folder
 from .classical import INTERPOLATORS, upsample_classical
 
 METHODS = ("crossview", *INTERPOLATORS)
+CPU_CHUNK = 16  # cross-view images per network pass on CPU
 
 
 @dataclass
@@ -27,7 +29,8 @@ class UpsampleSettings:
     device: str = "auto"
     seed: int = 0
     adapt_minutes: float | None = None
-    chunk: int = 16
+    chunk: int | None = None  # images per network pass; None = from free GPU memory, 16 on CPU
+    precision: str = "auto"  # bf16 autocast on a GPU, fp32 on CPU
 
     def validated(self) -> "UpsampleSettings":
         """These settings checked; for the network, its model found and ``auto`` resolved to a device."""
@@ -35,6 +38,9 @@ class UpsampleSettings:
             raise UserInputError(f"unknown method '{self.method}' (choose from {', '.join(METHODS)})")
         if self.adapt_minutes is not None and self.method != "crossview":
             raise UserInputError("adaptation (--adapt) needs the crossview method")
+        if self.chunk is not None and self.chunk < 1:
+            raise UserInputError(f"batch size must be at least 1, got {self.chunk}")
+        InferenceOptions(precision=self.precision).validated()
         if self.adapt_minutes is not None and not 0 < self.adapt_minutes <= 120:
             raise UserInputError(f"adaptation minutes must be in (0, 120], got {self.adapt_minutes:g}")
         if self.method != "crossview":
@@ -80,7 +86,7 @@ def upsample(image: sitk.Image, slice_spacing: float, settings: UpsampleSettings
         progress(1, 1, settings.method)
         return UpsampleResult(result, None, settings.method, "cpu", time.monotonic() - started)
 
-    from .crossview import upsample_crossview
+    from .crossview import automatic_chunk, upsample_crossview
     from .model import DEFAULT_MODEL, load_crossview
     from .training import adapt
 
@@ -92,8 +98,10 @@ def upsample(image: sitk.Image, slice_spacing: float, settings: UpsampleSettings
                         device=device)
         inference_progress = StageProgress(progress, 0.8, 1.0)
     retries: list[str] = []
+    configure_cpu_threads()
     crossview = run_with_batch_retry(
-        lambda chunk: upsample_crossview(image, slice_spacing, network, device, chunk, inference_progress, cancel),
-        settings.chunk, lambda old, new: retries.append(f"out of memory with {old} images per pass; retried with {new}"))
+        lambda chunk: upsample_crossview(image, slice_spacing, network, device, chunk, inference_progress, cancel,
+                                         settings.precision),
+        settings.chunk or automatic_chunk(network, image, device, settings.precision), lambda old, new: retries.append(f"out of memory with {old} images per pass; retried with {new}"))
     return UpsampleResult(crossview.image, crossview.uncertainty, "crossview", device, time.monotonic() - started,
                           adapted=settings.adapt_minutes is not None, warnings=retries)

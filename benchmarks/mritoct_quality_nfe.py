@@ -1,0 +1,146 @@
+"""Quality against NFE for every MRItoCT sampler on held-out cases; prints a markdown table, writes CSV.
+
+Each run draws one sample of the central slice of each held-out case (with its true
+neighbouring slices as context) from the same initial noise, on the model's grid. It is
+scored against the true CT (SynthRAD metrics inside the body mask) and against the
+DDPM-1000 sample. The last table gives, per sampler, the fewest NFE whose PSNR is within
+0.5 dB of DDPM-1000's.
+
+    python benchmarks/mritoct_quality_nfe.py --data DATA [--cases 3] [--sweep ddpm=10,1000 ...] [--csv FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import time
+
+import numpy as np
+import torch
+
+from CTSynthesisCore.device import choose_device
+from CTSynthesisCore.metrics import psnr
+from MRItoCTLib.dataset import cases_in_split, prepare_case
+from MRItoCTLib.intensity import unit_to_hu
+from MRItoCTLib.metrics import DATA_RANGE, image_metrics
+from MRItoCTLib.model import load_model, new_generator
+from MRItoCTLib.pipeline import context_stack
+from MRItoCTLib.samplers import get_sampler
+
+REFERENCE = ("ddpm", "1000")
+SWEEP = {
+    "ddpm": ["1000", "10", "25", "50", "100", "250"],
+    "em": ["50", "250", "1000"],
+    "pc": ["25", "100"],
+    "ode": ["heun:5", "heun:10", "heun:25", "rk45:1e-3"],
+    "ddim": ["5", "10", "20", "50"],
+    "dpmpp": ["5", "8", "10", "15", "20", "25"],
+}
+TOLERANCE_DB = 0.5
+
+
+def sampler_call(setting: str) -> tuple[int, dict]:
+    """'250' -> 250 steps; 'heun:10' -> 10 fixed Heun steps; 'rk45:1e-3' -> adaptive RK45 at that tolerance."""
+    if ":" not in setting:
+        return int(setting), {}
+    method, value = setting.split(":")
+    if method == "rk45":
+        return 100, {"method": "rk45", "rtol": float(value), "atol": float(value)}
+    return int(value), {"method": method}
+
+
+def parse_sweep(items: list[str]) -> dict[str, list[str]]:
+    """``ddpm=10,1000 dpmpp=5,10`` -> {"ddpm": ["1000", "10"], ...}; the DDPM-1000 reference always runs first."""
+    sweep = {name: values.split(",") for name, _, values in (item.partition("=") for item in items)}
+    reference = [REFERENCE[1]] + [s for s in sweep.get("ddpm", []) if s != REFERENCE[1]]
+    return {"ddpm": reference, **{k: v for k, v in sweep.items() if k != "ddpm"}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="paired data folder (mritoct make-data layout)")
+    parser.add_argument("--model", default="mritoct-ddpm")
+    parser.add_argument("--cases", type=int, default=3, help="held-out (test split) cases, central slice each")
+    parser.add_argument("--sweep", nargs="+", help="SAMPLER=SETTING,SETTING ... (default: the full sweep)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--csv", default="mritoct_quality_nfe.csv")
+    args = parser.parse_args()
+    sweep = parse_sweep(args.sweep) if args.sweep else SWEEP
+    device = choose_device(args.device)
+    model = load_model(args.model, device.device)
+    cases = [prepare_case(folder, model.spacing_mm, model.mri_percentile)
+             for folder in cases_in_split(args.data, "test")[: args.cases]]
+    centres = [case.mri.shape[0] // 2 for case in cases]
+    height = max(case.mri.shape[1] for case in cases)
+    width = max(case.mri.shape[2] for case in cases)
+    multiple = model.config.size_multiple
+    shape = (height + (-height) % multiple, width + (-width) % multiple)
+    condition = np.concatenate([
+        context_stack(np.pad(case.mri, [(0, 0), (0, shape[0] - case.mri.shape[1]), (0, shape[1] - case.mri.shape[2])],
+                             constant_values=-1.0), [k], model.config.context_slices)
+        for case, k in zip(cases, centres)])
+    condition = torch.from_numpy(condition).to(device.device)
+    truths = [unit_to_hu(case.ct[k]) for case, k in zip(cases, centres)]
+    masks = [case.mask[k] for case, k in zip(cases, centres)]
+
+    rows, reference_hu = [], None
+    handle = open(args.csv, "w", newline="", encoding="utf-8")
+    writer = csv.DictWriter(handle, fieldnames=["sampler", "setting", "nfe", "mae", "psnr", "ssim", "psnr_vs_ddpm1000",
+                                                "mae_vs_ddpm1000", "seconds"])
+    writer.writeheader()
+    for sampler_name, settings in sweep.items():
+        for setting in settings:
+            steps, options = sampler_call(setting)
+            started = time.perf_counter()
+            with torch.inference_mode():
+                result = get_sampler(sampler_name)(model.network, condition, model.network.process, steps=steps,
+                                                   generator=new_generator(device.device, args.seed), **options)
+            seconds = time.perf_counter() - started
+            predictions = [unit_to_hu(result.sample[i, 0, : t.shape[0], : t.shape[1]].float().cpu().numpy())
+                           for i, t in enumerate(truths)]
+            if (sampler_name, setting) == REFERENCE:
+                reference_hu = predictions
+            scores = [image_metrics(p[None], t[None], m[None]) for p, t, m in zip(predictions, truths, masks)]
+            row = {"sampler": sampler_name, "setting": setting, "nfe": result.nfe, "seconds": round(seconds, 1),
+                   **{key: float(np.mean([s[key] for s in scores])) for key in ("mae", "psnr", "ssim")}}
+            if reference_hu is not None:
+                row["psnr_vs_ddpm1000"] = float(np.mean([psnr(np.clip(p, -1024, 3000)[m], np.clip(r, -1024, 3000)[m],
+                                                              DATA_RANGE) for p, r, m in zip(predictions, reference_hu, masks)]))
+                row["mae_vs_ddpm1000"] = float(np.mean([np.abs(np.clip(p, -1024, 3000) - np.clip(r, -1024, 3000))[m].mean()
+                                                        for p, r, m in zip(predictions, reference_hu, masks)]))
+            rows.append(row)
+            writer.writerow(row)
+            handle.flush()
+            print(f"{sampler_name} {setting}: NFE {result.nfe}, PSNR {row['psnr']:.2f} dB, {seconds:.0f} s", flush=True)
+    handle.close()
+    print_tables(rows, [case.name for case in cases], device.reason)
+
+
+def print_tables(rows: list[dict], case_names: list[str], device_reason: str) -> None:
+    reference = next(r for r in rows if (r["sampler"], r["setting"]) == REFERENCE)
+    print(f"\nMRItoCT quality against NFE, {datetime.date.today()}, {device_reason}; held-out cases "
+          f"{', '.join(case_names)} (central slice each, one sample, same initial noise)\n")
+    print("| sampler | setting | NFE | MAE (HU) | PSNR (dB) | SSIM | PSNR - DDPM-1000 (dB) | PSNR vs DDPM-1000 sample (dB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        versus = row.get("psnr_vs_ddpm1000", float("nan"))
+        versus_text = "–" if row is reference or not np.isfinite(versus) else f"{versus:.2f}"
+        print(f"| {row['sampler']} | {row['setting']} | {row['nfe']} | {row['mae']:.1f} | {row['psnr']:.2f} | "
+              f"{row['ssim']:.3f} | {row['psnr'] - reference['psnr']:+.2f} | {versus_text} |")
+    print(f"\nFewest NFE within {TOLERANCE_DB} dB PSNR of DDPM-1000 ({reference['psnr']:.2f} dB, NFE "
+          f"{reference['nfe']}):\n")
+    print("| sampler | setting | NFE | fewer NFE than DDPM-1000 |\n|---|---|---|---|")
+    for sampler in dict.fromkeys(r["sampler"] for r in rows):
+        good = [r for r in rows if r["sampler"] == sampler and r is not reference
+                and r["psnr"] >= reference["psnr"] - TOLERANCE_DB]
+        if good:
+            best = min(good, key=lambda r: r["nfe"])
+            print(f"| {sampler} | {best['setting']} | {best['nfe']} | {reference['nfe'] / best['nfe']:.0f}x |")
+        else:
+            print(f"| {sampler} | none of the settings tried | – | – |")
+
+
+if __name__ == "__main__":
+    main()
