@@ -63,8 +63,8 @@ class MRItoCTParameterNode:
     outputVolume: vtkMRMLScalarVolumeNode
     uncertaintyVolume: vtkMRMLScalarVolumeNode
     model: str = "mritoct-ddpm"
-    sampler: str = "dpmpp"
-    steps: Annotated[int, WithinRange(1, 20000)] = 20
+    sampler: str = "ddpm"
+    steps: Annotated[int, WithinRange(1, 20000)] = 10
     mcSamples: Annotated[int, WithinRange(1, 100)] = 4
     seed: int = 0
     device: str = "auto"
@@ -178,7 +178,7 @@ class MRItoCTLogic(ScriptedLoadableModuleLogic):
         except UserInputError as error:
             return str(error)
 
-    def synthesize(self, inputNode, outputNode, uncertaintyNode=None, sampler: str = "dpmpp", steps=None,
+    def synthesize(self, inputNode, outputNode, uncertaintyNode=None, sampler: str = "ddpm", steps=None,
                    mc: int = 4, seed: int = 0, model: str = "mritoct-ddpm", device: str = "auto",
                    keepSamples: bool = False, progress=None, cancel=None):
         """Synchronous synthesis into the given nodes in this process; returns the engine's result."""
@@ -190,7 +190,7 @@ class MRItoCTLogic(ScriptedLoadableModuleLogic):
         return synthesize_nodes(inputNode, outputNode, uncertaintyNode, settings.validated(), model=model,
                                 device=device, progress=progress or no_progress, cancel=cancel)
 
-    def synthesizeAsync(self, inputNode, outputNode=None, uncertaintyNode=None, sampler: str = "dpmpp", steps=None,
+    def synthesizeAsync(self, inputNode, outputNode=None, uncertaintyNode=None, sampler: str = "ddpm", steps=None,
                         mc: int = 4, seed: int = 0, model: str = "mritoct-ddpm", device: str = "auto",
                         keepSamples: bool = False):
         """The same in a background process: returns a not yet started ``SynthesisJob`` (``start()``, ``poll()``,

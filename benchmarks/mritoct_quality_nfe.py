@@ -6,7 +6,7 @@ scored against the true CT (SynthRAD metrics inside the body mask) and against t
 DDPM-1000 sample. The last table gives, per sampler, the fewest NFE whose PSNR is within
 0.5 dB of DDPM-1000's.
 
-    python benchmarks/mritoct_quality_nfe.py --data DATA [--cases 3] [--sweep ddpm=10,1000 ...] [--csv FILE]
+    python benchmarks/mritoct_quality_nfe.py --data DATA [--cases 3] [--sweep ddpm=10,250 dpmpp=5,10 ...] [--csv FILE]
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from MRItoCTLib.model import load_model, new_generator
 from MRItoCTLib.pipeline import context_stack
 from MRItoCTLib.samplers import get_sampler
 
-REFERENCE = ("ddpm", "1000")
 SWEEP = {
     "ddpm": ["1000", "10", "25", "50", "100", "250"],
     "em": ["50", "250", "1000"],
@@ -50,11 +49,13 @@ def sampler_call(setting: str) -> tuple[int, dict]:
     return int(value), {"method": method}
 
 
-def parse_sweep(items: list[str]) -> dict[str, list[str]]:
-    """``ddpm=10,1000 dpmpp=5,10`` -> {"ddpm": ["1000", "10"], ...}; the DDPM-1000 reference always runs first."""
-    sweep = {name: values.split(",") for name, _, values in (item.partition("=") for item in items)}
-    reference = [REFERENCE[1]] + [s for s in sweep.get("ddpm", []) if s != REFERENCE[1]]
-    return {"ddpm": reference, **{k: v for k, v in sweep.items() if k != "ddpm"}}
+def parse_sweep(items: list[str] | None, reference_steps: int) -> dict[str, list[str]]:
+    """``ddpm=10,1000 dpmpp=5,10`` -> {"ddpm": ["1000", "10"], ...} (default: the full sweep); the DDPM reference
+    always runs first."""
+    sweep = {name: values.split(",") for name, _, values in (item.partition("=") for item in items)} if items else SWEEP
+    reference = str(reference_steps)
+    return {"ddpm": [reference] + [s for s in sweep.get("ddpm", []) if s != reference],
+            **{k: v for k, v in sweep.items() if k != "ddpm"}}
 
 
 def main() -> None:
@@ -63,11 +64,13 @@ def main() -> None:
     parser.add_argument("--model", default="mritoct-ddpm")
     parser.add_argument("--cases", type=int, default=3, help="held-out (test split) cases, central slice each")
     parser.add_argument("--sweep", nargs="+", help="SAMPLER=SETTING,SETTING ... (default: the full sweep)")
+    parser.add_argument("--reference-steps", type=int, default=1000, help="steps of the DDPM reference (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--csv", default="mritoct_quality_nfe.csv")
     args = parser.parse_args()
-    sweep = parse_sweep(args.sweep) if args.sweep else SWEEP
+    sweep = parse_sweep(args.sweep, args.reference_steps)
+    reference_key = ("ddpm", str(args.reference_steps))
     device = choose_device(args.device)
     model = load_model(args.model, device.device)
     cases = [prepare_case(folder, model.spacing_mm, model.mri_percentile)
@@ -87,8 +90,8 @@ def main() -> None:
 
     rows, reference_hu = [], None
     handle = open(args.csv, "w", newline="", encoding="utf-8")
-    writer = csv.DictWriter(handle, fieldnames=["sampler", "setting", "nfe", "mae", "psnr", "ssim", "psnr_vs_ddpm1000",
-                                                "mae_vs_ddpm1000", "seconds"])
+    writer = csv.DictWriter(handle, fieldnames=["sampler", "setting", "nfe", "mae", "psnr", "ssim", "psnr_vs_reference",
+                                                "mae_vs_reference", "seconds"])
     writer.writeheader()
     for sampler_name, settings in sweep.items():
         for setting in settings:
@@ -100,44 +103,45 @@ def main() -> None:
             seconds = time.perf_counter() - started
             predictions = [unit_to_hu(result.sample[i, 0, : t.shape[0], : t.shape[1]].float().cpu().numpy())
                            for i, t in enumerate(truths)]
-            if (sampler_name, setting) == REFERENCE:
+            if (sampler_name, setting) == reference_key:
                 reference_hu = predictions
             scores = [image_metrics(p[None], t[None], m[None]) for p, t, m in zip(predictions, truths, masks)]
             row = {"sampler": sampler_name, "setting": setting, "nfe": result.nfe, "seconds": round(seconds, 1),
                    **{key: float(np.mean([s[key] for s in scores])) for key in ("mae", "psnr", "ssim")}}
             if reference_hu is not None:
-                row["psnr_vs_ddpm1000"] = float(np.mean([psnr(np.clip(p, -1024, 3000)[m], np.clip(r, -1024, 3000)[m],
+                row["psnr_vs_reference"] = float(np.mean([psnr(np.clip(p, -1024, 3000)[m], np.clip(r, -1024, 3000)[m],
                                                               DATA_RANGE) for p, r, m in zip(predictions, reference_hu, masks)]))
-                row["mae_vs_ddpm1000"] = float(np.mean([np.abs(np.clip(p, -1024, 3000) - np.clip(r, -1024, 3000))[m].mean()
+                row["mae_vs_reference"] = float(np.mean([np.abs(np.clip(p, -1024, 3000) - np.clip(r, -1024, 3000))[m].mean()
                                                         for p, r, m in zip(predictions, reference_hu, masks)]))
             rows.append(row)
             writer.writerow(row)
             handle.flush()
             print(f"{sampler_name} {setting}: NFE {result.nfe}, PSNR {row['psnr']:.2f} dB, {seconds:.0f} s", flush=True)
     handle.close()
-    print_tables(rows, [case.name for case in cases], device.reason)
+    print_tables(rows, reference_key, [case.name for case in cases], device.reason)
 
 
-def print_tables(rows: list[dict], case_names: list[str], device_reason: str) -> None:
-    reference = next(r for r in rows if (r["sampler"], r["setting"]) == REFERENCE)
+def print_tables(rows: list[dict], reference_key: tuple[str, str], case_names: list[str], device_reason: str) -> None:
+    reference = next(r for r in rows if (r["sampler"], r["setting"]) == reference_key)
+    label = f"DDPM-{reference_key[1]}"
     print(f"\nMRItoCT quality against NFE, {datetime.date.today()}, {device_reason}; held-out cases "
           f"{', '.join(case_names)} (central slice each, one sample, same initial noise)\n")
-    print("| sampler | setting | NFE | MAE (HU) | PSNR (dB) | SSIM | PSNR - DDPM-1000 (dB) | PSNR vs DDPM-1000 sample (dB) |")
+    print(f"| sampler | setting | NFE | MAE (HU) | PSNR (dB) | SSIM | PSNR - {label} (dB) | PSNR vs {label} sample (dB) |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
-        versus = row.get("psnr_vs_ddpm1000", float("nan"))
+        versus = row.get("psnr_vs_reference", float("nan"))
         versus_text = "–" if row is reference or not np.isfinite(versus) else f"{versus:.2f}"
         print(f"| {row['sampler']} | {row['setting']} | {row['nfe']} | {row['mae']:.1f} | {row['psnr']:.2f} | "
               f"{row['ssim']:.3f} | {row['psnr'] - reference['psnr']:+.2f} | {versus_text} |")
-    print(f"\nFewest NFE within {TOLERANCE_DB} dB PSNR of DDPM-1000 ({reference['psnr']:.2f} dB, NFE "
+    print(f"\nFewest NFE within {TOLERANCE_DB} dB PSNR of {label} ({reference['psnr']:.2f} dB, NFE "
           f"{reference['nfe']}):\n")
-    print("| sampler | setting | NFE | fewer NFE than DDPM-1000 |\n|---|---|---|---|")
+    print(f"| sampler | setting | NFE | fewer NFE than {label} |\n|---|---|---|---|")
     for sampler in dict.fromkeys(r["sampler"] for r in rows):
         good = [r for r in rows if r["sampler"] == sampler and r is not reference
                 and r["psnr"] >= reference["psnr"] - TOLERANCE_DB]
         if good:
             best = min(good, key=lambda r: r["nfe"])
-            print(f"| {sampler} | {best['setting']} | {best['nfe']} | {reference['nfe'] / best['nfe']:.0f}x |")
+            print(f"| {sampler} | {best['setting']} | {best['nfe']} | {reference['nfe'] / best['nfe']:.1f}x |")
         else:
             print(f"| {sampler} | none of the settings tried | – | – |")
 

@@ -10,7 +10,7 @@ Peak host memory is the process's peak resident set during the run (VmHWM, reset
 run); peak GPU memory is PyTorch's peak allocation. TFLOP/s counts the network's FLOPs with
 ``torch.utils.flop_counter`` and compares them with the GPU's dense bf16 peak.
 
-    python benchmarks/mritoct_speed.py [--device auto|cpu|cuda] [--full] [--samplers ...] [--compare-paths] [--csv FILE]
+    python benchmarks/mritoct_speed.py [--device auto|cpu|cuda] [--full] [--runs ddpm=1000 dpmpp ...] [--compare-paths]
 """
 
 from __future__ import annotations
@@ -93,15 +93,31 @@ def timed_run(volume: sitk.Image, model, settings: SynthesisSettings, device: st
     return seconds, result.nfe, peak_host_mib(), gpu
 
 
-def full_nfe(sampler: str, volume: sitk.Image, model, device: str, options: dict) -> int:
-    """NFE per sample at the sampler's default steps (adaptive RK45: counted on one slice)."""
-    steps = SAMPLER_INFO[sampler].default_steps
+def full_nfe(sampler: str, steps: int, volume: sitk.Image, model, device: str, options: dict,
+             ode_tolerance: float) -> int:
+    """NFE per sample at ``steps`` (adaptive RK45: counted on the middle slice)."""
     if sampler == "pc":
         return 2 * steps
     if sampler == "ode":
-        settings = SynthesisSettings(sampler="ode", mc=1, batch_size=1, **options)
-        return synthesize(volume[:, :, 63:64], model, settings, device=device).nfe
+        settings = SynthesisSettings(sampler="ode", mc=1, batch_size=1, **options,
+                                     sampler_options=ode_options(ode_tolerance))
+        return synthesize(volume[:, :, volume.GetSize()[2] // 2:][:, :, :1], model, settings, device=device).nfe
     return steps
+
+
+def parse_runs(items: list[str]) -> list[tuple[str, int]]:
+    """``ddpm=1000 dpmpp`` -> [("ddpm", 1000), ("dpmpp", its default steps)]."""
+    runs = []
+    for item in items:
+        sampler, _, steps = item.partition("=")
+        if sampler not in SAMPLER_INFO:
+            raise SystemExit(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLER_INFO)})")
+        runs.append((sampler, int(steps) if steps else SAMPLER_INFO[sampler].default_steps))
+    return runs
+
+
+def ode_options(tolerance: float) -> dict:
+    return {"method": "rk45", "rtol": tolerance, "atol": tolerance}
 
 
 PATHS = {
@@ -117,6 +133,8 @@ def compare_paths(volume: sitk.Image, model, device: str, steps: int, slice_coun
     part = volume[:, :, volume.GetSize()[2] // 2: volume.GetSize()[2] // 2 + slice_count]
     results = {}
     for name, options in PATHS.items():
+        if options["precision"] == "bf16" and not device.startswith("cuda"):
+            continue  # bf16 is emulated on most CPUs (about 40x slower here): not a fast path there
         settings = SynthesisSettings(sampler="dpmpp", steps=steps, mc=4, batch_size=8, **options)
         synthesize(part, model, settings, device=device)  # warm-up (compilation, allocator)
         results[name] = timed_run(part, model, settings, device)[0]
@@ -130,18 +148,22 @@ def compare_paths(volume: sitk.Image, model, device: str, steps: int, slice_coun
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--samplers", nargs="+", default=list(SAMPLER_INFO), choices=list(SAMPLER_INFO))
+    parser.add_argument("--model", default="mritoct-ddpm", help="model name or folder (default mritoct-ddpm)")
+    parser.add_argument("--runs", nargs="+", default=["ddpm=1000", *SAMPLER_INFO],
+                        help="SAMPLER or SAMPLER=STEPS (default: DDPM-1000, then every sampler at its default steps)")
     parser.add_argument("--mc", nargs="+", type=int, default=[1, 10])
     parser.add_argument("--full", action="store_true", help="complete runs of the whole volume (GPU)")
     parser.add_argument("--measure-steps", type=int, default=5, help="steps of a measured run without --full")
     parser.add_argument("--measure-slices", type=int, default=2, help="slices of a measured run without --full")
     parser.add_argument("--compile", default="off", help="torch.compile mode for the fast path")
+    parser.add_argument("--ode-tolerance", type=float, default=1e-3,
+                        help="rk45 tolerance of the ode sampler (default 1e-3; the paper's 1e-5 needs far more NFE)")
     parser.add_argument("--compare-paths", action="store_true", help="also time each fast path against the plain one")
     parser.add_argument("--csv", default="mritoct_speed.csv")
     args = parser.parse_args()
     choice = choose_device(args.device)
     device = choice.device
-    model = load_model("mritoct-ddpm", device)
+    model = load_model(args.model, device)
     volume = pelvis_volume()
     slices = volume.GetSize()[2]
     flops = network_flops(model, 256, 256, device)
@@ -150,16 +172,19 @@ def main() -> None:
     synthesize(volume[:, :, 60:62], model, SynthesisSettings(sampler="ddim", steps=1, mc=1, **fast), device=device)
 
     rows = []
-    for sampler in args.samplers:
-        nfe = full_nfe(sampler, volume, model, device, fast)
+    for sampler, steps in parse_runs(args.runs):
+        nfe = full_nfe(sampler, steps, volume, model, device, fast, args.ode_tolerance)
+        options = ode_options(args.ode_tolerance) if sampler == "ode" else {}
         for mc in args.mc:
             if args.full:
-                settings = SynthesisSettings(sampler=sampler, mc=mc, **fast)
+                settings = SynthesisSettings(sampler=sampler, steps=steps, mc=mc, sampler_options=options, **fast)
                 seconds, nfe, host, gpu = timed_run(volume, model, settings, device)
                 per_slice, per_volume, how = seconds / slices / mc, seconds, "complete run"
             else:
                 measured_mc = 4
-                settings = SynthesisSettings(sampler=sampler, steps=args.measure_steps, mc=measured_mc, **fast)
+                rate_options = {"method": "heun"} if sampler == "ode" else {}  # fixed steps: the same cost per NFE
+                settings = SynthesisSettings(sampler=sampler, steps=args.measure_steps, mc=measured_mc,
+                                             sampler_options=rate_options, **fast)
                 part = volume[:, :, slices // 2: slices // 2 + args.measure_slices]
                 seconds, measured_nfe, host, gpu = timed_run(part, model, settings, device)
                 per_input_nfe = seconds / (measured_nfe * args.measure_slices * measured_mc)
@@ -167,7 +192,7 @@ def main() -> None:
                 per_volume = per_slice * slices * mc
                 how = f"{measured_nfe}-NFE run of {args.measure_slices} slices x MC {measured_mc}, scaled to NFE {nfe}"
             tflops = flops * nfe * slices * mc / per_volume / 1e12
-            rows.append({"sampler": sampler, "steps": SAMPLER_INFO[sampler].default_steps, "nfe": nfe, "mc": mc,
+            rows.append({"sampler": sampler, "steps": f"rk45 {args.ode_tolerance:g}" if sampler == "ode" else steps, "nfe": nfe, "mc": mc,
                          "seconds_per_slice": per_slice, "seconds_per_volume": per_volume, "peak_host_mib": host,
                          "peak_gpu_mib": gpu, "tflops": tflops,
                          "percent_of_bf16_peak": 100 * tflops / peak if peak else float("nan"), "how": how})
@@ -185,10 +210,10 @@ def main() -> None:
         print(f"| {row['sampler']} | {row['steps']} | {row['nfe']} | {row['mc']} | {row['seconds_per_slice']:.3f} | "
               f"{row['seconds_per_volume']:.1f} | {fmt(row['peak_host_mib'], 0)} | {fmt(row['peak_gpu_mib'], 0)} | "
               f"{row['tflops']:.3f} | {fmt(row['percent_of_bf16_peak'], 1)} | {row['how']} |")
-    ddpm = next((r for r in rows if r["sampler"] == "ddpm" and r["mc"] == args.mc[0]), None)
+    ddpm = next((r for r in rows if (r["sampler"], r["steps"], r["mc"]) == ("ddpm", 1000, args.mc[0])), None)
     if ddpm:
         print("\nSpeed-up over DDPM-1000 (same run): " + ", ".join(
-            f"{r['sampler']} {ddpm['seconds_per_slice'] / r['seconds_per_slice']:.0f}x"
+            f"{r['sampler']}-{r['steps']} {ddpm['seconds_per_slice'] / r['seconds_per_slice']:.0f}x"
             for r in rows if r["mc"] == args.mc[0] and r is not ddpm))
     with open(args.csv, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

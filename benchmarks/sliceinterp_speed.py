@@ -3,7 +3,7 @@
 The volume is the bundled 3 mm CT resampled to a 512 x 512 in-plane grid with 70 slices
 (real anatomy at the size of a clinical thick-slice CT).
 
-    python benchmarks/sliceinterp_speed.py [--device auto|cpu|cuda] [--methods ...] [--csv FILE]
+    python benchmarks/sliceinterp_speed.py [--device auto|cpu|cuda] [--methods ...] [--size X Y Z] [--csv FILE]
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--methods", nargs="+", default=["linear", "cubic", "crossview"])
     parser.add_argument("--factors", nargs="+", type=int, default=[2, 4])
+    parser.add_argument("--size", type=int, nargs=3, default=[512, 512, 70], metavar=("X", "Y", "Z"))
     parser.add_argument("--csv", default="sliceinterp_speed.csv")
     args = parser.parse_args()
     device = choose_device(args.device)
-    volume = clinical_size_volume()
+    volume = clinical_size_volume(tuple(args.size))
     rows = []
     for factor in args.factors:
         for method in args.methods:
@@ -54,7 +55,8 @@ def main() -> None:
                          "seconds": round(time.perf_counter() - started, 2),
                          "device": result.device if method == "crossview" else "cpu"})
     cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"SliceInterp speed, 512x512x70 input, {datetime.date.today()}, {device.reason}; CPU: {cpu}\n")
+    print(f"SliceInterp speed, {'x'.join(map(str, args.size))} input, {datetime.date.today()}, {device.reason}; "
+          f"CPU: {cpu}\n")
     print("| method | factor | output slices | seconds | device |\n|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['method']} | x{row['factor']} | {row['output_slices']} | {row['seconds']:.2f} | {row['device']} |")

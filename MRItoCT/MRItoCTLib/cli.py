@@ -14,7 +14,7 @@ from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import check_output_path, read_volume, write_volume
 
 from .model import DEFAULT_MODEL, load_model
-from .samplers import SAMPLER_INFO
+from .samplers import DEFAULT_SAMPLER, SAMPLER_INFO
 
 
 def build_parser() -> ArgumentParser:
@@ -31,7 +31,8 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--uncertainty", help="write the Monte-Carlo standard deviation (HU) here (batch: a folder)")
     run.add_argument("--samples-dir", help="write every Monte-Carlo sample into this folder")
     run.add_argument("--model", default=None, help="shipped model name or model folder (default: mritoct-ddpm)")
-    run.add_argument("--sampler", default="dpmpp", choices=list(SAMPLER_INFO), help="sampling method (default dpmpp)")
+    run.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLER_INFO),
+                     help=f"sampling method (default {DEFAULT_SAMPLER})")
     run.add_argument("--steps", type=positive_int, help="time steps (default: per sampler, see 'mritoct samplers')")
     run.add_argument("--mc", type=positive_int, default=4, help="Monte-Carlo samples (default 4)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -93,7 +94,7 @@ def build_parser() -> ArgumentParser:
     demo = commands.add_parser("demo", help="synthesize CT + uncertainty from the bundled real T2 sample")
     demo.add_argument("--output", default="out/demo", help="output folder (default out/demo)")
     demo.add_argument("--model", default=None, help="model name or folder (default: mritoct-ddpm)")
-    demo.add_argument("--sampler", default="dpmpp", choices=list(SAMPLER_INFO))
+    demo.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLER_INFO))
     demo.add_argument("--steps", type=positive_int, default=None, help="default: the sampler's default")
     demo.add_argument("--mc", type=positive_int, default=4)
     demo.add_argument("--seed", type=int, default=0)

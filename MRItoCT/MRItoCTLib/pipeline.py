@@ -26,14 +26,14 @@ from CTSynthesisCore.volume_io import check_memory, check_scalar_volume
 from .intensity import HU_MIN, body_mask, foreground_mask, looks_like_ct, normalize_mri, unit_std_to_hu, unit_to_hu
 from .model import LoadedModel, new_generator
 from .montecarlo import monte_carlo
-from .samplers import SAMPLER_INFO, get_sampler
+from .samplers import DEFAULT_SAMPLER, SAMPLER_INFO, get_sampler
 
 
 @dataclass
 class SynthesisSettings:
     """What the user chose; ``steps=None`` takes the sampler's default."""
 
-    sampler: str = "dpmpp"
+    sampler: str = DEFAULT_SAMPLER
     steps: int | None = None
     mc: int = 4
     seed: int = 0

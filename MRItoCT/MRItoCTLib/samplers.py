@@ -325,7 +325,8 @@ SAMPLERS: dict[str, Callable[..., SampleResult]] = {
 }
 
 SAMPLER_INFO: dict[str, SamplerInfo] = {
-    "ddpm": SamplerInfo("ddpm", "DDPM", 1000, "ancestral sampling (paper 1); fewer steps = respacing"),
+    "ddpm": SamplerInfo("ddpm", "DDPM", 10, "ancestral sampling; 1000 steps = paper 1's DDPM, fewer = respacing "
+                        "(10 is within 0.5 dB PSNR of 1000 here: benchmarks/mritoct_quality_nfe.py)"),
     "em": SamplerInfo("em", "Euler–Maruyama", 1000, "reverse SDE, Euler–Maruyama (paper 1)"),
     "pc": SamplerInfo("pc", "Predictor–Corrector", 1000,
                       "reverse diffusion + Langevin corrector, snr 0.16 (paper 1); NFE = steps x (1 + corrector steps)"),
@@ -334,6 +335,9 @@ SAMPLER_INFO: dict[str, SamplerInfo] = {
     "ddim": SamplerInfo("ddim", "DDIM", 50, "deterministic at eta = 0"),
     "dpmpp": SamplerInfo("dpmpp", "DPM-Solver++", 20, "DPM-Solver++(2M) multistep, 10–25 steps"),
 }
+
+
+DEFAULT_SAMPLER = "ddpm"  # at its default 10 steps: the fewest NFE within 0.5 dB PSNR of DDPM-1000 (README)
 
 
 def get_sampler(name: str) -> Callable[..., SampleResult]:

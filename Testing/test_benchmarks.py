@@ -1,0 +1,72 @@
+"""The benchmark scripts run from the README commands (with small settings) and print their tables."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *arguments: str, cwd: Path) -> str:
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *arguments], cwd=cwd, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
+
+
+def test_mritoct_speed_benchmark(tmp_path, tiny_model):
+    printed = _run("mritoct_speed.py", "--device", "cpu", "--model", str(tiny_model), "--runs", "ddim", "dpmpp", "ddpm=1000",
+                   "--mc", "1", "10", "--measure-steps", "2", "--measure-slices", "1", "--csv", "speed.csv",
+                   cwd=tmp_path)
+    assert "| sampler | steps | NFE | MC |" in printed and "Speed-up over DDPM-1000 (same run): ddim-50 20x" in printed
+    with open(tmp_path / "speed.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["sampler"], r["nfe"], r["mc"]) for r in rows] == [("ddim", "50", "1"), ("ddim", "50", "10"),
+                                                                 ("dpmpp", "20", "1"), ("dpmpp", "20", "10"),
+                                                                 ("ddpm", "1000", "1"), ("ddpm", "1000", "10")]
+    for row in rows:
+        assert float(row["seconds_per_volume"]) > 0 and float(row["peak_host_mib"]) > 0
+        assert np.isclose(float(row["seconds_per_volume"]), float(row["seconds_per_slice"]) * 128 * int(row["mc"]))
+
+
+def test_mritoct_quality_benchmark(tmp_path, tiny_model, ct_sample):
+    from CTSynthesisCore.volume_io import write_volume
+    from MRItoCTLib.ct_pairs import pair_from_ct
+    from MRItoCTLib.dataset import split_of
+
+    ct = sitk.ReadImage(str(ct_sample))
+    names = [n for n in (f"case_{i:04d}" for i in range(40)) if split_of(n) == "test"][:2]
+    for index, name in enumerate(names):
+        mri, hu, mask = pair_from_ct(ct[10:110, 5:95, 30 + 10 * index: 40 + 10 * index], np.random.default_rng(index))
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for image, file in ((mri, "mr"), (hu, "ct"), (mask, "mask")):
+            write_volume(image, tmp_path / "data" / name / f"{file}.nii.gz")
+    printed = _run("mritoct_quality_nfe.py", "--data", "data", "--model", str(tiny_model), "--cases", "2",
+                   "--reference-steps", "4", "--sweep", "ddpm=2", "dpmpp=2,3", "ode=heun:2", "--device", "cpu",
+                   "--csv", "quality.csv", cwd=tmp_path)
+    assert f"held-out cases {', '.join(names)}" in printed
+    assert "Fewest NFE within 0.5 dB PSNR of DDPM-4" in printed
+    with open(tmp_path / "quality.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["sampler"], r["setting"], r["nfe"]) for r in rows] == [
+        ("ddpm", "4", "4"), ("ddpm", "2", "2"), ("dpmpp", "2", "2"), ("dpmpp", "3", "3"), ("ode", "heun:2", "3")]
+    assert all(np.isfinite(float(r["psnr"])) for r in rows)
+    assert float(rows[0]["mae_vs_reference"]) == 0.0  # the reference against itself
+    assert all(float(r["mae_vs_reference"]) > 0 for r in rows[1:])
+
+
+def test_sliceinterp_speed_benchmark(tmp_path):
+    printed = _run("sliceinterp_speed.py", "--device", "cpu", "--size", "64", "64", "8", "--csv", "speed.csv",
+                   cwd=tmp_path)
+    assert "SliceInterp speed, 64x64x8 input" in printed
+    with open(tmp_path / "speed.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["method"], r["factor"], r["output_slices"]) for r in rows] == [
+        ("linear", "2", "15"), ("cubic", "2", "15"), ("crossview", "2", "15"),
+        ("linear", "4", "29"), ("cubic", "4", "29"), ("crossview", "4", "29")]
