@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,8 @@ def test_mritoct_speed_benchmark(tmp_path, tiny_model):
     printed = _run("mritoct_speed.py", "--device", "cpu", "--model", str(tiny_model), "--runs", "ddim", "dpmpp", "ddpm=1000",
                    "--mc", "1", "10", "--measure-steps", "2", "--measure-slices", "1", "--csv", "speed.csv",
                    cwd=tmp_path)
-    assert "| sampler | steps | NFE | MC |" in printed and "Speed-up over DDPM-1000 (same run): ddim-50 20x" in printed
+    assert "| sampler | steps | NFE | MC |" in printed
+    assert re.search(r"Speed-up over DDPM-1000 \(same run\): ddim-50 \d+x, dpmpp-20 \d+x", printed)
     with open(tmp_path / "speed.csv", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["sampler"], r["nfe"], r["mc"]) for r in rows] == [("ddim", "50", "1"), ("ddim", "50", "10"),
