@@ -191,7 +191,7 @@ def run_batch(cases: list[Case], output_folder: Path, process: Callable[[Case], 
     return 0 if all(row["status"] == "ok" for row in rows) else 2
 
 
-CaseCommand = Callable[[Case, Path, "Path | None", Callable[..., None], str], str]
+CaseCommand = Callable[..., str]  # (case, output file, uncertainty file or None, progress, device) -> summary
 
 
 def make_output_folder(folder: Path) -> Path:

@@ -127,14 +127,15 @@ def inference_network(network: CrossViewNet, device: str) -> CrossViewNet:
 
 
 def automatic_chunk(network: CrossViewNet, image: sitk.Image, device: str, precision: str = "auto") -> int:
-    """Images per network pass: from free GPU memory, measured on the largest images of the finest level."""
+    """Images per network pass: from free GPU memory (probed with axial slices and with planar images as tall as
+    a x4 level), 16 on CPU."""
     width, height, depth = image.GetSize()
-    network = inference_network(network, device)
 
     def probe(count: int) -> None:
+        probed = inference_network(network, device)
         with torch.inference_mode(), autocast(device, precision):
-            network.axial_midslices(torch.zeros(count, 2 * network.config.neighbours, height, width, device=device))
-            network.planar_midrows(torch.zeros(count, 4 * depth, max(height, width), device=device))
+            probed.axial_midslices(torch.zeros(count, 2 * probed.config.neighbours, height, width, device=device))
+            probed.planar_midrows(torch.zeros(count, 4 * depth, max(height, width), device=device))
 
     return auto_batch_size(device, probe, max(height, width), cpu_default=CPU_CHUNK)
 
