@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
 from .errors import Cancelled, UserInputError
@@ -57,6 +58,17 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except MemoryError:
         sys.stderr.write("error: out of memory; try a smaller --batch-size or the CPU device\n")
         return EXIT_USER_ERROR
+
+
+def check_output_files(args: argparse.Namespace) -> None:
+    """``--output`` and ``--uncertainty`` (when given) of a single input: writable, not the input, not one file."""
+    from .volume_io import check_output_path
+
+    outputs = [Path(p) for p in (args.output, args.uncertainty) if p]
+    for output in outputs:
+        check_output_path(output, inputs=(args.input,))
+    if len({p.resolve() for p in outputs}) < len(outputs):
+        raise UserInputError("--output and --uncertainty must be different files")
 
 
 def add_worker_option(parser: argparse.ArgumentParser) -> None:

@@ -64,10 +64,9 @@ def network_flops(model, height: int, width: int, device: str) -> float:
     """FLOPs of one network evaluation of one slice (2 per multiply-add)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    channels = 2 * model.config.context_slices + 1
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model.network(torch.zeros(1, 1, height, width, device=device), torch.full((1,), 0.5, device=device),
-                      torch.zeros(1, channels, height, width, device=device))
+                      torch.zeros(1, model.config.condition_channels, height, width, device=device))
     return float(counter.get_total_flops())
 
 

@@ -6,12 +6,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_worker_option, command_progress, positive_int,
-                                 run_cli)
+from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_worker_option, check_output_files,
+                                 command_progress, positive_int, run_cli)
 from CTSynthesisCore.device import DEVICE_CHOICES
 from CTSynthesisCore.errors import UserInputError
-
-from CTSynthesisCore.volume_io import check_output_path, read_volume, write_volume
+from CTSynthesisCore.volume_io import read_volume, write_volume
 
 from .model import DEFAULT_MODEL, load_model
 from .samplers import DEFAULT_SAMPLER, SAMPLER_INFO
@@ -131,11 +130,7 @@ def command_synthesize(args) -> int:
     cases = batch_cases(args.input)
     if cases is not None:
         return synthesize_batch(args, cases, settings)
-    outputs = [Path(p) for p in (args.output, args.uncertainty) if p]
-    for output in outputs:
-        check_output_path(output, inputs=(args.input,))
-    if len(set(p.resolve() for p in outputs)) < len(outputs):
-        raise UserInputError("--output and --uncertainty must be different files")
+    check_output_files(args)
     mri = read_volume(args.input)
     model = load_model(args.model or DEFAULT_MODEL)
     bar = command_progress(args, "synthesizing")

@@ -155,12 +155,11 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
     prepared = prepare_mri(mri, model.spacing_mm, model.mri_percentile)
     mask = prepared.mask
     padded, (height, width) = pad_to_multiple(prepared.mri_unit, model.config.size_multiple, -1.0)
-    conditions = model.config.context_slices * 2 + 1
 
     def probe(count: int) -> None:
         """One forward pass of ``count`` zero inputs (to measure memory per input)."""
         with torch.inference_mode():
-            inputs = torch.zeros((count, conditions, *padded.shape[1:]), device=choice.device)
+            inputs = torch.zeros((count, model.config.condition_channels, *padded.shape[1:]), device=choice.device)
             if model.kind == "regression":
                 network(inputs)
             else:

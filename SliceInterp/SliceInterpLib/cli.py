@@ -7,10 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_worker_option, command_progress,
-                                 positive_float, positive_int, run_cli)
+from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_worker_option, check_output_files,
+                                 command_progress, positive_float, positive_int, run_cli)
 from CTSynthesisCore.errors import UserInputError
-from CTSynthesisCore.volume_io import check_output_path, check_scalar_volume, read_volume, write_volume
+from CTSynthesisCore.volume_io import check_scalar_volume, read_volume, write_volume
 
 from .upsample import CPU_CHUNK, METHODS
 
@@ -88,11 +88,7 @@ def command_upsample(args) -> int:
             return upsample_file(image, spacing, output, uncertainty, replace(settings, device=device), progress)
 
         return run_batch_command(args, cases, f"upsampling ({args.method})", upsample_case)
-    outputs = [Path(p) for p in (args.output, args.uncertainty) if p]
-    for output in outputs:
-        check_output_path(output, inputs=(args.input,))
-    if len({p.resolve() for p in outputs}) < len(outputs):
-        raise UserInputError("--output and --uncertainty must be different files")
+    check_output_files(args)
     image, spacing = read_ct(args.input, args)
     bar = command_progress(args, f"upsampling ({args.method})")
     try:

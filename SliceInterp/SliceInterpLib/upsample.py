@@ -102,6 +102,7 @@ def upsample(image: sitk.Image, slice_spacing: float, settings: UpsampleSettings
     crossview = run_with_batch_retry(
         lambda chunk: upsample_crossview(image, slice_spacing, network, device, chunk, inference_progress, cancel,
                                          settings.precision),
-        settings.chunk or automatic_chunk(network, image, device, settings.precision), lambda old, new: retries.append(f"out of memory with {old} images per pass; retried with {new}"))
+        settings.chunk or automatic_chunk(network, image, device, settings.precision),
+        lambda old, new: retries.append(f"out of memory with {old} images per pass; retried with {new}"))
     return UpsampleResult(crossview.image, crossview.uncertainty, "crossview", device, time.monotonic() - started,
                           adapted=settings.adapt_minutes is not None, warnings=retries)
