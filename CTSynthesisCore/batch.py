@@ -10,7 +10,6 @@ on GPU ``LOCAL_RANK``; the summary rows are gathered to process 0, which prints 
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import Cancelled, UserInputError
+from .tables import write_csv
 from .volume_io import VOLUME_SUFFIXES, check_output_path
 
 LIST_SUFFIXES = (".txt", ".list")
@@ -167,12 +167,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_summary(rows: list[dict[str, Any]], folder: Path) -> Path:
-    path = folder / "summary.csv"
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return write_csv(folder / "summary.csv", rows, SUMMARY_COLUMNS)
 
 
 def run_batch(cases: list[Case], output_folder: Path, process: Callable[[Case], str],

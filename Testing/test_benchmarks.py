@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(script: str, *arguments: str, cwd: Path) -> str:
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *arguments], cwd=cwd, capture_output=True,
+                         encoding="utf-8", errors="replace",
                          text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout
@@ -72,3 +73,23 @@ def test_sliceinterp_speed_benchmark(tmp_path):
     assert [(r["method"], r["factor"], r["output_slices"]) for r in rows] == [
         ("linear", "2", "15"), ("cubic", "2", "15"), ("crossview", "2", "15"),
         ("linear", "4", "29"), ("cubic", "4", "29"), ("crossview", "4", "29")]
+
+
+def test_real_t2_check_prints_ct_likeness_and_measures_it_right(tmp_path, tiny_model):
+    printed = _run("mritoct_real_t2.py", "--models", str(tiny_model), "--sampler", "ddim", "--steps", "2", "--mc", "1",
+                   "--device", "cpu", "--csv", "real.csv", cwd=tmp_path)
+    assert "| model | median HU |" in printed and "(ddim, MC 1)" in printed
+    with open(tmp_path / "real.csv", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    assert -1000 <= float(row["p5_hu"]) <= float(row["median_hu"]) <= float(row["p95_hu"]) <= 3000
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from mritoct_real_t2 import ct_likeness
+
+    t2 = np.tile(np.repeat(np.array([0.0, 100.0, 200.0, 300.0, 400.0], np.float32), 4), (2, 20, 1))
+    hu = np.where(t2 >= 300, -100.0, 40.0).astype(np.float32)
+    hu[t2 == 0] = -1024.0  # outside the body
+    hu[0, 0, 4] = 700.0  # one bone voxel
+    stats = ct_likeness(sitk.GetImageFromArray(t2), sitk.GetImageFromArray(hu))
+    assert stats["bright_t2_median_hu"] == -100 and stats["dark_t2_median_hu"] == 40
+    assert stats["bone_like_pct"] == 100 / 640 and stats["fat_like_pct"] == 50.0

@@ -16,7 +16,6 @@ run); peak GPU memory is PyTorch's peak allocation. TFLOP/s counts the network's
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import platform
 import time
@@ -27,6 +26,7 @@ import torch
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.sample_data import sample_path
+from CTSynthesisCore.tables import write_csv
 from MRItoCTLib.model import load_model
 from MRItoCTLib.pipeline import SynthesisSettings, synthesize
 from MRItoCTLib.samplers import SAMPLER_INFO
@@ -214,10 +214,7 @@ def main() -> None:
         print("\nSpeed-up over DDPM-1000 (same run): " + ", ".join(
             f"{r['sampler']}-{r['steps']} {ddpm['seconds_per_slice'] / r['seconds_per_slice']:.0f}x"
             for r in rows if r["mc"] == args.mc[0] and r is not ddpm))
-    with open(args.csv, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.csv, rows)
     if args.compare_paths:
         compare_paths(volume, model, device, args.measure_steps, args.measure_slices)
 

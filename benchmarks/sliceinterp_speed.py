@@ -9,7 +9,6 @@ The volume is the bundled 3 mm CT resampled to a 512 x 512 in-plane grid with 70
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import platform
 import time
@@ -19,6 +18,7 @@ import torch
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.sample_data import sample_path
+from CTSynthesisCore.tables import write_csv
 from SliceInterpLib.upsample import UpsampleSettings, upsample
 
 
@@ -60,10 +60,7 @@ def main() -> None:
     print("| method | factor | output slices | seconds | device |\n|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['method']} | x{row['factor']} | {row['output_slices']} | {row['seconds']:.2f} | {row['device']} |")
-    with open(args.csv, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.csv, rows)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,13 @@ def axial(image: sitk.Image, fraction: float = 0.5) -> np.ndarray:
     return array[int(fraction * (array.shape[0] - 1))]
 
 
+def centre_crop(plane: np.ndarray, spacing_mm: float, width_mm: float = 190.0) -> np.ndarray:
+    """The central ``width_mm`` square: a prostate MRI's field of view (ProstateX: 19 cm)."""
+    half = int(width_mm / spacing_mm / 2)
+    rows, cols = plane.shape[0] // 2, plane.shape[1] // 2
+    return plane[max(0, rows - half):rows + half, max(0, cols - half):cols + half]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ct", required=True, help="a real CT volume for the CT-derived pair")
@@ -37,6 +44,7 @@ def main() -> None:
     panels = [("real T2 (ProstateX-0000)", axial(real, 0.6), "gray", None),
               ("phantom T2", axial(mri, 0.55), "gray", None),
               ("phantom CT", axial(ct, 0.55), "gray", (-400, 1200)),
+              ("phantom T2, 19 cm field", centre_crop(axial(mri, 0.55), mri.GetSpacing()[0]), "gray", None),
               ("CT-derived T2", axial(derived_mri, 0.22), "gray", None),
               ("its real CT", axial(derived_ct, 0.22), "gray", (-400, 1200))]
     figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))

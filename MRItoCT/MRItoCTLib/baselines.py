@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .intensity import hu_to_unit
+
 
 @dataclass
 class RegressionConfig:
@@ -17,6 +19,8 @@ class RegressionConfig:
     channels: tuple[int, ...] = (32, 64, 128, 128)
     strides: tuple[int, ...] = (2, 2, 2)
     num_res_units: int = 1
+    norm: str = "batch"  # running statistics: a model trained on crops also works on whole slices
+    centre_hu: float | None = 0.0  # the network predicts the difference from this CT number (None: plain output)
 
     @property
     def condition_channels(self) -> int:
@@ -35,11 +39,13 @@ class RegressionConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RegressionConfig":
         known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known.setdefault("norm", "instance")  # models saved before these fields existed
+        known.setdefault("centre_hu", None)
         return cls(**known)
 
 
 class RegressionNet(nn.Module):
-    """CT = tanh-free UNet(MRI); clamped to [-1, 1] at inference."""
+    """CT = centre + UNet(MRI) (a difference from water by default); clamped to [-1, 1] at inference."""
 
     def __init__(self, config: RegressionConfig) -> None:
         super().__init__()
@@ -48,10 +54,11 @@ class RegressionNet(nn.Module):
         self.config = config
         self.unet = UNet(spatial_dims=2, in_channels=config.condition_channels, out_channels=1,
                          channels=config.channels, strides=config.strides, num_res_units=config.num_res_units,
-                         norm="instance")
+                         norm=config.norm)
 
     def forward(self, condition: Tensor) -> Tensor:
-        return self.unet(condition)
+        output = self.unet(condition)
+        return output if self.config.centre_hu is None else output + float(hu_to_unit(self.config.centre_hu))
 
 
 def patch_discriminator(condition_channels: int) -> nn.Module:

@@ -69,9 +69,13 @@ def build_parser() -> ArgumentParser:
     fit.add_argument("--context-slices", type=int, default=1, help="neighbouring MRI slices each side (default 1)")
     fit.add_argument("--channels", type=positive_int, nargs="+", help="network channels per level")
     fit.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    fit.add_argument("--mri-gamma", type=float, default=0.3,
+                     help="contrast augmentation: MRI gamma drawn in [e^-g, e^g] per crop (default 0.3; 0 = off)")
     fit.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} (default auto)")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    fit.add_argument("--init", metavar="MODEL", help="start from these weights (a shipped name such as mritoct-ddpm, or "
+                     "a model folder) instead of random ones: fine-tuning on your own data")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 
     check = commands.add_parser("evaluate", help="SynthRAD metrics of models and samplers on held-out cases")
@@ -207,10 +211,13 @@ def command_train(args) -> int:
 
     if args.context_slices < 0:
         raise UserInputError("--context-slices must be 0 or more")
+    if not 0 <= args.mri_gamma <= 2:
+        raise UserInputError(f"--mri-gamma must be between 0 and 2, got {args.mri_gamma:g}")
     config = TrainConfig(model=args.model, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                          batch_size=args.batch_size, learning_rate=args.lr, crop=args.crop, seed=args.seed,
                          spacing_mm=tuple(args.spacing), context_slices=args.context_slices,
-                         channels=tuple(args.channels) if args.channels else None, max_minutes=args.max_minutes)
+                         channels=tuple(args.channels) if args.channels else None, max_minutes=args.max_minutes,
+                         init_from=args.init, mri_gamma=args.mri_gamma)
     bar = TqdmProgress(f"training {args.model}", disable=args.quiet)
     try:
         summary = train(args.data, args.out, config, device=args.device, resume=args.resume, progress=bar,

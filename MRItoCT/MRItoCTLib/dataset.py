@@ -73,13 +73,18 @@ def prepare_case(folder: Path, spacing_xy: tuple[float, float], percentile: floa
     return PreparedCase(folder.name, prepared.mri_unit, ct_unit, mask, prepared.grid)
 
 
+def vary_contrast(condition: np.ndarray, gamma: float) -> np.ndarray:
+    """Gamma curve on unit MRI intensities (-1 stays -1, +1 stays +1): scanners and protocols weigh T2 differently."""
+    return (np.power((np.clip(condition, -1.0, None) + 1.0) / 2.0, gamma) * 2.0 - 1.0).astype(np.float32)
+
+
 class SliceSampler:
     """Random 2D crops (with MRI context slices) from prepared cases, drawn with a seeded generator."""
 
-    def __init__(self, cases: list[PreparedCase], crop: int, context: int, seed: int) -> None:
+    def __init__(self, cases: list[PreparedCase], crop: int, context: int, seed: int, mri_gamma: float = 0.0) -> None:
         if not cases:
             raise UserInputError("no training cases")
-        self.cases, self.crop, self.context = cases, crop, context
+        self.cases, self.crop, self.context, self.mri_gamma = cases, crop, context, mri_gamma
         self.rng = np.random.default_rng(seed)
         self.slice_index = [(c, k) for c in range(len(cases)) for k in range(cases[c].mri.shape[0])
                             if cases[c].mask[k].mean() > 0.05]
@@ -106,6 +111,8 @@ class SliceSampler:
             condition = self._crop(condition, top, left, -1.0)
             if flip:
                 ct, condition = ct[..., ::-1], condition[..., ::-1]
+            if self.mri_gamma:
+                condition = vary_contrast(condition, float(np.exp(self.rng.uniform(-self.mri_gamma, self.mri_gamma))))
             cts.append(np.ascontiguousarray(ct))
             conditions.append(np.ascontiguousarray(condition))
         return torch.from_numpy(np.stack(cts)), torch.from_numpy(np.stack(conditions))

@@ -6,7 +6,6 @@ of ``mc`` samples ("DDPM-M", whose spread is the uncertainty); baselines give on
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import SimpleITK as sitk
 
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import ProgressCallback, no_progress
+from CTSynthesisCore.tables import write_csv
 from CTSynthesisCore.volume_io import read_volume
 
 from .dataset import cases_in_split
@@ -82,12 +82,12 @@ def evaluate(data: str | Path, output: str | Path, plan: EvaluationPlan,
         mask[: scored.start] = False  # context-only slices are not scored
         mask[scored.stop:] = False
         true_hu = sitk.GetArrayFromImage(reference)
-        processed = mri.GetSize()[2]  # scored slices and their context neighbours, all synthesized
+        processed = scored.stop - scored.start  # synthesized slices (context-only neighbours are not)
         middle = (scored.start + scored.stop) // 2
         for model, sampler in runs:
             settings = SynthesisSettings(sampler=sampler or "ddim", steps=plan.steps.get(sampler or "", None),
                                          mc=plan.mc if sampler else 1, seed=plan.seed, batch_size=plan.batch_size,
-                                         keep_samples=bool(sampler),
+                                         keep_samples=bool(sampler), context_only_edges=scored.start,
                                          sampler_options=plan.sampler_options.get(sampler or "", {}))
             started = time.monotonic()
             result = synthesize(mri, model, settings, device=plan.device)
@@ -135,10 +135,7 @@ def _steps_text(plan: EvaluationPlan, sampler: str) -> str:
 
 
 def write_tables(rows: list[dict[str, Any]], output: Path, plan: EvaluationPlan, case_names: list[str]) -> None:
-    with open(output / "metrics.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["case", "method", *COLUMNS])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(output / "metrics.csv", rows, ["case", "method", *COLUMNS])
     lines = [f"Cases ({plan.split} split): {', '.join(case_names)}; central slices per case: "
              f"{plan.max_slices or 'all'}; Monte-Carlo samples: {plan.mc}; steps: "
              + ", ".join(_steps_text(plan, s) for s in plan.samplers) + ".",

@@ -10,6 +10,9 @@ def model_card(metadata: dict[str, Any]) -> str:
     training = metadata.get("training", {})
     config = training.get("config", {})
     validation = metadata.get("validation", {})
+    parent = training.get("initialised_from")
+    lineage = (f"\n- Initialised from `{parent['model']}` (sha256 {str(parent.get('sha256'))[:12]}..., {parent.get('steps')} "
+               f"steps, {parent.get('seconds')} s of earlier training), then trained as below." if parent else "")
     return f"""# Model card: {metadata['name']}
 
 **{metadata.get('description', '')}** for MRI-to-CT synthesis (T2-weighted pelvis MRI -> CT in HU).
@@ -31,7 +34,7 @@ expect errors on real scans, especially in bone and air/gas.
 - In-plane spacing: {metadata.get('spacing_mm')} mm (inputs are resampled, outputs returned on the input grid).
 - Intensities: {metadata.get('intensity', {}).get('ct', '')}; MRI: {metadata.get('intensity', {}).get('mri', '')}.
 
-## Training record
+## Training record{lineage}
 - Steps: {training.get('steps')}, batch {config.get('batch_size')}, crop {config.get('crop')} px,
   learning rate {config.get('learning_rate')}, seed {config.get('seed')}.
 - Time: {training.get('seconds')} s on {training.get('device')} ({training.get('device_reason', '')}).
@@ -42,7 +45,8 @@ expect errors on real scans, especially in bone and air/gas.
 mritoct make-data --out data/pelvis --cases 36 --seed 0 --from-ct CT1.nii.gz CT2.nii.gz
 mritoct train --data data/pelvis --model {metadata.get('method', 'ddpm')} --out runs/{metadata.get('method', 'ddpm')} --epochs 40
 ```
-or on your own paired data in the SynthRAD task-1 layout (`<case>/mr.nii.gz`, `ct.nii.gz`, `mask.nii.gz`).
+or on your own paired data in the SynthRAD task-1 layout (`<case>/mr.nii.gz`, `ct.nii.gz`, `mask.nii.gz`);
+add `--init {metadata['name']}` to fine-tune these weights instead of starting from random ones.
 On several GPUs: `torchrun --nproc_per_node N -m MRItoCTLib.cli train ...`.
 
 ## Checksum

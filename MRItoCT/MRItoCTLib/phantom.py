@@ -44,6 +44,7 @@ def phantom_labels(rng: np.random.Generator, size_xy: tuple[int, int], pixel_mm:
     prostate_r = rng.uniform(16, 24)
     rectum_r, rectal_gas = rng.uniform(11, 17), rng.random() < 0.6
     head_r, head_x = rng.uniform(21, 26), rng.uniform(0.50, 0.58) * a
+    pelvis_fat, obturator = (rng.uniform(0.28, 0.4), rng.uniform(0.4, 0.55)), rng.uniform(0.04, 0.08)
     streaks = [(rng.uniform(-0.8, 0.8) * a, rng.uniform(-0.6, 0.8) * b, rng.uniform(15, 50), rng.uniform(1.5, 4),
                 rng.uniform(0, np.pi)) for _ in range(int(rng.integers(6, 14)))]
     labels = np.zeros((slices, ny, nx), np.uint8)
@@ -60,11 +61,13 @@ def phantom_labels(rng: np.random.Generator, size_xy: tuple[int, int], pixel_mm:
             dx, dy = xx - sx, yy - sy - shift_y
             along, across = dx * np.cos(angle) + dy * np.sin(angle), -dx * np.sin(angle) + dy * np.cos(angle)
             lab[muscle & ((along / length) ** 2 + (across / width) ** 2 <= 1)] = TISSUE_INDEX["fat"]
-        pelvic_fat = _ellipse(xx, yy, 0, shift_y - 0.05 * b, 0.42 * a, 0.55 * b)
+        pelvic_fat = _ellipse(xx, yy, 0, shift_y - 0.05 * b, pelvis_fat[0] * a, pelvis_fat[1] * b)
         lab[pelvic_fat & muscle] = TISSUE_INDEX["fat"]
         if u > 0.4:  # ischiorectal fossae
             for side in (-1, 1):
                 lab[_ellipse(xx, yy, side * 0.24 * a, shift_y + 0.3 * b, 0.12 * a, 0.25 * b) & muscle] = TISSUE_INDEX["fat"]
+        for side in (-1, 1):  # obturator internus along the pelvic side walls
+            lab[_ellipse(xx, yy, side * 0.3 * a, shift_y, obturator * a, 0.3 * b) & muscle] = TISSUE_INDEX["muscle"]
         # bones: femoral heads and necks, acetabulum, pubis, ischium, sacrum
         for side in (-1, 1):
             head = head_r * _cap(u, 0.08, 0.62)
@@ -92,9 +95,14 @@ def phantom_labels(rng: np.random.Generator, size_xy: tuple[int, int], pixel_mm:
             lab[_ellipse(xx, yy, 0, centre, bladder + 3, bladder * bladder_ap + 3)] = TISSUE_INDEX["muscle"]
             lab[_ellipse(xx, yy, 0, centre, bladder, bladder * bladder_ap)] = TISSUE_INDEX["urine"]
         prostate = prostate_r * _cap(u, 0.42, 1.05)
-        if prostate > 3:
-            lab[_ellipse(xx, yy, 0, shift_y - 0.05 * b, prostate, prostate * 0.8)] = TISSUE_INDEX["prostate"]
         rectum_y = shift_y + 0.3 * b
+        if u > 0.3:  # levator ani slung around the rectum
+            lab[_ellipse(xx, yy, 0, rectum_y, rectum_r + 9, rectum_r + 7) & muscle] = TISSUE_INDEX["muscle"]
+        if prostate > 3:
+            gland = _ellipse(xx, yy, 0, shift_y - 0.05 * b, prostate, prostate * 0.8)
+            central = _ellipse(xx, yy, 0, shift_y - 0.05 * b - 0.3 * prostate, 0.75 * prostate, 0.55 * prostate)
+            lab[gland] = TISSUE_INDEX["peripheral_zone"]
+            lab[gland & central] = TISSUE_INDEX["prostate"]
         lab[_ellipse(xx, yy, 0, rectum_y, rectum_r + 3, rectum_r + 3)] = TISSUE_INDEX["rectal_wall"]
         lumen = _ellipse(xx, yy, 0, rectum_y, rectum_r, rectum_r)
         if rectal_gas:

@@ -43,6 +43,7 @@ class SynthesisSettings:
     precision: str = "auto"  # bf16 autocast on a GPU, fp32 on CPU
     channels_last: bool = True
     compile: str = "off"  # a torch.compile mode; "reduce-overhead" uses CUDA graphs
+    context_only_edges: int = 0  # slices at each end used only as the neighbours' context (left at -1024 HU)
 
     @property
     def inference(self) -> InferenceOptions:
@@ -57,6 +58,8 @@ class SynthesisSettings:
             raise UserInputError(f"the number of Monte-Carlo samples must be at least 1, got {self.mc}")
         if self.batch_size is not None and self.batch_size < 1:
             raise UserInputError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.context_only_edges < 0:
+            raise UserInputError(f"context-only edge slices must be 0 or more, got {self.context_only_edges}")
         self.inference.validated()
         return self
 
@@ -172,14 +175,17 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
         network inputs at a time (Monte-Carlo samples of a slice batched together)."""
         mc_chunk = min(settings.mc, batch_size)
         slices_per_batch = max(1, batch_size // mc_chunk)
-        slice_count = padded.shape[0]
-        batches = [list(range(i, min(i + slices_per_batch, slice_count))) for i in range(0, slice_count, slices_per_batch)]
+        edge = settings.context_only_edges  # symmetric, so the same slices in any slice order
+        wanted = list(range(edge, padded.shape[0] - edge))
+        if not wanted:
+            raise UserInputError(f"no slice left to synthesize: {padded.shape[0]} slices, {edge} context-only at each end")
+        batches = [wanted[i:i + slices_per_batch] for i in range(0, len(wanted), slices_per_batch)]
         total_steps = len(batches) * math.ceil(settings.mc / mc_chunk) * steps
         done_steps = 0
         generator = new_generator(choice.device, settings.seed)
-        mean_volume = np.empty(padded.shape, np.float32)
-        std_volume = np.empty(padded.shape, np.float32)
-        samples_volume = np.empty((settings.mc, *padded.shape), np.float32) if settings.keep_samples else None
+        mean_volume = np.full(padded.shape, -1.0, np.float32)
+        std_volume = np.zeros(padded.shape, np.float32)
+        samples_volume = np.full((settings.mc, *padded.shape), -1.0, np.float32) if settings.keep_samples else None
         nfe = 0
 
         def on_step(step: int, total: int, x0: torch.Tensor) -> None:

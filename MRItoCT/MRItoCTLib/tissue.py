@@ -33,6 +33,7 @@ TISSUES: dict[str, Tissue] = {t.name: t for t in [
     Tissue("gas", 0.0, 1.0, 1.0, -950.0, 30.0),
     Tissue("marrow", 0.85, 350.0, 110.0, 230.0, 60.0),
     Tissue("cortical_bone", 0.05, 500.0, 1.0, 1400.0, 200.0),
+    Tissue("peripheral_zone", 0.9, 1700.0, 150.0, 35.0, 6.0),  # prostate's peripheral zone, brighter than the rest
 ]}
 TISSUE_INDEX = {name: index for index, name in enumerate(TISSUES)}
 
@@ -66,19 +67,46 @@ def block_average(volume: np.ndarray, factor: int) -> np.ndarray:
     return volume.reshape(z, y // factor, factor, x // factor, factor).mean(axis=(2, 4))
 
 
-def _blur_in_plane(volume: np.ndarray, spacing: tuple[float, float, float], sigma_mm: float) -> np.ndarray:
+def _blur_in_plane(volume: np.ndarray, spacing: tuple[float, float, float], sigma_mm: float,
+                   sigma_y_mm: float | None = None) -> np.ndarray:
+    """Gaussian blur in each axial plane (x by ``sigma_mm``, y by ``sigma_y_mm``, default the same)."""
     import SimpleITK as sitk
 
+    sigma_y_mm = sigma_mm if sigma_y_mm is None else sigma_y_mm
     image = sitk.GetImageFromArray(volume.astype(np.float32))
     image.SetSpacing(spacing)
-    return sitk.GetArrayFromImage(sitk.DiscreteGaussian(image, [sigma_mm**2, sigma_mm**2, 0.0], 32, 0.01, True))
+    return sitk.GetArrayFromImage(sitk.DiscreteGaussian(image, [sigma_mm**2, sigma_y_mm**2, 0.0], 32, 0.01, True))
+
+
+def striation_field(shape: tuple[int, ...], rng: np.random.Generator, spacing_mm: float) -> np.ndarray:
+    """Zero-mean, unit-std texture elongated along a random in-plane direction (muscle fibres, fat septa)."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(rng.standard_normal(shape).astype(np.float32))
+    image.SetSpacing((spacing_mm, spacing_mm, 3.0))
+    along, across = rng.uniform(6.0, 12.0), rng.uniform(0.6, 1.2)  # mm
+    vertical = rng.random() < 0.5
+    variance = [across**2, along**2, 0.0] if vertical else [along**2, across**2, 0.0]
+    field = sitk.GetArrayFromImage(sitk.DiscreteGaussian(image, variance, 64, 0.01, True))
+    return ((field - field.mean()) / (field.std() + 1e-12)).astype(np.float32)
+
+
+def surface_coil_profile(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Receive-coil sensitivity of anterior and posterior surface coils: brighter near the front and back."""
+    rows = np.linspace(-1.0, 1.0, shape[-2], dtype=np.float32)
+    depth_gain, tilt = rng.uniform(0.0, 0.5), rng.uniform(-0.2, 0.2)
+    profile = 1.0 + depth_gain * rows**2 + tilt * rows
+    return np.broadcast_to(profile[:, None], shape[-2:]).astype(np.float32)
 
 
 def add_mri_acquisition(clean: np.ndarray, spacing: tuple[float, float, float],
                         rng: np.random.Generator) -> np.ndarray:
-    """Coil bias field, point-spread blur and Rician noise on a clean T2-weighted signal; scaled to ~0-700."""
-    bias = np.exp(0.25 * smooth_field(clean.shape, rng, 60.0 / spacing[0]))
-    mri = _blur_in_plane(clean * bias, spacing, 0.5 * spacing[0])
+    """Coil bias and surface-coil profile, point-spread blur (extra along the phase-encode direction, as in
+    turbo spin echo) and Rician noise on a clean T2-weighted signal; scaled to ~0-700."""
+    bias = np.exp(0.25 * smooth_field(clean.shape, rng, 60.0 / spacing[0])) * surface_coil_profile(clean.shape, rng)
+    phase_blur = rng.uniform(0.5, 1.0) * spacing[0]  # T2 decay across the echo train blurs the phase direction
+    sigmas = (0.5 * spacing[0], phase_blur) if rng.random() < 0.5 else (phase_blur, 0.5 * spacing[0])
+    mri = _blur_in_plane(clean * bias, spacing, *sigmas)
     noise_level = rng.uniform(0.015, 0.035) * float(np.percentile(mri, 99))
     mri = np.hypot(mri + rng.normal(0, noise_level, mri.shape), rng.normal(0, noise_level, mri.shape))
     return (mri * 700.0 / max(float(np.percentile(mri, 99.5)), 1e-6)).astype(np.float32)
@@ -101,6 +129,7 @@ def render_labels(labels: np.ndarray, spacing: tuple[float, float, float], rng: 
     coarse_labels = labels[:, ::supersampling, ::supersampling]
     texture = smooth_field(mri.shape, rng, 2.0)
     ct = ct + spreads[coarse_labels] * texture
-    mri = mri * (1.0 + 0.08 * texture)
+    fibrous = np.isin(coarse_labels, [TISSUE_INDEX["muscle"], TISSUE_INDEX["fat"]])
+    mri = mri * (1.0 + 0.08 * texture + 0.12 * fibrous * striation_field(mri.shape, rng, spacing[0]))
     ct = _blur_in_plane(ct, spacing, 0.6) + rng.normal(0, rng.uniform(8, 18), ct.shape)
     return add_mri_acquisition(mri, spacing, rng), np.clip(ct, -1024, 3071).astype(np.float32)

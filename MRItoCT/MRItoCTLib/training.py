@@ -55,6 +55,8 @@ class TrainConfig:
     validation_steps: int = 10
     ema_decay: float = 0.999
     gan_l1_weight: float = 100.0
+    mri_gamma: float = 0.3  # MRI contrast augmentation: gamma drawn log-uniformly in [e^-g, e^g]
+    init_from: str | None = None  # a model (shipped name or folder) whose weights start the training
     network_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,6 +78,20 @@ def build_model(config: TrainConfig) -> nn.Module:
             options["strides"] = tuple([2] * (len(config.channels) - 1))
         return RegressionNet(RegressionConfig(**options))
     raise UserInputError(f"unknown model type '{config.model}' (choose from {', '.join(MODEL_TYPES)})")
+
+
+def initial_weights(network: nn.Module, config: TrainConfig) -> dict[str, Any]:
+    """Load ``config.init_from`` into ``network`` (same method and architecture); returns its lineage record."""
+    from .model import load_model
+
+    start = load_model(config.init_from)
+    if start.metadata.get("method") != config.model or start.network.config != network.config:
+        raise UserInputError(f"--init {config.init_from}: that model is a '{start.metadata.get('method')}' with network "
+                             f"{start.network.config.to_dict()}, not this '{config.model}' network")
+    network.load_state_dict(start.network.state_dict())
+    training = start.metadata.get("training", {})
+    return {"model": start.metadata["name"], "sha256": start.metadata.get("sha256"),
+            "steps": training.get("steps"), "seconds": training.get("seconds"), "data": training.get("data")}
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -147,7 +163,9 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed + rank)
-    network = build_model(config).to(device_name)
+    network = build_model(config)
+    lineage = initial_weights(network, config) if config.init_from and not resume else None
+    network = network.to(device_name)
     multiple = network.config.size_multiple
     if config.crop % multiple:
         raise UserInputError(f"--crop must be a multiple of {multiple} for this network")
@@ -156,7 +174,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
     if not train_cases or not validation_cases:
         raise UserInputError(f"{data} needs cases in both the train and validation splits (have {len(train_cases)} "
                              f"and {len(validation_cases)}); make more cases")
-    sampler = SliceSampler(train_cases, config.crop, config.context_slices, seed=config.seed + 1000 * rank)
+    sampler = SliceSampler(train_cases, config.crop, config.context_slices, seed=config.seed + 1000 * rank,
+                           mri_gamma=config.mri_gamma)
     validation_items = validation_set(validation_cases, config.validation_slices, config.context_slices,
                                       max(config.crop, 128 // multiple * multiple), config.seed)
 
@@ -164,6 +183,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
     discriminator = patch_discriminator(network.config.condition_channels).to(device_name) if config.model == "gan" else None
     trained = network
     if world > 1:
+        if device_name.startswith("cuda"):  # the baselines' batch norm sees every rank (CUDA only in PyTorch)
+            network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
         trained = nn.parallel.DistributedDataParallel(network, device_ids=[local_rank] if device_name.startswith("cuda") else None)
         if discriminator is not None:
             discriminator = nn.parallel.DistributedDataParallel(discriminator, device_ids=[local_rank] if device_name.startswith("cuda") else None)
@@ -185,6 +206,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
             getattr(discriminator, "module", discriminator).load_state_dict(state["discriminator"])
             optimizer_d.load_state_dict(state["optimizer_d"])
         start_epoch, best, step, seconds_before = state["epoch"], state["best"], state["step"], state["seconds"]
+        lineage = state.get("initialised_from")
         sampler.rng = np.random.default_rng([config.seed + 1000 * rank, start_epoch])
         log(f"resumed from epoch {start_epoch} (best validation MAE {best:.1f} HU)")
 
@@ -240,12 +262,15 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
                 log_file.flush()
                 log(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}, validation MAE {mae:.1f} HU, {seconds:.0f} s")
                 record = _record(config, choice.device, choice.reason, data, train_cases, validation_cases, step, seconds, mae)
+                if lineage:
+                    record["training"]["initialised_from"] = lineage
                 save_model(out / "last", evaluated, record, model_card(record))
                 if mae < best:
                     best = mae
                     save_model(out / "best", evaluated, record, model_card(record))
                 checkpoint = {"model": network.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                              "best": best, "step": step, "seconds": seconds, "config": asdict(config)}
+                              "best": best, "step": step, "seconds": seconds, "config": asdict(config),
+                              "initialised_from": lineage}
                 if ema is not None:
                     checkpoint["ema"] = ema.state_dict()
                 if discriminator is not None:

@@ -114,6 +114,78 @@ def test_train_writes_models_and_resumes(tmp_path, small_dataset, model_type):
     assert metadata["training"]["device"] == "cpu" and metadata["spacing_mm"] == [2.0, 2.0]
 
 
+def test_init_fine_tunes_from_given_weights_and_records_them(tmp_path, small_dataset, capsys):
+    import torch
+
+    from MRItoCTLib.model import load_model
+
+    common = ["train", "--data", str(small_dataset), "--steps-per-epoch", "2", "--batch-size", "2", "--crop", "32",
+              "--channels", "8", "16", "--epochs", "1", "--quiet"]
+    assert main([*common, "--model", "cnn", "--out", str(tmp_path / "start")]) == 0
+    start = load_model(str(tmp_path / "start" / "last"))
+    assert main([*common, "--model", "cnn", "--out", str(tmp_path / "tuned"), "--init", str(tmp_path / "start" / "last"),
+                 "--lr", "1e-12"]) == 0
+    tuned = load_model(str(tmp_path / "tuned" / "last"))
+    for name, weight in start.network.state_dict().items():  # a vanishing learning rate keeps the initial weights
+        if weight.is_floating_point() and "running" not in name:
+            torch.testing.assert_close(tuned.network.state_dict()[name], weight, atol=1e-6, rtol=0)
+    lineage = tuned.metadata["training"]["initialised_from"]
+    assert lineage["sha256"] == start.metadata["sha256"] and lineage["steps"] == 2
+    capsys.readouterr()
+    assert main([*common, "--model", "ddpm", "--out", str(tmp_path / "wrong"), "--init",
+                 str(tmp_path / "start" / "last")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--init" in error[0] and "'cnn'" in error[0]
+    assert main([*common, "--model", "cnn", "--out", str(tmp_path / "bad"), "--mri-gamma", "-1"]) == 2
+    assert "--mri-gamma must be between 0 and 2" in capsys.readouterr().err
+
+
+def test_contrast_augmentation_keeps_the_range_and_order():
+    from MRItoCTLib.dataset import vary_contrast
+
+    unit = np.linspace(-1, 1, 11, dtype=np.float32)
+    for gamma in (0.75, 1.0, 1.35):
+        varied = vary_contrast(unit, gamma)
+        assert varied[0] == pytest.approx(-1) and varied[-1] == pytest.approx(1) and np.all(np.diff(varied) > 0)
+    assert vary_contrast(unit, 0.75)[5] > unit[5] > vary_contrast(unit, 1.35)[5]
+    np.testing.assert_allclose(vary_contrast(unit, 1.0), unit, atol=1e-6)
+
+
+def test_regression_baseline_answers_alike_on_a_crop_and_the_whole_slice():
+    """Batch norm (running statistics): a pixel's prediction does not depend on how much air is around it."""
+    import torch
+
+    from MRItoCTLib.baselines import RegressionConfig, RegressionNet
+
+    torch.manual_seed(0)
+    network = RegressionNet(RegressionConfig(channels=(8, 16), strides=(2,)))
+    network.train()
+    for _ in range(3):  # fill the running statistics
+        network(torch.randn(4, 3, 32, 32))
+    network.eval()
+    whole = torch.full((1, 3, 96, 96), -1.0)
+    whole[..., 32:64, 32:64] = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        inner_whole = network(whole)[..., 40:56, 40:56]
+        inner_crop = network(whole[..., 24:72, 24:72])[..., 16:32, 16:32]
+    torch.testing.assert_close(inner_whole, inner_crop, atol=1e-4, rtol=0)
+
+
+def test_regression_baseline_predicts_a_difference_from_water_and_reads_older_configs():
+    import torch
+
+    from MRItoCTLib.baselines import RegressionConfig, RegressionNet
+    from MRItoCTLib.intensity import unit_to_hu
+
+    network = RegressionNet(RegressionConfig(channels=(8, 16), strides=(2,))).eval()
+    for parameter in network.parameters():
+        parameter.data.zero_()
+    with torch.no_grad():
+        assert float(unit_to_hu(network(torch.randn(1, 3, 16, 16))).abs().max()) < 1e-3  # 0 HU before training
+    older = RegressionConfig.from_dict({"channels": [8, 16], "strides": [2]})  # saved before norm / centre_hu
+    assert older.norm == "instance" and older.centre_hu is None
+
+
 def test_evaluate_and_demo_commands(tmp_path, small_dataset, tiny_model, capsys):
     cnn = tmp_path / "cnn"
     assert main(["train", "--data", str(small_dataset), "--model", "cnn", "--out", str(cnn), "--epochs", "1",

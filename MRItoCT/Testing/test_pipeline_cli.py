@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import read_volume, same_geometry
 from MRItoCTLib.cli import main
 from MRItoCTLib.model import load_model
@@ -62,6 +63,17 @@ def test_mean_of_kept_samples_is_the_ct(t2, model):
     spread = stacked.std(0, ddof=1)
     uncertainty = sitk.GetArrayFromImage(result.uncertainty)
     assert np.all(spread <= uncertainty + 1e-2) and uncertainty.max() > 0
+
+
+def test_context_only_edges_are_left_as_air_and_the_rest_synthesized(t2, model):
+    settings = SynthesisSettings(sampler="ddim", steps=2, mc=2, seed=0, context_only_edges=2)
+    result = synthesize(t2, model, settings, device="cpu")
+    hu, std = sitk.GetArrayFromImage(result.ct), sitk.GetArrayFromImage(result.uncertainty)
+    assert np.all(hu[:2] == -1024) and np.all(hu[-2:] == -1024) and np.all(std[:2] < 1.0)  # HU
+    assert (hu[2:-2] > -500).mean() > 0.3 and std[2:-2].max() > 0
+    with pytest.raises(UserInputError, match="no slice left"):
+        synthesize(t2, model, SynthesisSettings(sampler="ddim", steps=2, mc=1, context_only_edges=t2.GetSize()[2]),
+                   device="cpu")
 
 
 def test_oblique_anisotropic_input_keeps_its_geometry(t2, model, make_oblique):
