@@ -16,8 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(script: str, *arguments: str, cwd: Path) -> str:
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *arguments], cwd=cwd, capture_output=True,
-                         encoding="utf-8", errors="replace",
-                         text=True, timeout=600)
+                         encoding="utf-8", errors="replace", timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout
 

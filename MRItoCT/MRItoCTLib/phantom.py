@@ -99,8 +99,9 @@ def phantom_labels(rng: np.random.Generator, size_xy: tuple[int, int], pixel_mm:
         if u > 0.3:  # levator ani slung around the rectum
             lab[_ellipse(xx, yy, 0, rectum_y, rectum_r + 9, rectum_r + 7) & muscle] = TISSUE_INDEX["muscle"]
         if prostate > 3:
-            gland = _ellipse(xx, yy, 0, shift_y - 0.05 * b, prostate, prostate * 0.8)
-            central = _ellipse(xx, yy, 0, shift_y - 0.05 * b - 0.3 * prostate, 0.75 * prostate, 0.55 * prostate)
+            prostate_y = shift_y - 0.05 * b
+            gland = _ellipse(xx, yy, 0, prostate_y, prostate, prostate * 0.8)
+            central = _ellipse(xx, yy, 0, prostate_y - 0.3 * prostate, 0.75 * prostate, 0.55 * prostate)
             lab[gland] = TISSUE_INDEX["peripheral_zone"]
             lab[gland & central] = TISSUE_INDEX["prostate"]
         lab[_ellipse(xx, yy, 0, rectum_y, rectum_r + 3, rectum_r + 3)] = TISSUE_INDEX["rectal_wall"]

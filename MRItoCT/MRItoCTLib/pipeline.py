@@ -158,6 +158,10 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
     prepared = prepare_mri(mri, model.spacing_mm, model.mri_percentile)
     mask = prepared.mask
     padded, (height, width) = pad_to_multiple(prepared.mri_unit, model.config.size_multiple, -1.0)
+    edge = settings.context_only_edges  # symmetric, so the same slices in any slice order
+    wanted = list(range(edge, padded.shape[0] - edge))
+    if not wanted:
+        raise UserInputError(f"no slice left to synthesize: {padded.shape[0]} slices, {edge} context-only at each end")
 
     def probe(count: int) -> None:
         """One forward pass of ``count`` zero inputs (to measure memory per input)."""
@@ -168,17 +172,13 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
             else:
                 network(inputs[:, :1], torch.full((count,), 0.5, device=choice.device), inputs)
 
-    batch_size = settings.batch_size or auto_batch_size(choice.device, probe, padded.shape[0] * settings.mc)
+    batch_size = settings.batch_size or auto_batch_size(choice.device, probe, len(wanted) * settings.mc)
 
     def sample_volume(batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int, int]:
         """Every slice's Monte-Carlo mean and std (and samples) in the model's unit range, ``batch_size``
         network inputs at a time (Monte-Carlo samples of a slice batched together)."""
         mc_chunk = min(settings.mc, batch_size)
         slices_per_batch = max(1, batch_size // mc_chunk)
-        edge = settings.context_only_edges  # symmetric, so the same slices in any slice order
-        wanted = list(range(edge, padded.shape[0] - edge))
-        if not wanted:
-            raise UserInputError(f"no slice left to synthesize: {padded.shape[0]} slices, {edge} context-only at each end")
         batches = [wanted[i:i + slices_per_batch] for i in range(0, len(wanted), slices_per_batch)]
         total_steps = len(batches) * math.ceil(settings.mc / mc_chunk) * steps
         done_steps = 0
