@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+import importlib.util
 import os
+import re
+import shutil
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from .errors import UserInputError
@@ -57,6 +64,62 @@ def choose_device(requested: str = "auto") -> DeviceChoice:
     if usable:
         return DeviceChoice("cuda", f"GPU found: {why}")
     return DeviceChoice("cpu", f"running on CPU because {why}")
+
+
+def installed_torch_build() -> tuple[str, str | None] | None:
+    """(version, CUDA version or None) of the installed PyTorch, read from its files without importing it
+    (importing torch and touching CUDA would hold a GPU context in Slicer's own process); None if absent."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        version = importlib.metadata.version("torch")
+        text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text(encoding="utf-8")
+    except (importlib.metadata.PackageNotFoundError, OSError):
+        return None
+    cuda = re.search(r"^cuda(?::\s*[^=]+)?\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+    return version, cuda.group(1) if cuda else None
+
+
+@functools.lru_cache(maxsize=1)
+def nvidia_gpus() -> tuple[str, ...]:
+    """Names and memory of the NVIDIA GPUs the driver reports (``nvidia-smi``), without PyTorch."""
+    executable = shutil.which("nvidia-smi")
+    if executable is None:
+        return ()
+    try:
+        output = subprocess.run([executable, "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=5, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(line.strip() for line in output.splitlines() if line.strip())
+
+
+def describe_device_request(requested: str) -> str:
+    """What a run on ``requested`` (auto/cpu/cuda) is expected to use, said without importing PyTorch.
+
+    The Slicer panel shows this; the worker process makes the real choice (:func:`choose_device`) and
+    reports it when the run ends.
+    """
+    requested = (requested or "auto").lower()
+    if requested not in DEVICE_CHOICES:
+        return f"unknown device '{requested}' (choose from {', '.join(DEVICE_CHOICES)})"
+    if requested == "cpu":
+        return "CPU requested."
+    build, gpus = installed_torch_build(), nvidia_gpus()
+    gpu_text = f"NVIDIA GPU found: {'; '.join(gpus)}" if gpus else "No NVIDIA GPU found by the driver (nvidia-smi)"
+    if build is None:
+        torch_text = "PyTorch is not installed yet (it is installed, after asking, on the first run)"
+    elif build[1] is None:
+        torch_text = f"PyTorch {build[0]} is a CPU-only build"
+    else:
+        torch_text = f"PyTorch {build[0]} is built for CUDA {build[1]}"
+    usable = bool(gpus) and build is not None and build[1] is not None
+    if requested == "cuda":
+        verdict = "GPU requested" + ("" if usable else ": the run will stop with an error unless a CUDA GPU is usable")
+    else:
+        verdict = "Automatic: " + ("the GPU is expected to be used" if usable else "the CPU is expected to be used")
+    return f"{verdict}. {gpu_text}; {torch_text}. The device actually used is reported when the run ends."
 
 
 SIMULATE_OOM_ENV = "CTSYNTHESIS_SIMULATE_OOM_ABOVE"

@@ -31,12 +31,21 @@ def inferno_table(entries: int = 256) -> np.ndarray:
     return np.stack([np.interp(wanted, positions, INFERNO_ANCHORS[:, c]) for c in range(3)], axis=1)
 
 
+def nodes_of_class(scene, class_name: str, name: str | None = None) -> list:
+    """The scene's nodes of a class (and name). ``vtkMRMLScene::GetNodesByClass(ByName)`` hands the caller a new
+    collection ("You are responsible for deleting the collection", vtkMRMLScene.h); it is released here, as
+    Slicer's ``slicer.util.getNodesByClass`` does with ``UnRegister``."""
+    collection = scene.GetNodesByClassByName(class_name, name) if name else scene.GetNodesByClass(class_name)
+    collection.UnRegister(None)
+    return [collection.GetItemAsObject(index) for index in range(collection.GetNumberOfItems())]
+
+
 def inferno_color_node(scene):
     """Slicer's own "Inferno" colour node when the scene has it, otherwise one made from the table."""
     for name in (INFERNO_NAME, OWN_INFERNO_NAME):
-        nodes = scene.GetNodesByClassByName("vtkMRMLColorNode", name)
-        if nodes.GetNumberOfItems():
-            return nodes.GetItemAsObject(0)
+        nodes = nodes_of_class(scene, "vtkMRMLColorNode", name)
+        if nodes:
+            return nodes[0]
     node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", OWN_INFERNO_NAME)
     node.SetTypeToUser()
     table = inferno_table()
@@ -102,8 +111,7 @@ def add_color_legend(node, title: str, label_format: str):
 
 def slice_composites(scene) -> list:
     """The slice composite node of every slice view (which volumes each view shows)."""
-    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
-    return [composites.GetItemAsObject(index) for index in range(composites.GetNumberOfItems())]
+    return nodes_of_class(scene, "vtkMRMLSliceCompositeNode")
 
 
 def show_in_slice_views(scene, background, foreground=None, opacity: float = 0.5) -> None:
@@ -138,8 +146,5 @@ def add_volume_sequence(scene, images: list[sitk.Image], name: str):
     if not scene.IsNodeClassRegistered("vtkMRMLSequenceBrowserNode"):
         return sequence, None
     browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", f"{name} browser")
-    browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
-    sequences = getattr(getattr(slicer, "modules", None), "sequences", None)
-    if sequences is not None:
-        sequences.logic().UpdateAllProxyNodes()
-    return sequence, browser
+    browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())  # the Sequences logic observes this and
+    return sequence, browser  # creates the proxy node (vtkSlicerSequencesLogic ProcessMRMLNodesEvents)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from .nifti_check import check_volume_node_file
+
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
@@ -48,6 +50,7 @@ def image_from_volume_node(node) -> sitk.Image:
                              f"({node.GetImageData().GetNumberOfScalarComponents()} components per voxel)")
     if 0 in node.GetImageData().GetDimensions():
         raise UserInputError(f"the volume '{node.GetName()}' is empty")
+    check_volume_node_file(node)  # NaN/Inf in a NIfTI file: Slicer's reader made them 0, the voxels cannot show it
     array = slicer.util.arrayFromVolume(node).copy()
     image = sitk.GetImageFromArray(array)
     matrix = vtk.vtkMatrix4x4()
@@ -72,3 +75,11 @@ def update_volume_node_from_image(node, image: sitk.Image) -> None:
             matrix.SetElement(row, column, float(value))
     node.SetIJKToRASMatrix(matrix)
     node.Modified()
+
+
+def place_under_transform(transform_node_id: str | None, *nodes) -> None:
+    """Put output nodes under the input's parent transform (``None``: none), so that outputs computed in the
+    input's local voxel frame (``GetIJKToRASMatrix`` ignores parent transforms) stay aligned with it."""
+    for node in nodes:
+        if node is not None:
+            node.SetAndObserveTransformNodeID(transform_node_id)

@@ -46,6 +46,7 @@ class NodeJob:
                  arguments: Callable[[Path], list[str]]) -> None:
         self.scene = input_node.GetScene()
         self.input_name = input_node.GetName()
+        self.input_transform_id = input_node.GetTransformNodeID()  # outputs go under the same transform
         self.folder = Path(tempfile.mkdtemp(prefix="ctsynthesis-job-"))
         try:
             write_volume(image_from_volume_node(input_node), self.folder / INPUT_FILE, compress=False)
@@ -72,6 +73,11 @@ class NodeJob:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def transform_id(self) -> str | None:
+        """The input's parent transform at the start, if it is still in the scene."""
+        present = self.input_transform_id and self.scene.GetNodeByID(self.input_transform_id) is not None
+        return self.input_transform_id if present else None
 
     def summary(self) -> str:
         """The command's closing ``done:`` line, without the prefix and the temporary file names."""
@@ -104,8 +110,11 @@ class NodeJob:
 
 
 def target_node(scene, node, name: str):
-    """``node``, or a new scalar volume node called ``name`` (the 'Create new volume' choice)."""
-    return node if node is not None else scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    """``node``, or a new scalar volume node called ``name`` (the 'Create new volume' choice, or the chosen node
+    was deleted from the scene while the job ran: vtkMRMLScene::RemoveNode detaches it with SetScene(nullptr))."""
+    if node is not None and node.GetScene() is scene:
+        return node
+    return scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
 
 
 @dataclass

@@ -74,7 +74,7 @@ def sample_data_source(name: str) -> dict:
         "nodeNames": sample.title.split(" (")[0],
         "checksums": f"SHA256:{sample.sha256}",
         "thumbnailFileName": str(thumbnail) if thumbnail.is_file() else None,
-        "loadFileType": "VolumeFile",
+        "loadFileTypes": "VolumeFile",  # "loadFileType" is deprecated since Slicer 5.8 (SampleData.py)
     }
 
 

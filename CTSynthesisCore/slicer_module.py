@@ -31,15 +31,18 @@ def model_summary(metadata: dict) -> str:
 class ParameterNodeWidgetMixin:
     """The parameter-node plumbing of both module widgets (Slicer's scripted-module template).
 
-    The widget sets ``self.logic`` (with ``getParameterNode()``) and ``self.ui`` before calling
+    The widget sets ``_parameterNode`` and ``_parameterNodeGuiTag`` to None in ``__init__`` (as Slicer's
+    scripted-module template does, so ``enter``/``exit``/``cleanup`` work even after a failed ``setup``), and
+    ``self.logic`` (with ``getParameterNode()``) and ``self.ui`` before calling
     :meth:`observeSceneAndParameters`; ``slicer`` is imported only when these run inside Slicer.
     """
+
+    _parameterNode = None
+    _parameterNodeGuiTag = None
 
     def observeSceneAndParameters(self) -> None:
         import slicer
 
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
@@ -48,7 +51,8 @@ class ParameterNodeWidgetMixin:
         self.removeObservers()
 
     def enter(self) -> None:
-        self.initializeParameterNode()
+        if getattr(self, "logic", None) is not None:  # None when setup() failed early
+            self.initializeParameterNode()
 
     def exit(self) -> None:
         if self._parameterNode:
@@ -72,11 +76,23 @@ class ParameterNodeWidgetMixin:
                 self._parameterNode.inputVolume = first
 
     def setParameterNode(self, inputParameterNode) -> None:
+        import vtk
+
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode.parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                self.onParameterNodeModified)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            # connectGui keeps only SlicerParameterName widgets in sync (parameterNodeWrapper/wrapper.py); the
+            # hand-synced ones follow the node's ModifiedEvent, as the template's _checkCanApply does.
+            self.addObserver(self._parameterNode.parameterNode, vtk.vtkCommand.ModifiedEvent,
+                             self.onParameterNodeModified)
+            self.onParameterNodeSet()
+
+    def onParameterNodeModified(self, caller=None, event=None) -> None:
+        if self._parameterNode:
             self.onParameterNodeSet()
 
     def onParameterNodeSet(self) -> None:
@@ -112,14 +128,33 @@ class BackgroundRunWidgetMixin:
         if self.jobRunning:
             self.cancelJob()
             return
+        if not ensure_requirements_in_slicer():  # its own dialogs; no wait cursor over the questions
+            return
         with slicer.util.tryWithErrorDisplay(self.startFailureText, waitCursor=True):
-            if ensure_requirements_in_slicer():
-                self.startJob(self.createJob())
+            self.startJob(self.createJob())
 
     def cleanup(self) -> None:
+        """At module unload or application exit: stop polling, cancel the worker, forget the job."""
+        self.stopJob()
+        super().cleanup()
+
+    def stopJob(self) -> None:
+        """Stop the poll timer and the worker process tree, and drop both; the scene is not touched."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
         if self._job is not None:
             self._job.cancel()
-        super().cleanup()
+            self._job = None
+
+    def refuseUnsupportedSlicer(self) -> None:
+        """On a Slicer older than the extension supports, say so in the panel and disable Apply."""
+        from .dependencies import running_slicer_problem
+
+        problem = running_slicer_problem()
+        if problem:
+            self.ui.statusLabel.text = problem
+            self.ui.applyButton.enabled = False
 
     def onSceneStartClose(self, caller, event) -> None:
         if self._job is not None:
@@ -160,7 +195,7 @@ class BackgroundRunWidgetMixin:
         if report.running:
             return
         self._timer.stop()
-        self._job = None
+        self._timer, self._job = None, None
         self.ui.applyButton.text = self.applyText
         self.ui.progressBar.maximum, self.ui.progressBar.value = 1, int(report.outcome is not None)
         if report.error:

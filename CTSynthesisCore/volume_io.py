@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import UserInputError
+from .nifti_check import check_nifti_file
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
@@ -47,7 +48,8 @@ def check_memory(voxels: int, bytes_per_voxel: int, what: str) -> None:
 
 def read_volume(path: str | os.PathLike) -> sitk.Image:
     """Read a volume file (NIfTI, NRRD, MHA, ...) or a DICOM series folder; its header is checked first
-    so that a volume too large for memory is refused before it is read."""
+    so that a volume too large for memory is refused before it is read, and a NIfTI file's own voxels and
+    scaling, which the NIfTI reader would silently change (NaN/Inf to 0), before SimpleITK reads it."""
     path = Path(path)
     if not path.exists():
         raise UserInputError(f"input not found: {path}")
@@ -63,6 +65,7 @@ def read_volume(path: str | os.PathLike) -> sitk.Image:
             raise UserInputError(f"input {path} is empty (size {size})")
         voxels = int(np.prod(size, dtype=np.int64)) * reader.GetNumberOfComponents()
         check_memory(voxels, 4, f"input {path.name} ({' x '.join(map(str, size))} voxels)")
+        check_nifti_file(path, f"input {path}")
         return reader.Execute()
     except RuntimeError as error:
         detail = str(error).strip().splitlines()
@@ -96,9 +99,22 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     reader.MetaDataDictionaryArrayUpdateOn()
     reader.LoadPrivateTagsOff()
     image = reader.Execute()
+    if rescale_varies(reader):  # the voxel type follows the first slice, which would truncate the others
+        reader.SetOutputPixelType(sitk.sitkFloat64)
+        image = reader.Execute()
     for key in reader.GetMetaDataKeys(0):
         image.SetMetaData(key, reader.GetMetaData(0, key))
     return image
+
+
+RESCALE_TAGS = ("0028|1052", "0028|1053")  # DICOM Rescale Intercept, Rescale Slope
+
+
+def rescale_varies(reader: sitk.ImageSeriesReader) -> bool:
+    """Whether the slices of a DICOM series read by ``reader`` have different rescale slopes or intercepts."""
+    values = {tuple(reader.GetMetaData(index, tag).strip() if reader.HasMetaDataKey(index, tag) else ""
+                    for tag in RESCALE_TAGS) for index in range(len(reader.GetFileNames()))}
+    return len(values) > 1
 
 
 def check_scalar_volume(image: sitk.Image, what: str = "input", min_slices: int = 1) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import slicer
 from slicer import vtkMRMLScalarVolumeNode
-from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -25,11 +25,19 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(_HERE) not in sys.path:  # CTSynthesisCore sits beside the module folders
     sys.path.append(os.path.dirname(_HERE))
 
+from CTSynthesisCore.device import DEVICE_CHOICES  # noqa: E402
 from CTSynthesisCore.slicer_module import (  # noqa: E402
     ACKNOWLEDGEMENT,
     CONTRIBUTORS,
     BackgroundRunWidgetMixin,
     ParameterNodeWidgetMixin,
+)
+from MRItoCTLib.catalog import (  # noqa: E402 - torch-free: the panel opens before PyTorch is installed
+    DEFAULT_MC_SAMPLES,
+    DEFAULT_MODEL,
+    DEFAULT_SAMPLER,
+    DEFAULT_SEED,
+    SAMPLER_INFO,
 )
 
 
@@ -59,15 +67,18 @@ def registerSampleData() -> None:
 
 @parameterNodeWrapper
 class MRItoCTParameterNode:
+    """Bound to the panel by ``SlicerParameterName`` in MRItoCT.ui, except ``model`` and ``sampler``: their
+    combo boxes show titles or a list found at run time, so the widget syncs them by hand."""
+
     inputVolume: vtkMRMLScalarVolumeNode
     outputVolume: vtkMRMLScalarVolumeNode
     uncertaintyVolume: vtkMRMLScalarVolumeNode
-    model: str = "mritoct-ddpm"
-    sampler: str = "ddpm"
-    steps: Annotated[int, WithinRange(1, 20000)] = 10
-    mcSamples: Annotated[int, WithinRange(1, 100)] = 4
-    seed: int = 0
-    device: str = "auto"
+    model: str = DEFAULT_MODEL
+    sampler: Annotated[str, Choice(list(SAMPLER_INFO))] = DEFAULT_SAMPLER
+    steps: Annotated[int, WithinRange(1, 20000)] = SAMPLER_INFO[DEFAULT_SAMPLER].default_steps
+    mcSamples: Annotated[int, WithinRange(1, 100)] = DEFAULT_MC_SAMPLES
+    seed: Annotated[int, WithinRange(0, 2**31 - 1)] = DEFAULT_SEED
+    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
     keepSamples: bool = False
     uncertaintyOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
 
@@ -79,23 +90,25 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
     failureText = "Synthesis failed:"
 
     def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
+        # Set before the base __init__: without a parent it already runs setup() (ScriptedLoadableModule.py),
+        # and it reaches VTKObservationMixin.__init__ through super().__init__().
         self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self.models = {}
+        ScriptedLoadableModuleWidget.__init__(self, parent)
 
     def setup(self) -> None:
+        """Build the panel. Imports nothing heavier than the standard library and the Slicer-side code, so it
+        opens (and Apply can offer to install PyTorch) on a Slicer without PyTorch."""
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/MRItoCT.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = MRItoCTLogic()
-        from MRItoCTLib.samplers import SAMPLER_INFO
-
         for info in SAMPLER_INFO.values():
             self.ui.samplerComboBox.addItem(info.title, info.name)
-        for device in ("auto", "cuda", "cpu"):
-            self.ui.deviceComboBox.addItem(device)
         self.models = {model["name"]: model for model in self.logic.availableModels()}
         for name in self.models:
             self.ui.modelComboBox.addItem(name)
@@ -105,16 +118,19 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
         self.ui.deviceComboBox.connect("currentTextChanged(QString)", self.onDeviceChanged)
         self.ui.opacitySlider.connect("valueChanged(double)", self.onOpacityChanged)
         self.observeSceneAndParameters()
+        self.refuseUnsupportedSlicer()
 
     def onParameterNodeSet(self) -> None:
-        index = self.ui.samplerComboBox.findData(self._parameterNode.sampler)
-        self.ui.samplerComboBox.setCurrentIndex(max(index, 0))
+        """The hand-synced combo boxes (sampler, model) follow the parameter node."""
+        node = self._parameterNode
+        self.ui.samplerComboBox.setCurrentIndex(max(self.ui.samplerComboBox.findData(node.sampler), 0))
+        modelIndex = self.ui.modelComboBox.findText(node.model)
+        if modelIndex >= 0:
+            self.ui.modelComboBox.setCurrentIndex(modelIndex)
         self.onModelChanged(self.ui.modelComboBox.currentText)
         self.onDeviceChanged(self.ui.deviceComboBox.currentText)
 
     def onSamplerChanged(self, index: int) -> None:
-        from MRItoCTLib.samplers import SAMPLER_INFO
-
         name = self.ui.samplerComboBox.itemData(index)
         if name in SAMPLER_INFO and self._parameterNode and self._parameterNode.sampler != name:
             self._parameterNode.sampler = name
@@ -125,6 +141,8 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
 
         model = self.models.get(name)
         self.ui.modelSummaryLabel.text = model_summary(model) if model else ""
+        if model and self._parameterNode and self._parameterNode.model != name:
+            self._parameterNode.model = name
 
     def onDeviceChanged(self, device: str) -> None:
         self.ui.deviceLabel.text = self.logic.describeDevice(device)
@@ -146,7 +164,8 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
     def onJobSucceeded(self, outcome) -> None:
         node = self._parameterNode
         node.outputVolume, node.uncertaintyVolume = outcome.ct_node, outcome.uncertainty_node
-        slicer.util.resetSliceViews()
+        if slicer.app.layoutManager():  # none when Slicer runs without its main window
+            slicer.util.resetSliceViews()
         high = outcome.uncertainty_node.GetDisplayNode().GetWindowLevelMax()  # set by set_uncertainty_display
         self.ui.legendLabel.text = (f"Uncertainty (Inferno): 0 HU black → {high:.0f} HU pale yellow; "
                                     "near-zero voxels transparent")
@@ -169,17 +188,14 @@ class MRItoCTLogic(ScriptedLoadableModuleLogic):
         return list_models("mritoct")
 
     def describeDevice(self, device: str) -> str:
-        """Which device a run would use, and why (which GPU, or why none is usable)."""
-        from CTSynthesisCore.device import choose_device
-        from CTSynthesisCore.errors import UserInputError
+        """Which device a run is expected to use, and why, told without importing PyTorch or creating a CUDA
+        context in Slicer's process (the run itself happens in a child process, which reports the device used)."""
+        from CTSynthesisCore.device import describe_device_request
 
-        try:
-            return choose_device(device).reason
-        except UserInputError as error:
-            return str(error)
+        return describe_device_request(device)
 
-    def synthesize(self, inputNode, outputNode, uncertaintyNode=None, sampler: str = "ddpm", steps=None,
-                   mc: int = 4, seed: int = 0, model: str = "mritoct-ddpm", device: str = "auto",
+    def synthesize(self, inputNode, outputNode, uncertaintyNode=None, sampler: str = DEFAULT_SAMPLER, steps=None,
+                   mc: int = DEFAULT_MC_SAMPLES, seed: int = DEFAULT_SEED, model: str = DEFAULT_MODEL, device: str = "auto",
                    keepSamples: bool = False, progress=None, cancel=None):
         """Synchronous synthesis into the given nodes in this process; returns the engine's result."""
         from CTSynthesisCore.progress import no_progress
@@ -190,9 +206,9 @@ class MRItoCTLogic(ScriptedLoadableModuleLogic):
         return synthesize_nodes(inputNode, outputNode, uncertaintyNode, settings.validated(), model=model,
                                 device=device, progress=progress or no_progress, cancel=cancel)
 
-    def synthesizeAsync(self, inputNode, outputNode=None, uncertaintyNode=None, sampler: str = "ddpm", steps=None,
-                        mc: int = 4, seed: int = 0, model: str = "mritoct-ddpm", device: str = "auto",
-                        keepSamples: bool = False):
+    def synthesizeAsync(self, inputNode, outputNode=None, uncertaintyNode=None, sampler: str = DEFAULT_SAMPLER,
+                        steps=None, mc: int = DEFAULT_MC_SAMPLES, seed: int = DEFAULT_SEED, model: str = DEFAULT_MODEL,
+                        device: str = "auto", keepSamples: bool = False):
         """The same in a background process: returns a not yet started ``SynthesisJob`` (``start()``, ``poll()``,
         ``cancel()``, ``finish()``); output nodes left as None are created on success."""
         from MRItoCTLib.nodes import SynthesisJob
@@ -207,6 +223,14 @@ class MRItoCTTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        """Runs the scenarios; on a Slicer without PyTorch/MONAI yet (a fresh build) it says so and stops, since
+        slicer_add_python_unittest runs it in a Slicer where the PyTorch extension has installed nothing."""
+        from CTSynthesisCore.dependencies import unmet_requirement_names
+
+        missing = unmet_requirement_names()
+        if missing:
+            self.delayDisplay(f"{self.__class__.__name__} skipped: {', '.join(missing)} not installed")
+            return
         for test in (self.test_MRItoCT_scenario, self.test_MRItoCT_background, self.test_MRItoCT_cancel):
             self.setUp()
             test()

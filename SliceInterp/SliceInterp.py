@@ -11,7 +11,7 @@ from typing import Annotated
 
 import slicer
 from slicer import vtkMRMLScalarVolumeNode
-from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -30,6 +30,7 @@ from CTSynthesisCore.slicer_module import (  # noqa: E402
     BackgroundRunWidgetMixin,
     ParameterNodeWidgetMixin,
 )
+from SliceInterpLib.catalog import DEFAULT_FACTOR, DEFAULT_METHOD, METHODS, NETWORK_METHOD  # noqa: E402 - torch-free
 
 
 class SliceInterp(ScriptedLoadableModule):
@@ -60,10 +61,10 @@ class SliceInterpParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     outputVolume: vtkMRMLScalarVolumeNode
     uncertaintyVolume: vtkMRMLScalarVolumeNode
-    factor: Annotated[int, WithinRange(2, 8)] = 2
+    factor: Annotated[int, WithinRange(2, 8)] = DEFAULT_FACTOR
     useSpacing: bool = False
     spacing: Annotated[float, WithinRange(0.05, 50.0)] = 1.0
-    method: str = "crossview"
+    method: Annotated[str, Choice(list(METHODS))] = DEFAULT_METHOD
     adapt: bool = False
     disagreement: bool = True
 
@@ -75,25 +76,27 @@ class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scri
     failureText = "Slice interpolation failed:"
 
     def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
+        # Set before the base __init__: without a parent it already runs setup() (ScriptedLoadableModule.py),
+        # and it reaches VTKObservationMixin.__init__ through super().__init__().
         self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        ScriptedLoadableModuleWidget.__init__(self, parent)
 
     def setup(self) -> None:
+        """Build the panel without importing PyTorch (the method list comes from the torch-free catalog; the
+        parameter node's ``Choice`` fills the method combo box)."""
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/SliceInterp.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SliceInterpLogic()
-        from SliceInterpLib.upsample import METHODS
-
-        for method in METHODS:
-            self.ui.methodComboBox.addItem(method)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.spacingCheckBox.connect("toggled(bool)", self.onSpacingToggled)
         self.ui.methodComboBox.connect("currentTextChanged(QString)", self.onMethodChanged)
         self.observeSceneAndParameters()
+        self.refuseUnsupportedSlicer()
 
     def onParameterNodeSet(self) -> None:
         self.onSpacingToggled(self._parameterNode.useSpacing)
@@ -104,13 +107,13 @@ class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scri
         self.ui.spacingSpinBox.enabled = useSpacing
 
     def onMethodChanged(self, method: str) -> None:
-        network = method == "crossview"
+        network = method == NETWORK_METHOD
         for widget in (self.ui.adaptCheckBox, self.ui.disagreementCheckBox, self.ui.uncertaintySelector):
             widget.enabled = network
 
     def createJob(self):
         node = self._parameterNode
-        network = node.method == "crossview"
+        network = node.method == NETWORK_METHOD
         return self.logic.upsampleAsync(
             node.inputVolume, node.outputVolume, factor=None if node.useSpacing else node.factor,
             spacing=node.spacing if node.useSpacing else None, method=node.method,
@@ -123,7 +126,8 @@ class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scri
         node.outputVolume = outcome.output_node
         if outcome.uncertainty_node is not None:
             node.uncertaintyVolume = outcome.uncertainty_node
-        slicer.util.resetSliceViews()
+        if slicer.app.layoutManager():  # none when Slicer runs without its main window
+            slicer.util.resetSliceViews()
         self.ui.statusLabel.text = f"Done: {outcome.summary}"
 
 
@@ -133,7 +137,7 @@ class SliceInterpLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SliceInterpParameterNode(super().getParameterNode())
 
-    def upsample(self, inputNode, outputNode, factor=None, spacing=None, method: str = "crossview",
+    def upsample(self, inputNode, outputNode, factor=None, spacing=None, method: str = DEFAULT_METHOD,
                  uncertaintyNode=None, adapt: bool = False, adaptMinutes: float = 2.0, device: str = "auto",
                  progress=None, cancel=None):
         """Synchronous interpolation into the given nodes in this process; returns the engine's result."""
@@ -145,7 +149,7 @@ class SliceInterpLogic(ScriptedLoadableModuleLogic):
         return upsample_nodes(inputNode, outputNode, factor=factor, spacing=spacing, uncertainty_node=uncertaintyNode,
                               settings=settings, progress=progress or no_progress, cancel=cancel)
 
-    def upsampleAsync(self, inputNode, outputNode=None, factor=None, spacing=None, method: str = "crossview",
+    def upsampleAsync(self, inputNode, outputNode=None, factor=None, spacing=None, method: str = DEFAULT_METHOD,
                       disagreement: bool = False, uncertaintyNode=None, adapt: bool = False,
                       adaptMinutes: float = 2.0, device: str = "auto"):
         """The same in a background process: returns a not yet started ``UpsampleJob``; output nodes left as
@@ -163,6 +167,14 @@ class SliceInterpTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        """Runs the scenarios; on a Slicer without PyTorch/MONAI yet (a fresh build) it says so and stops, since
+        slicer_add_python_unittest runs it in a Slicer where the PyTorch extension has installed nothing."""
+        from CTSynthesisCore.dependencies import unmet_requirement_names
+
+        missing = unmet_requirement_names()
+        if missing:
+            self.delayDisplay(f"{self.__class__.__name__} skipped: {', '.join(missing)} not installed")
+            return
         for test in (self.test_SliceInterp_scenario, self.test_SliceInterp_background):
             self.setUp()
             test()

@@ -111,20 +111,21 @@ def test_dependencies_are_installed_only_after_the_user_agrees():
     from CTSynthesisCore.dependencies import REQUIREMENTS, Requirement, ensure_requirements
 
     asked, installed = [], []
-    assert ensure_requirements(asked.append, lambda: True, installed.append) == (True, "all required packages are installed")
+    assert ensure_requirements(asked.append, lambda requirement: True, installed.append) == (
+        True, "all required packages are installed")
     assert not asked and not installed, "nothing to ask when everything is there"
-    needs = REQUIREMENTS + (Requirement("ctsynthesis_package_that_does_not_exist", "not-a-real-package==0"),)
-    ready, message = ensure_requirements(lambda question: asked.append(question) or False, lambda: True,
+    needs = REQUIREMENTS + (Requirement("ctsynthesis_package_that_does_not_exist", "not-a-real-package", "0.1"),)
+    ready, message = ensure_requirements(lambda question: asked.append(question) or False, lambda requirement: True,
                                          installed.append, needs)
-    assert not ready and "not-a-real-package==0" in asked[0] and not installed and "not installed" in message
-    ready, message = ensure_requirements(lambda question: True, lambda: True, installed.append, needs)
-    assert installed == ["not-a-real-package==0"] and not ready and "failed" in message
+    assert not ready and "not-a-real-package>=0.1" in asked[0] and not installed and "not installed" in message
+    ready, message = ensure_requirements(lambda question: True, lambda requirement: True, installed.append, needs)
+    assert installed == ["not-a-real-package>=0.1"] and not ready and "failed" in message
 
 
 def test_torch_is_offered_through_the_pytorch_extension():
     from CTSynthesisCore.dependencies import Requirement, install_question
 
-    assert "PyTorch extension" in install_question([Requirement("torch", "torch")])
+    assert "PyTorch extension" in install_question([(Requirement("torch", "torch", "2.8"), None)])
 
 
 def test_sample_data_source_points_at_the_shipped_file_with_its_checksum():

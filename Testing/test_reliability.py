@@ -5,6 +5,7 @@ CASES below; ``python Testing/test_reliability.py`` rewrites it and a test check
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from volume_files import read_volume_node, write_nifti
 
 REPO = Path(__file__).resolve().parent.parent
 TABLE = REPO / "docs" / "reliability.md"
@@ -46,6 +48,13 @@ CASES = [
     Case("some_nan", "one NaN voxel", "error: NaN or infinite", "error: NaN or infinite"),
     Case("inf", "one +Inf voxel", "error: NaN or infinite", "error: NaN or infinite"),
     Case("extreme", "values up to 1e30", "error: extreme values", "error: extreme values"),
+    Case("nifti_nan", "NIfTI (.nii.gz, 32-bit float) with one NaN voxel", "error: NaN or infinite",
+         "error: NaN or infinite"),
+    Case("nifti_inf", "NIfTI (.nii, 64-bit float) with a +Inf and a -Inf voxel", "error: NaN or infinite",
+         "error: NaN or infinite"),
+    Case("nifti_scaling", "NIfTI with scl_slope 0 and scl_inter 5 (ITK would add 5, the standard says unscaled)",
+         "error: ambiguous intensity scaling", "error: ambiguous intensity scaling"),
+    Case("nifti_uint16", "NIfTI of 16-bit unsigned integers with scl_inter -1024 (HU stored with an offset)", OK, OK),
     Case("uint8", "8-bit unsigned integers", OK, OK),
     Case("int16", "16-bit signed integers", OK, OK),
     Case("float64", "64-bit floats", OK, OK),
@@ -73,6 +82,12 @@ CASES = [
 CASE = {case.name: case for case in CASES}
 TOOLS = ("mritoct", "sliceinterp")
 NETWORK_CASES = {"weights_missing", "weights_truncated", "weights_changed", "cuda_unusable", "out_of_memory"}
+NIFTI_CASES = {  # case -> file name, stored voxel type, voxels set to a value (z, y, x), (scl_slope, scl_inter)
+    "nifti_nan": ("nifti_nan.nii.gz", np.float32, {(1, 3, 3): np.nan}, (1.0, 0.0)),
+    "nifti_inf": ("nifti_inf.nii", np.float64, {(1, 3, 3): np.inf, (0, 2, 2): -np.inf}, (1.0, 0.0)),
+    "nifti_scaling": ("nifti_scaling.nii.gz", np.int16, {}, (0.0, 5.0)),
+    "nifti_uint16": ("nifti_uint16.nii.gz", np.uint16, {}, (1.0, -1024.0)),
+}
 
 
 def expectation(case: Case, tool: str) -> str:
@@ -120,9 +135,22 @@ def case_image(name: str, base: sitk.Image, ct: sitk.Image) -> sitk.Image:
     return image
 
 
+def write_nifti_case(name: str, folder: Path, base: sitk.Image) -> Path:
+    """The NIfTI file of a case, written by the tests' own writer (which keeps NaN and Inf voxels)."""
+    file_name, dtype, voxels, (slope, inter) = NIFTI_CASES[name]
+    array = sitk.GetArrayFromImage(base).astype(np.float64) - inter  # stored value = (value - scl_inter) / 1
+    if np.issubdtype(dtype, np.integer):
+        array = np.clip(np.round(array), np.iinfo(dtype).min, np.iinfo(dtype).max)
+    for index, value in voxels.items():
+        array[index] = value
+    return write_nifti(folder / file_name, array.astype(dtype), base.GetSpacing(), (slope, inter))
+
+
 def write_case_file(name: str, folder: Path, base: sitk.Image, ct: sitk.Image, make_oblique) -> Path:
     """The input file of a case."""
     path = folder / f"{name}.mha"  # MetaImage keeps NaN voxels
+    if name in NIFTI_CASES:
+        return write_nifti_case(name, folder, base)
     if name == "missing":
         return folder / "missing.nii.gz"
     if name == "truncated":
@@ -294,6 +322,8 @@ def test_logic_matrix(tool, case, mrml_scene, tmp_path, bases, tiny_model, tiny_
         slicer.util.updateVolumeFromArray(input_node, np.zeros((4, 8, 8, 2), np.float32))
     elif case == "zero_size":
         input_node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "input")  # holds no image data
+    elif case in NIFTI_CASES:
+        input_node = read_volume_node(mrml_scene, write_nifti_case(case, tmp_path, bases[tool]))
     else:
         image = make_oblique(bases[tool]) if case == "oblique" else case_image(case, bases[tool], ct)
         input_node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "input")
@@ -322,6 +352,58 @@ def test_logic_matrix(tool, case, mrml_scene, tmp_path, bases, tiny_model, tiny_
         np.testing.assert_allclose(output.GetOrigin(), source.GetOrigin(), atol=1e-5)
     if before is not None:
         assert np.array_equal(slicer.util.arrayFromVolume(input_node), before, equal_nan=True), "input node changed"
+
+
+@pytest.mark.parametrize("tool,case", [(tool, case) for case in ("nifti_nan", "nifti_inf", "nifti_scaling")
+                                       for tool in TOOLS])
+def test_background_jobs_refuse_a_nifti_node_before_starting(tool, case, mrml_scene, tmp_path, bases, monkeypatch):
+    """The panel's path: a node Slicer read from a NIfTI file with NaN/Inf voxels (which its reader turned into 0)
+    or an ambiguous scaling is refused with one line before a worker starts; no temporary folder, no new node."""
+    import tempfile
+
+    from CTSynthesisCore.errors import UserInputError
+    from MRItoCTLib.nodes import SynthesisJob
+    from MRItoCTLib.pipeline import SynthesisSettings
+    from SliceInterpLib.nodes import UpsampleJob
+    from SliceInterpLib.upsample import UpsampleSettings
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(jobs))
+    input_node = read_volume_node(mrml_scene, write_nifti_case(case, tmp_path, bases[tool]))
+    nodes = mrml_scene.GetNumberOfNodes()
+    with pytest.raises(UserInputError) as raised:
+        if tool == "mritoct":
+            SynthesisJob(input_node, None, None, SynthesisSettings(sampler="ddim", steps=1, mc=2), device="cpu")
+        else:
+            UpsampleJob(input_node, None, factor=2, settings=UpsampleSettings(method="linear", device="cpu"))
+    message = str(raised.value)
+    assert expectation(CASE[case], tool).removeprefix("error:").strip() in message and "\n" not in message, message
+    assert not list(jobs.iterdir()) and mrml_scene.GetNumberOfNodes() == nodes
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_batch_fails_only_the_nifti_cases_with_nan_or_inf(tool, tmp_path, bases, tiny_model, tiny_crossview_model,
+                                                          capsys):
+    """Batch mode: each NIfTI case with NaN/Inf voxels fails with the one-line error in the summary, the other
+    case is written, and the exit code is 2."""
+    from MRItoCTLib.cli import main as mritoct_main
+    from SliceInterpLib.cli import main as sliceinterp_main
+
+    folder, output = tmp_path / "cases", tmp_path / "out"
+    folder.mkdir()
+    for case in ("nifti_nan", "nifti_inf", "nifti_uint16"):
+        write_nifti_case(case, folder, bases[tool])
+    main = mritoct_main if tool == "mritoct" else sliceinterp_main
+    code = main(cli_arguments(tool, "batch", folder, output, {"mritoct": str(tiny_model),
+                                                              "sliceinterp": tiny_crossview_model}, tmp_path))
+    with open(output / "summary.csv", encoding="utf-8") as handle:
+        rows = {row["case"]: row for row in csv.DictReader(handle)}
+    assert code == 2, capsys.readouterr()
+    assert {case: row["status"] for case, row in rows.items()} == {
+        "nifti_nan": "failed", "nifti_inf": "failed", "nifti_uint16": "ok"}
+    assert all("NaN or infinite voxel(s)" in rows[case]["detail"] for case in ("nifti_nan", "nifti_inf")), rows
+    assert sorted(p.name for p in output.glob("*.nii.gz")) == ["nifti_uint16.nii.gz"]
 
 
 def test_logic_refuses_a_missing_input_node(mrml_scene):
@@ -405,6 +487,41 @@ EXTRA_ROWS = [
      "test_worker_exits_when_its_parent_goes_away"),
     ("no input node selected", "`select an input ...` (Logic)", "test_logic_refuses_a_missing_input_node"),
     ("same seed twice (CPU)", "bit-identical output", "test_same_seed_same_bytes_on_cpu"),
+    ("NIfTI node with NaN/Inf voxels or an ambiguous scaling, run in the background (panel)",
+     "one-line error before a worker starts; no temporary folder, no new node",
+     "test_background_jobs_refuse_a_nifti_node_before_starting"),
+    ("batch with NIfTI cases holding NaN/Inf voxels", "those cases fail with their `NaN or infinite` line in the "
+     "summary, the others are written; exit 2", "test_batch_fails_only_the_nifti_cases_with_nan_or_inf"),
+    ("NaN/Inf in every NIfTI layout (.nii, .nii.gz, .hdr/.img pair, big-endian, Analyze 7.5)",
+     "found in the file (SimpleITK and Slicer read them as 0); `NaN or infinite` error (NIfTI-2 headers are "
+     "parsed too, but SimpleITK 2.5.7 cannot read NIfTI-2: `cannot read`)",
+     "test_nonfinite_voxels_are_found_in_every_nifti_layout, test_simpleitk_and_slicer_read_nifti_nan_and_inf_as_zero"),
+    ("NIfTI scaling that ITK applies differently from the standard (zero or non-finite scl_slope with a scl_inter, "
+     "or a non-finite scl_inter)", "`ambiguous intensity scaling` error; nibabel's NaN/NaN (no scaling) is accepted",
+     "test_ambiguous_nifti_scaling_is_refused"),
+    ("DICOM series whose slices have different rescale slopes", "read as 64-bit float, each slice with its own "
+     "rescale (SimpleITK alone truncates to the first slice's integer type)",
+     "test_dicom_series_with_per_slice_rescale_is_read_as_float"),
+]
+
+
+READING_NOTES = [
+    "## Reading without silent changes", "",
+    "SimpleITK's NIfTI reader (2.5.7), and so Slicer's volume loading, replaces NaN and +/-Inf voxels by 0",
+    "while reading, without a message. NIfTI inputs (.nii, .nii.gz, .hdr/.img) are therefore checked in the",
+    "file itself (`CTSynthesisCore/nifti_check.py`: the header, then the float data block streamed in chunks)",
+    "before SimpleITK reads them, by the CLIs, batch mode and training/evaluation (`read_volume`), and, for a",
+    "node whose storage node names a NIfTI file, by both modules' Logic and background jobs",
+    "(`image_from_volume_node`). Such a node is refused until the fixed volume is saved. NRRD and MetaImage",
+    "keep NaN and Inf, which `check_scalar_volume` refuses after reading.", "",
+    "Also checked: SimpleITK applies a NIfTI scaling exactly (16-bit unsigned integers with scl_inter -1024",
+    "read as 32-bit float, no overflow), but a zero or non-finite scl_slope beside a non-zero scl_inter, or a",
+    "non-finite scl_inter beside a valid slope, is applied differently from the NIfTI standard and nibabel, so",
+    "it is refused. DICOM rescale slope and intercept are applied by GDCM into a type wide enough (uint16 with",
+    "intercept -1024 reads as 32-bit integers, a slope of 0.5 as 64-bit float), except that a series takes the",
+    "first slice's type: a series whose slices have different rescale values is read as 64-bit float. NRRD has",
+    "no scaling fields (`oldmin`/`oldmax` are informational and not applied); MetaImage's",
+    "`ElementToIntensityFunctionSlope/Offset` are ignored by ITK (and by Slicer) and are not checked.", "",
 ]
 
 
@@ -427,7 +544,9 @@ def render_table() -> str:
              "command lines (`test_cli_matrix[tool-case]`) and, where marked, against both modules' node-level Logic",
              "under slicer-core (`test_logic_matrix[tool-case]`), where an error is a one-line `UserInputError`",
              "(shown by the panel in an error dialog) and the output node stays empty. In every case the input",
-             "file or node is unchanged, and on error no output file is left.", "",
+             "file or node is unchanged, and on error no output file is left. The NIfTI cases are written by the",
+             "tests' own writer, which keeps NaN and Inf, and their Logic node is read from that file by Slicer's",
+             "volume storage node, as Slicer loads it.", "",
              "| case | mritoct synthesize | sliceinterp upsample | Logic | tests |", "|---|---|---|---|---|"]
     for case in CASES:
         tests = [f"test_cli_matrix[{tool}-{case.name}]" for tool in TOOLS if expectation(case, tool)]
@@ -440,6 +559,7 @@ def render_table() -> str:
               for what, how, tests in EXTRA_ROWS]
     lines += ["", "GPU determinism: on CUDA, cuDNN kernel choices make repeated runs differ by floating-point",
               "rounding; no GPU was available to measure the tolerance, so no GPU determinism test runs here.", ""]
+    lines += READING_NOTES
     return "\n".join(lines)
 
 

@@ -1,6 +1,9 @@
-"""Rewrite the Python file lists in the module and core CMakeLists.txt from the files on disk.
+"""Rewrite the file lists in the module and core CMakeLists.txt from the files on disk: the Python
+scripts, and the shipped weights and sample data that the core lists as RESOURCES (so that
+ctkMacroCompilePythonScript copies them into the build tree as well as the install tree).
 
-Run after adding or removing a .py file; Testing/test_packaging.py fails until the lists match.
+Run after adding or removing a .py file, a weights file or a sample; Testing/test_packaging.py fails
+until the lists match.
 """
 
 import re
@@ -21,4 +24,7 @@ for module in ("MRItoCT", "SliceInterp"):
     replace_list(folder / "CMakeLists.txt", "MODULE_PYTHON_SCRIPTS", scripts)
 replace_list(ROOT / "CTSynthesisCore" / "CMakeLists.txt", "CORE_PYTHON_SCRIPTS",
              sorted(f"CTSynthesisCore/{p.name}" for p in (ROOT / "CTSynthesisCore").glob("*.py")))
+replace_list(ROOT / "CTSynthesisCore" / "CMakeLists.txt", "CORE_RUNTIME_RESOURCES",
+             sorted(p.relative_to(ROOT).as_posix() for folder in ("model_weights", "Resources/SampleData")
+                    for p in (ROOT / folder).rglob("*") if p.is_file()))
 print("updated")

@@ -16,9 +16,9 @@ from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.weights import load_state_dict, read_metadata, resolve_model_folder, save_model_folder
 
 from .baselines import RegressionConfig, RegressionNet
+from .catalog import DEFAULT_MODEL  # noqa: F401 - re-exported
 from .network import ConditionalDenoiser, DenoiserConfig
 
-DEFAULT_MODEL = "mritoct-ddpm"
 KINDS = ("diffusion", "regression")
 
 

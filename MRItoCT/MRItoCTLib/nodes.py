@@ -17,7 +17,7 @@ from CTSynthesisCore.display import (
     set_uncertainty_display,
     show_in_slice_views,
 )
-from CTSynthesisCore.mrml import image_from_volume_node, update_volume_node_from_image
+from CTSynthesisCore.mrml import image_from_volume_node, place_under_transform, update_volume_node_from_image
 from CTSynthesisCore.node_job import NodeJob, check_output_nodes, target_node
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
@@ -66,6 +66,7 @@ def synthesize_nodes(input_node, ct_node, uncertainty_node, settings: SynthesisS
     update_volume_node_from_image(ct_node, result.ct)
     if uncertainty_node is not None:
         update_volume_node_from_image(uncertainty_node, result.uncertainty)
+    place_under_transform(input_node.GetTransformNodeID(), ct_node, uncertainty_node)
     sequence = None
     if settings.keep_samples:
         sequence, _ = add_volume_sequence(ct_node.GetScene(), result.samples, output_names(input_node.GetName())[2])
@@ -113,6 +114,7 @@ class SynthesisJob(NodeJob):
                                    summary=self.summary(), warnings=self.warnings())
         update_volume_node_from_image(outcome.ct_node, images["ct.mha"])
         update_volume_node_from_image(outcome.uncertainty_node, images["uncertainty.mha"])
+        place_under_transform(self.transform_id(), outcome.ct_node, outcome.uncertainty_node)
         if self.keep_samples:
             samples = [image for name, image in images.items() if name.startswith("samples/")]
             outcome.sequence_node, _ = add_volume_sequence(self.scene, samples, samples_name)

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from CTSynthesisCore.progress import CancelToken
 
+from .catalog import DEFAULT_SAMPLER, SAMPLER_INFO, SamplerInfo  # noqa: F401 - re-exported
 from .processes import NoiseProcess, log_snr
 
 
@@ -36,14 +37,6 @@ StepCallback = Callable[[int, int, Tensor], None]
 class SampleResult:
     sample: Tensor
     nfe: int
-
-
-@dataclass(frozen=True)
-class SamplerInfo:
-    name: str
-    title: str
-    default_steps: int
-    description: str
 
 
 class _Run:
@@ -323,21 +316,6 @@ SAMPLERS: dict[str, Callable[..., SampleResult]] = {
     "ddim": sample_ddim,
     "dpmpp": sample_dpmpp,
 }
-
-SAMPLER_INFO: dict[str, SamplerInfo] = {
-    "ddpm": SamplerInfo("ddpm", "DDPM", 10, "ancestral sampling; 1000 steps = paper 1's DDPM, fewer = respacing "
-                        "(10 is within 0.5 dB PSNR of 1000 here: benchmarks/mritoct_quality_nfe.py)"),
-    "em": SamplerInfo("em", "Euler–Maruyama", 1000, "reverse SDE, Euler–Maruyama (paper 1)"),
-    "pc": SamplerInfo("pc", "Predictor–Corrector", 1000,
-                      "reverse diffusion + Langevin corrector, snr 0.16 (paper 1); NFE = steps x (1 + corrector steps)"),
-    "ode": SamplerInfo("ode", "Probability-flow ODE", 100,
-                       "adaptive RK45 at tolerance 1e-5 (paper 1), or fixed-step Heun/RK4"),
-    "ddim": SamplerInfo("ddim", "DDIM", 50, "deterministic at eta = 0"),
-    "dpmpp": SamplerInfo("dpmpp", "DPM-Solver++", 20, "DPM-Solver++(2M) multistep, 10–25 steps"),
-}
-
-
-DEFAULT_SAMPLER = "ddpm"  # at its default 10 steps: the fewest NFE within 0.5 dB PSNR of DDPM-1000 (README)
 
 
 def get_sampler(name: str) -> Callable[..., SampleResult]:

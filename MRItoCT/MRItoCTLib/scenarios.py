@@ -10,7 +10,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from CTSynthesisCore.background import process_group_alive
-from CTSynthesisCore.display import CT_LEVEL, CT_WINDOW, INFERNO_NAME, OWN_INFERNO_NAME
+from CTSynthesisCore.display import CT_LEVEL, CT_WINDOW, INFERNO_NAME, OWN_INFERNO_NAME, nodes_of_class
 from CTSynthesisCore.mrml import image_from_volume_node, update_volume_node_from_image
 from CTSynthesisCore.sample_data import sample_path
 
@@ -96,9 +96,9 @@ def check_synthesis_display(check, ct_node, std_node, slice_view) -> None:
 
 def check_sample_sequence(check, scene, name: str, count: int, reference: sitk.Image) -> None:
     """Every Monte-Carlo sample kept in a sequence on the input grid, with a browser where possible."""
-    sequences = scene.GetNodesByClassByName("vtkMRMLSequenceNode", name)
-    check.assertEqual(sequences.GetNumberOfItems(), 1, "one sequence of Monte-Carlo samples")
-    sequence = sequences.GetItemAsObject(0)
+    sequences = nodes_of_class(scene, "vtkMRMLSequenceNode", name)
+    check.assertEqual(len(sequences), 1, "one sequence of Monte-Carlo samples")
+    sequence = sequences[0]
     check.assertEqual(sequence.GetNumberOfDataNodes(), count)
     check_same_grid(check, image_from_volume_node(sequence.GetNthDataNode(count - 1)), reference)
     if scene.IsNodeClassRegistered("vtkMRMLSequenceBrowserNode"):

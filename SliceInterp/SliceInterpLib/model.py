@@ -7,9 +7,9 @@ from typing import Any
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.weights import load_state_dict, read_metadata, resolve_model_folder, save_model_folder
 
+from .catalog import DEFAULT_MODEL  # noqa: F401 - re-exported
 from .networks import CrossViewConfig, CrossViewNet
 
-DEFAULT_MODEL = "sliceinterp-crossview"
 TASK = "sliceinterp"
 
 

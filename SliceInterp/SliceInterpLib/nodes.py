@@ -11,7 +11,7 @@ from pathlib import Path
 
 from CTSynthesisCore.display import set_uncertainty_display, show_in_slice_views
 from CTSynthesisCore.errors import UserInputError
-from CTSynthesisCore.mrml import image_from_volume_node, update_volume_node_from_image
+from CTSynthesisCore.mrml import image_from_volume_node, place_under_transform, update_volume_node_from_image
 from CTSynthesisCore.node_job import NodeJob, check_output_nodes, target_node
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_scalar_volume
@@ -62,6 +62,7 @@ def upsample_nodes(input_node, output_node, factor: int | None = None, spacing: 
     update_volume_node_from_image(output_node, result.image)
     if uncertainty_node is not None:
         update_volume_node_from_image(uncertainty_node, result.uncertainty)
+    place_under_transform(input_node.GetTransformNodeID(), output_node, uncertainty_node)
     show_upsampled(input_node, output_node, uncertainty_node)
     return result
 
@@ -112,5 +113,6 @@ class UpsampleJob(NodeJob):
             outcome.uncertainty_node = target_node(self.scene, self.uncertainty_node,
                                                    f"{self.input_name} {self.label} disagreement")
             update_volume_node_from_image(outcome.uncertainty_node, images["uncertainty.mha"])
+        place_under_transform(self.transform_id(), outcome.output_node, outcome.uncertainty_node)
         show_upsampled(self.input_node, outcome.output_node, outcome.uncertainty_node, opacity)
         return outcome

@@ -14,9 +14,8 @@ from CTSynthesisCore.progress import CancelToken, ProgressCallback, StageProgres
 from CTSynthesisCore.volume_io import check_memory
 from CTSynthesisCore.weights import resolve_model_folder
 
+from .catalog import METHODS
 from .classical import INTERPOLATORS, upsample_classical
-
-METHODS = ("crossview", *INTERPOLATORS)
 CPU_CHUNK = 16  # cross-view images per network pass on CPU
 
 
