@@ -138,18 +138,19 @@ def ensure_requirements_in_slicer() -> bool:
         slicer.util.errorDisplay(problem)
         return False
 
+    reasons: list[str] = []  # why PyTorch failed, shown instead of the generic message (one dialog only)
+
     def install_torch(version_requirement: str) -> bool:
         try:
             import PyTorchUtils
         except ImportError:
-            slicer.util.errorDisplay("Install the 'PyTorch' extension from the Extensions Manager, restart Slicer, "
-                                     "and try again.")
+            reasons.append("Install the 'PyTorch' extension from the Extensions Manager, restart Slicer, and try again.")
             return False
         logic = PyTorchUtils.PyTorchUtilsLogic()
         try:  # with askConfirmation=False it raises on failure (light-the-torch through _executePythonModule)
             return logic.installTorch(askConfirmation=False, torchVersionRequirement=version_requirement) is not None
-        except Exception as error:  # noqa: BLE001 - any installer failure becomes the one message below
-            slicer.util.errorDisplay(f"PyTorch could not be installed: {str(error).splitlines()[0] if str(error) else error}")
+        except Exception as error:  # noqa: BLE001 - any installer failure becomes one message
+            reasons.append(f"PyTorch could not be installed: {str(error).splitlines()[0] if str(error) else error}")
             return False
 
     def confirm(question: str) -> bool:
@@ -157,5 +158,5 @@ def ensure_requirements_in_slicer() -> bool:
 
     ready, message = ensure_requirements(confirm, install_torch, slicer.util.pip_install)
     if not ready:
-        slicer.util.errorDisplay(message)
+        slicer.util.errorDisplay(reasons[0] if reasons else message)
     return ready

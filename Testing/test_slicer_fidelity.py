@@ -256,6 +256,20 @@ def test_torch_is_installed_with_a_version_requirement_and_an_old_one_is_upgrade
     assert "torch>=2.8 (installed: 2.1.0+cu118)" in questions[0] and "monai>=1.6.1 (installed: 1.3.0)" in questions[0]
 
 
+def test_a_missing_pytorch_extension_gives_one_dialog(panel, monkeypatch):
+    """SlicerMONAIAuto3DSeg's dependency_handler: without the PyTorch extension, say to install it; one dialog."""
+    import slicer
+
+    from CTSynthesisCore import dependencies
+
+    _, _, shown = panel("MRItoCT")
+    monkeypatch.setattr(dependencies, "installed_version", lambda r: None if r.module == "torch" else "9.9")
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda text, *a, **k: True)
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # the extension is not installed
+    assert dependencies.ensure_requirements_in_slicer() is False
+    assert len(shown["errors"]) == 1 and "'PyTorch' extension" in shown["errors"][0]
+
+
 def test_versions_compare_by_release_numbers():
     from CTSynthesisCore.dependencies import Requirement, is_satisfied, version_key
 
