@@ -28,6 +28,17 @@ def model_summary(metadata: dict) -> str:
         f"; validation {scores}" if scores else "")
 
 
+def self_test_can_run(test_case) -> bool:
+    """Whether a module self-test can run here; if not, say why in the test log. slicer_add_python_unittest runs
+    it in a freshly built Slicer, where the PyTorch extension has installed nothing yet."""
+    from .dependencies import unmet_requirement_names
+
+    missing = unmet_requirement_names()
+    if missing:
+        test_case.delayDisplay(f"{test_case.__class__.__name__} skipped: {', '.join(missing)} not installed")
+    return not missing
+
+
 class ParameterNodeWidgetMixin:
     """The parameter-node plumbing of both module widgets (Slicer's scripted-module template).
 
@@ -93,10 +104,14 @@ class ParameterNodeWidgetMixin:
 
     def onParameterNodeModified(self, caller=None, event=None) -> None:
         if self._parameterNode:
-            self.onParameterNodeSet()
+            self.syncUnboundWidgets()
 
     def onParameterNodeSet(self) -> None:
-        """Hook for widgets with controls the parameter node cannot bind by itself."""
+        """Hook run when a parameter node is connected; by default only :meth:`syncUnboundWidgets`."""
+        self.syncUnboundWidgets()
+
+    def syncUnboundWidgets(self) -> None:
+        """Hook for controls the parameter node cannot bind by itself: show its values (runs on every change)."""
 
 
 class BackgroundRunWidgetMixin:

@@ -31,6 +31,7 @@ from CTSynthesisCore.slicer_module import (  # noqa: E402
     CONTRIBUTORS,
     BackgroundRunWidgetMixin,
     ParameterNodeWidgetMixin,
+    self_test_can_run,
 )
 from MRItoCTLib.catalog import (  # noqa: E402 - torch-free: the panel opens before PyTorch is installed
     DEFAULT_MC_SAMPLES,
@@ -121,14 +122,17 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
         self.refuseUnsupportedSlicer()
 
     def onParameterNodeSet(self) -> None:
+        self.syncUnboundWidgets()
+        self.onModelChanged(self.ui.modelComboBox.currentText)
+        self.onDeviceChanged(self.ui.deviceComboBox.currentText)
+
+    def syncUnboundWidgets(self) -> None:
         """The hand-synced combo boxes (sampler, model) follow the parameter node."""
         node = self._parameterNode
         self.ui.samplerComboBox.setCurrentIndex(max(self.ui.samplerComboBox.findData(node.sampler), 0))
         modelIndex = self.ui.modelComboBox.findText(node.model)
         if modelIndex >= 0:
             self.ui.modelComboBox.setCurrentIndex(modelIndex)
-        self.onModelChanged(self.ui.modelComboBox.currentText)
-        self.onDeviceChanged(self.ui.deviceComboBox.currentText)
 
     def onSamplerChanged(self, index: int) -> None:
         name = self.ui.samplerComboBox.itemData(index)
@@ -223,13 +227,8 @@ class MRItoCTTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        """Runs the scenarios; on a Slicer without PyTorch/MONAI yet (a fresh build) it says so and stops, since
-        slicer_add_python_unittest runs it in a Slicer where the PyTorch extension has installed nothing."""
-        from CTSynthesisCore.dependencies import unmet_requirement_names
-
-        missing = unmet_requirement_names()
-        if missing:
-            self.delayDisplay(f"{self.__class__.__name__} skipped: {', '.join(missing)} not installed")
+        """Runs the scenarios where PyTorch and MONAI are installed (see ``self_test_can_run``)."""
+        if not self_test_can_run(self):
             return
         for test in (self.test_MRItoCT_scenario, self.test_MRItoCT_background, self.test_MRItoCT_cancel):
             self.setUp()

@@ -29,6 +29,7 @@ from CTSynthesisCore.slicer_module import (  # noqa: E402
     CONTRIBUTORS,
     BackgroundRunWidgetMixin,
     ParameterNodeWidgetMixin,
+    self_test_can_run,
 )
 from SliceInterpLib.catalog import DEFAULT_FACTOR, DEFAULT_METHOD, METHODS, NETWORK_METHOD  # noqa: E402 - torch-free
 
@@ -167,13 +168,8 @@ class SliceInterpTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        """Runs the scenarios; on a Slicer without PyTorch/MONAI yet (a fresh build) it says so and stops, since
-        slicer_add_python_unittest runs it in a Slicer where the PyTorch extension has installed nothing."""
-        from CTSynthesisCore.dependencies import unmet_requirement_names
-
-        missing = unmet_requirement_names()
-        if missing:
-            self.delayDisplay(f"{self.__class__.__name__} skipped: {', '.join(missing)} not installed")
+        """Runs the scenarios where PyTorch and MONAI are installed (see ``self_test_can_run``)."""
+        if not self_test_can_run(self):
             return
         for test in (self.test_SliceInterp_scenario, self.test_SliceInterp_background):
             self.setUp()

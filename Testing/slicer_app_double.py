@@ -106,9 +106,6 @@ class FakeWidget:
     def property(self, name: str):
         return self._state["props"].get(name)
 
-    def setProperty(self, name: str, value) -> None:
-        setattr(self, name, value)
-
     def className(self) -> str:
         return self._state["className"]
 
@@ -116,16 +113,9 @@ class FakeWidget:
     def connect(self, signature: str, slot) -> None:
         self._state["slots"].setdefault(signature.split("(")[0], []).append(slot)
 
-    def disconnect(self, signature: str, slot=None) -> None:
-        slots = self._state["slots"].get(signature.split("(")[0], [])
-        slots[:] = [s for s in slots if slot is not None and s != slot]
-
     def emit(self, signal: str, *arguments) -> None:
         for slot in list(self._state["slots"].get(signal, [])):
             slot(*arguments)
-
-    def click(self) -> None:
-        self.emit("clicked", False)
 
     # combo boxes ----------------------------------------------------------------------------------
     def addItem(self, text: str, data=None) -> None:
@@ -136,9 +126,6 @@ class FakeWidget:
     def clear(self) -> None:
         self._state["items"].clear()
         self.currentIndex = -1
-
-    def itemText(self, index: int) -> str:
-        return self._state["items"][index][0]
 
     def itemData(self, index: int):
         return self._state["items"][index][1] if 0 <= index < len(self._state["items"]) else None
@@ -463,10 +450,6 @@ class FakeTimer:
         for slot in list(self.slots):
             slot()
 
-    @staticmethod
-    def singleShot(msec: int, slot) -> None:
-        slot()
-
 
 class FakeApp:
     """``slicer.app``: its version, and the signal connections made to it."""
@@ -477,9 +460,6 @@ class FakeApp:
     def connect(self, signature: str, slot) -> None:
         self.connections.append((signature, slot))
 
-    def processEvents(self) -> None:
-        pass
-
 
 def install(scene, major: int = 5, minor: int = 10, monkeypatch=None) -> dict[str, list]:
     """Put the double into ``sys.modules`` over slicer-core and return the record of dialogs shown; with
@@ -489,7 +469,7 @@ def install(scene, major: int = 5, minor: int = 10, monkeypatch=None) -> dict[st
 
     setattr_ = monkeypatch.setattr if monkeypatch else setattr
     setitem = monkeypatch.setitem if monkeypatch else (lambda mapping, key, value: mapping.__setitem__(key, value))
-    shown = {"errors": [], "questions": [], "infos": []}
+    shown = {"errors": [], "questions": []}
     wrapper_module = types.ModuleType("slicer.parameterNodeWrapper")
     for name in ("parameterNodeWrapper", "WithinRange", "Choice", "Minimum", "Maximum", "Validator"):
         setattr(wrapper_module, name, globals()[name])
@@ -507,7 +487,6 @@ def install(scene, major: int = 5, minor: int = 10, monkeypatch=None) -> dict[st
             (slicer, "app", FakeApp(major, minor)), (slicer, "mrmlScene", scene),
             (slicer.util, "loadUI", load_ui), (slicer.util, "childWidgetVariables", child_widget_variables),
             (slicer.util, "errorDisplay", lambda text, *a, **k: shown["errors"].append(text)),
-            (slicer.util, "infoDisplay", lambda text, *a, **k: shown["infos"].append(text)),
             (slicer.util, "confirmOkCancelDisplay", lambda text, *a, **k: shown["questions"].append(text) or False),
             (slicer.util, "resetSliceViews", lambda: None),
             (slicer.util, "tryWithErrorDisplay", try_with_error_display(shown))):
