@@ -1,7 +1,7 @@
 """MRItoCT: synthetic CT and Monte-Carlo uncertainty from a T2-weighted MRI (3D Slicer scripted module).
 
 A thin Slicer layer: the engine lives in ``MRItoCTLib`` and the node-level code in
-``MRItoCTLib.nodes``, both usable without the GUI.
+``MRItoCTLib.slicer.nodes``, both usable without the GUI.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if os.path.dirname(_HERE) not in sys.path:  # CTSynthesisCore sits beside the mo
     sys.path.append(os.path.dirname(_HERE))
 
 from CTSynthesisCore.device import DEVICE_CHOICES  # noqa: E402
-from CTSynthesisCore.slicer_module import (  # noqa: E402
+from CTSynthesisCore.slicer.panel import (  # noqa: E402
     ACKNOWLEDGEMENT,
     CONTRIBUTORS,
     BackgroundRunWidgetMixin,
@@ -61,7 +61,7 @@ class MRItoCT(ScriptedLoadableModule):
 
 def registerSampleData() -> None:
     """"T2 pelvis (ProstateX)" in the Sample Data module, from the file shipped with the extension."""
-    from CTSynthesisCore.sample_data import register_sample_data
+    from CTSynthesisCore.slicer.sample_data import register_sample_data
 
     register_sample_data(("t2_pelvis",))
 
@@ -141,7 +141,7 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
             self._parameterNode.steps = SAMPLER_INFO[name].default_steps
 
     def onModelChanged(self, name: str) -> None:
-        from CTSynthesisCore.slicer_module import model_summary
+        from CTSynthesisCore.slicer.panel import model_summary
 
         model = self.models.get(name)
         self.ui.modelSummaryLabel.text = model_summary(model) if model else ""
@@ -152,7 +152,7 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
         self.ui.deviceLabel.text = self.logic.describeDevice(device)
 
     def onOpacityChanged(self, value: float) -> None:
-        from CTSynthesisCore.display import set_foreground_opacity
+        from CTSynthesisCore.slicer.display import set_foreground_opacity
 
         set_foreground_opacity(slicer.mrmlScene, value)
 
@@ -203,7 +203,7 @@ class MRItoCTLogic(ScriptedLoadableModuleLogic):
                    keepSamples: bool = False, progress=None, cancel=None):
         """Synchronous synthesis into the given nodes in this process; returns the engine's result."""
         from CTSynthesisCore.progress import no_progress
-        from MRItoCTLib.nodes import synthesize_nodes
+        from MRItoCTLib.slicer.nodes import synthesize_nodes
         from MRItoCTLib.pipeline import SynthesisSettings
 
         settings = SynthesisSettings(sampler=sampler, steps=steps, mc=mc, seed=seed, keep_samples=keepSamples)
@@ -215,7 +215,7 @@ class MRItoCTLogic(ScriptedLoadableModuleLogic):
                         device: str = "auto", keepSamples: bool = False):
         """The same in a background process: returns a not yet started ``SynthesisJob`` (``start()``, ``poll()``,
         ``cancel()``, ``finish()``); output nodes left as None are created on success."""
-        from MRItoCTLib.nodes import SynthesisJob
+        from MRItoCTLib.slicer.nodes import SynthesisJob
         from MRItoCTLib.pipeline import SynthesisSettings
 
         settings = SynthesisSettings(sampler=sampler, steps=steps, mc=mc, seed=seed, keep_samples=keepSamples)
@@ -235,16 +235,16 @@ class MRItoCTTest(ScriptedLoadableModuleTest):
             test()
 
     def test_MRItoCT_scenario(self):
-        from MRItoCTLib.scenarios import run_synthesis_scenario
+        from MRItoCTLib.slicer.scenarios import run_synthesis_scenario
 
         run_synthesis_scenario(slicer.mrmlScene, self)
 
     def test_MRItoCT_background(self):
-        from MRItoCTLib.scenarios import run_synthesis_scenario
+        from MRItoCTLib.slicer.scenarios import run_synthesis_scenario
 
         run_synthesis_scenario(slicer.mrmlScene, self, background=True)
 
     def test_MRItoCT_cancel(self):
-        from MRItoCTLib.scenarios import run_cancel_scenario
+        from MRItoCTLib.slicer.scenarios import run_cancel_scenario
 
         run_cancel_scenario(slicer.mrmlScene, self)

@@ -24,7 +24,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(_HERE) not in sys.path:  # CTSynthesisCore sits beside the module folders
     sys.path.append(os.path.dirname(_HERE))
 
-from CTSynthesisCore.slicer_module import (  # noqa: E402
+from CTSynthesisCore.slicer.panel import (  # noqa: E402
     ACKNOWLEDGEMENT,
     CONTRIBUTORS,
     BackgroundRunWidgetMixin,
@@ -52,7 +52,7 @@ class SliceInterp(ScriptedLoadableModule):
 
 def registerSampleData() -> None:
     """A thick-slice CT in the Sample Data module, from the file shipped with the extension."""
-    from CTSynthesisCore.sample_data import register_sample_data
+    from CTSynthesisCore.slicer.sample_data import register_sample_data
 
     register_sample_data(("ct_abdomen_pelvis_3mm",))
 
@@ -143,7 +143,7 @@ class SliceInterpLogic(ScriptedLoadableModuleLogic):
                  progress=None, cancel=None):
         """Synchronous interpolation into the given nodes in this process; returns the engine's result."""
         from CTSynthesisCore.progress import no_progress
-        from SliceInterpLib.nodes import upsample_nodes
+        from SliceInterpLib.slicer.nodes import upsample_nodes
         from SliceInterpLib.upsample import UpsampleSettings
 
         settings = UpsampleSettings(method=method, device=device, adapt_minutes=adaptMinutes if adapt else None)
@@ -155,7 +155,7 @@ class SliceInterpLogic(ScriptedLoadableModuleLogic):
                       adaptMinutes: float = 2.0, device: str = "auto"):
         """The same in a background process: returns a not yet started ``UpsampleJob``; output nodes left as
         None are created on success."""
-        from SliceInterpLib.nodes import UpsampleJob
+        from SliceInterpLib.slicer.nodes import UpsampleJob
         from SliceInterpLib.upsample import UpsampleSettings
 
         settings = UpsampleSettings(method=method, device=device, adapt_minutes=adaptMinutes if adapt else None)
@@ -176,11 +176,11 @@ class SliceInterpTest(ScriptedLoadableModuleTest):
             test()
 
     def test_SliceInterp_scenario(self):
-        from SliceInterpLib.scenarios import run_upsample_scenario
+        from SliceInterpLib.slicer.scenarios import run_upsample_scenario
 
         run_upsample_scenario(slicer.mrmlScene, self)
 
     def test_SliceInterp_background(self):
-        from SliceInterpLib.scenarios import run_upsample_scenario
+        from SliceInterpLib.slicer.scenarios import run_upsample_scenario
 
         run_upsample_scenario(slicer.mrmlScene, self, background=True)

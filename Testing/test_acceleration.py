@@ -134,7 +134,7 @@ def test_sliceinterp_bf16_autocast_stays_close_to_fp32(ct_sample):
 
 def test_sliceinterp_worker_arguments_carry_the_fast_path_settings(tmp_path):
     from SliceInterpLib.cli import build_parser
-    from SliceInterpLib.nodes import upsample_arguments
+    from SliceInterpLib.slicer.nodes import upsample_arguments
     from SliceInterpLib.upsample import UpsampleSettings
 
     settings = UpsampleSettings(device="cpu", chunk=5, precision="fp16")

@@ -71,9 +71,9 @@ def test_worker_exits_when_its_parent_goes_away(tmp_path, ct_sample):
 
 
 def test_poll_job_reports_progress_then_outcome_error_or_cancel(mrml_scene, ct_sample):
-    from CTSynthesisCore.mrml import update_volume_node_from_image
-    from CTSynthesisCore.node_job import poll_job
-    from SliceInterpLib.nodes import UpsampleJob
+    from CTSynthesisCore.slicer.mrml import update_volume_node_from_image
+    from CTSynthesisCore.slicer.node_job import poll_job
+    from SliceInterpLib.slicer.nodes import UpsampleJob
     from SliceInterpLib.upsample import UpsampleSettings
 
     ct = sitk.ReadImage(str(ct_sample))[40:90, 40:90, :]
@@ -108,7 +108,7 @@ def test_progress_status_shows_elapsed_and_estimate():
 
 
 def test_dependencies_are_installed_only_after_the_user_agrees():
-    from CTSynthesisCore.dependencies import REQUIREMENTS, Requirement, ensure_requirements
+    from CTSynthesisCore.slicer.dependencies import REQUIREMENTS, Requirement, ensure_requirements
 
     asked, installed = [], []
     assert ensure_requirements(asked.append, lambda requirement: True, installed.append) == (
@@ -123,13 +123,13 @@ def test_dependencies_are_installed_only_after_the_user_agrees():
 
 
 def test_torch_is_offered_through_the_pytorch_extension():
-    from CTSynthesisCore.dependencies import Requirement, install_question
+    from CTSynthesisCore.slicer.dependencies import Requirement, install_question
 
     assert "PyTorch extension" in install_question([(Requirement("torch", "torch", "2.8"), None)])
 
 
 def test_sample_data_source_points_at_the_shipped_file_with_its_checksum():
-    from CTSynthesisCore.sample_data import SAMPLES, sample_data_source
+    from CTSynthesisCore.slicer.sample_data import SAMPLES, sample_data_source
 
     source = sample_data_source("t2_pelvis")
     assert source["sampleName"] == "T2 pelvis (ProstateX)" and source["uris"].startswith("file://")

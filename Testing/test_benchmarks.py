@@ -39,8 +39,8 @@ def test_mritoct_speed_benchmark(tmp_path, tiny_model):
 
 def test_mritoct_quality_benchmark(tmp_path, tiny_model, ct_sample):
     from CTSynthesisCore.volume_io import write_volume
-    from MRItoCTLib.ct_pairs import pair_from_ct
-    from MRItoCTLib.dataset import split_of
+    from MRItoCTLib.research.ct_pairs import pair_from_ct
+    from MRItoCTLib.research.dataset import split_of
 
     ct = sitk.ReadImage(str(ct_sample))
     names = [n for n in (f"case_{i:04d}" for i in range(40)) if split_of(n) == "test"][:2]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CTSynthesisCore.mrml import ijk_to_ras_from_image, image_from_volume_node, update_volume_node_from_image
+from CTSynthesisCore.slicer.mrml import ijk_to_ras_from_image, image_from_volume_node, update_volume_node_from_image
 
 
 def _ijk_to_ras(node) -> np.ndarray:

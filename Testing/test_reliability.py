@@ -285,13 +285,13 @@ def logic_run(tool: str, case: str, scene, input_node, output_node, models: dict
     model = broken_model(case, models[tool], work) if case.startswith("weights_") else models[tool]
     device = "cuda" if case == "cuda_unusable" else "cpu"
     if tool == "mritoct":
-        from MRItoCTLib.nodes import synthesize_nodes
+        from MRItoCTLib.slicer.nodes import synthesize_nodes
         from MRItoCTLib.pipeline import SynthesisSettings
 
         target = input_node if case == "output_is_input" else output_node
         return synthesize_nodes(input_node, target, None, SynthesisSettings(sampler="ddim", steps=1, mc=2),
                                 model=model, device=device)
-    from SliceInterpLib.nodes import upsample_nodes
+    from SliceInterpLib.slicer.nodes import upsample_nodes
     from SliceInterpLib.upsample import UpsampleSettings
 
     settings = UpsampleSettings(method="crossview" if network else "linear", model=model if network else None,
@@ -311,7 +311,7 @@ def test_logic_matrix(tool, case, mrml_scene, tmp_path, bases, tiny_model, tiny_
     import slicer
 
     from CTSynthesisCore.errors import UserInputError
-    from CTSynthesisCore.mrml import image_from_volume_node, update_volume_node_from_image
+    from CTSynthesisCore.slicer.mrml import image_from_volume_node, update_volume_node_from_image
 
     expected = expectation(CASE[case], tool)
     if case == "cuda_unusable" and cuda_usable():
@@ -362,9 +362,9 @@ def test_background_jobs_refuse_a_nifti_node_before_starting(tool, case, mrml_sc
     import tempfile
 
     from CTSynthesisCore.errors import UserInputError
-    from MRItoCTLib.nodes import SynthesisJob
+    from MRItoCTLib.slicer.nodes import SynthesisJob
     from MRItoCTLib.pipeline import SynthesisSettings
-    from SliceInterpLib.nodes import UpsampleJob
+    from SliceInterpLib.slicer.nodes import UpsampleJob
     from SliceInterpLib.upsample import UpsampleSettings
 
     jobs = tmp_path / "jobs"
@@ -408,9 +408,9 @@ def test_batch_fails_only_the_nifti_cases_with_nan_or_inf(tool, tmp_path, bases,
 
 def test_logic_refuses_a_missing_input_node(mrml_scene):
     from CTSynthesisCore.errors import UserInputError
-    from MRItoCTLib.nodes import synthesize_nodes
+    from MRItoCTLib.slicer.nodes import synthesize_nodes
     from MRItoCTLib.pipeline import SynthesisSettings
-    from SliceInterpLib.nodes import upsample_nodes
+    from SliceInterpLib.slicer.nodes import upsample_nodes
 
     output = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "out")
     with pytest.raises(UserInputError, match="select an input"):

@@ -208,7 +208,7 @@ def test_cleanup_stops_the_poll_timer_and_drops_the_job(panel, module):
 def test_an_older_slicer_is_refused_with_one_message(panel, module):
     """Slicer 5.8 bundles Python 3.9 (CMakeLists.txt Slicer_REQUIRED_PYTHON_VERSION "3.9.10" at v5.8.1), on which
     MONAI 1.6 and torch 2.8 do not install; qSlicerCoreApplication.h exposes majorVersion/minorVersion."""
-    from CTSynthesisCore.dependencies import MINIMUM_SLICER_VERSION, ensure_requirements_in_slicer
+    from CTSynthesisCore.slicer.dependencies import MINIMUM_SLICER_VERSION, ensure_requirements_in_slicer
 
     _, widget, shown = panel(module, 5, 8)
     needed = ".".join(map(str, MINIMUM_SLICER_VERSION))
@@ -218,7 +218,7 @@ def test_an_older_slicer_is_refused_with_one_message(panel, module):
 
 
 def test_minimum_slicer_version_is_declared_in_cmake_and_readme():
-    from CTSynthesisCore.dependencies import MINIMUM_SLICER_VERSION, slicer_version_problem
+    from CTSynthesisCore.slicer.dependencies import MINIMUM_SLICER_VERSION, slicer_version_problem
 
     needed = ".".join(map(str, MINIMUM_SLICER_VERSION))
     cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
@@ -234,7 +234,7 @@ def test_torch_is_installed_with_a_version_requirement_and_an_old_one_is_upgrade
     torchVersionRequirement, ...): without a requirement it installs whatever light-the-torch picks; an
     already installed torch is never checked by it (SlicerMONAIAuto3DSeg's dependency_handler compares
     the version itself)."""
-    from CTSynthesisCore import dependencies
+    from CTSynthesisCore.slicer import dependencies
 
     versions = {"torch": "2.1.0+cu118", "monai": "1.3.0", "einops": "0.8.0", "SimpleITK": "2.4.0", "tqdm": "4.66"}
     monkeypatch.setattr(dependencies, "installed_version", lambda r: versions.get(r.distribution))
@@ -260,7 +260,7 @@ def test_a_missing_pytorch_extension_gives_one_dialog(panel, monkeypatch):
     """SlicerMONAIAuto3DSeg's dependency_handler: without the PyTorch extension, say to install it; one dialog."""
     import slicer
 
-    from CTSynthesisCore import dependencies
+    from CTSynthesisCore.slicer import dependencies
 
     _, _, shown = panel("MRItoCT")
     monkeypatch.setattr(dependencies, "installed_version", lambda r: None if r.module == "torch" else "9.9")
@@ -271,7 +271,7 @@ def test_a_missing_pytorch_extension_gives_one_dialog(panel, monkeypatch):
 
 
 def test_versions_compare_by_release_numbers():
-    from CTSynthesisCore.dependencies import Requirement, is_satisfied, version_key
+    from CTSynthesisCore.slicer.dependencies import Requirement, is_satisfied, version_key
 
     assert version_key("2.10.0+cu126") == (2, 10, 0) > version_key("2.8") and version_key("1.6.1rc1") == (1, 6, 1)
     torch = Requirement("torch", "torch", "2.8")
@@ -330,7 +330,7 @@ def test_extension_screenshots_exist():
 def test_collections_from_the_scene_are_released(mrml_scene):
     """vtkMRMLScene.h: GetNodesByClassByName "You are responsible for deleting the collection"; Slicer's
     util.getNodesByClass calls UnRegister. A collection left with two references is leaked."""
-    from CTSynthesisCore.display import nodes_of_class, set_foreground_opacity
+    from CTSynthesisCore.slicer.display import nodes_of_class, set_foreground_opacity
 
     handed_out = []
 
@@ -354,7 +354,7 @@ def test_collections_from_the_scene_are_released(mrml_scene):
 
 def transformed_ct(scene):
     """A small CT volume node under a linear transform (a 30 mm shift)."""
-    from CTSynthesisCore.mrml import update_volume_node_from_image
+    from CTSynthesisCore.slicer.mrml import update_volume_node_from_image
 
     image = sitk.GetImageFromArray(np.linspace(-500, 500, 6 * 16 * 16, dtype=np.float32).reshape(6, 16, 16))
     image.SetSpacing((1.0, 1.0, 4.0))
@@ -371,7 +371,7 @@ def transformed_ct(scene):
 def test_outputs_go_under_the_input_transform(mrml_scene):
     """vtkMRMLVolumeNode::GetIJKToRASMatrix is the node's local frame; outputs computed in it are aligned with
     the input only under the same parent transform (in this process and through the background job)."""
-    from SliceInterpLib.nodes import UpsampleJob, upsample_nodes
+    from SliceInterpLib.slicer.nodes import UpsampleJob, upsample_nodes
     from SliceInterpLib.upsample import UpsampleSettings
 
     node, transform = transformed_ct(mrml_scene)
@@ -388,7 +388,7 @@ def test_outputs_go_under_the_input_transform(mrml_scene):
 
 
 def test_synthetic_ct_goes_under_the_input_transform(mrml_scene, tiny_model):
-    from MRItoCTLib.nodes import synthesize_nodes
+    from MRItoCTLib.slicer.nodes import synthesize_nodes
     from MRItoCTLib.pipeline import SynthesisSettings
 
     node, transform = transformed_ct(mrml_scene)

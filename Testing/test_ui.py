@@ -32,9 +32,9 @@ def load_ui(path: Path):
 
 
 def names_used_by_code(module: str) -> set[str]:
-    """Widgets the module's own code and the shared widget mixins (CTSynthesisCore.slicer_module) look up."""
+    """Widgets the module's own code and the shared widget mixins (CTSynthesisCore.slicer.panel) look up."""
     source = (REPO / module / f"{module}.py").read_text(encoding="utf-8")
-    mixins = (REPO / "CTSynthesisCore" / "slicer_module.py").read_text(encoding="utf-8")
+    mixins = (REPO / "CTSynthesisCore" / "slicer" / "panel.py").read_text(encoding="utf-8")
     return set(re.findall(r"self\.ui\.(\w+)", source + mixins))
 
 

@@ -28,7 +28,7 @@ def test_simpleitk_and_slicer_read_nifti_nan_and_inf_as_zero(tmp_path, mrml_scen
     the node is refused (naming the file) until the fixed volume is saved."""
     import slicer
 
-    from CTSynthesisCore.mrml import image_from_volume_node
+    from CTSynthesisCore.slicer.mrml import image_from_volume_node
 
     path = write_nifti(tmp_path / "mri.nii.gz", nonfinite_volume())
     stored = np.frombuffer(gzip.decompress(path.read_bytes())[352:], np.float32)

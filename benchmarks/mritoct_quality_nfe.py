@@ -21,9 +21,9 @@ import torch
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.metrics import psnr
-from MRItoCTLib.dataset import cases_in_split, prepare_case
+from MRItoCTLib.research.dataset import cases_in_split, prepare_case
 from MRItoCTLib.intensity import unit_to_hu
-from MRItoCTLib.metrics import DATA_RANGE, image_metrics
+from MRItoCTLib.research.metrics import DATA_RANGE, image_metrics
 from MRItoCTLib.model import load_model, new_generator
 from MRItoCTLib.pipeline import context_stack
 from MRItoCTLib.samplers import get_sampler

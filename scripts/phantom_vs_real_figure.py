@@ -15,8 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from CTSynthesisCore.sample_data import sample_path  # noqa: E402
-from MRItoCTLib.ct_pairs import pair_from_ct  # noqa: E402
-from MRItoCTLib.phantom import make_phantom_case  # noqa: E402
+from MRItoCTLib.research.ct_pairs import pair_from_ct  # noqa: E402
+from MRItoCTLib.research.phantom import make_phantom_case  # noqa: E402
 
 
 def axial(image: sitk.Image, fraction: float = 0.5) -> np.ndarray:

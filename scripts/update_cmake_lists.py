@@ -20,10 +20,10 @@ def replace_list(path: Path, variable: str, items: list[str]) -> None:
 
 for module in ("MRItoCT", "SliceInterp"):
     folder = ROOT / module
-    scripts = ["${MODULE_NAME}.py"] + sorted(str(p.relative_to(folder)) for p in (folder / f"{module}Lib").glob("*.py"))
+    scripts = ["${MODULE_NAME}.py"] + sorted(p.relative_to(folder).as_posix() for p in (folder / f"{module}Lib").rglob("*.py"))
     replace_list(folder / "CMakeLists.txt", "MODULE_PYTHON_SCRIPTS", scripts)
 replace_list(ROOT / "CTSynthesisCore" / "CMakeLists.txt", "CORE_PYTHON_SCRIPTS",
-             sorted(f"CTSynthesisCore/{p.name}" for p in (ROOT / "CTSynthesisCore").glob("*.py")))
+             sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "CTSynthesisCore").rglob("*.py")))
 replace_list(ROOT / "CTSynthesisCore" / "CMakeLists.txt", "CORE_RUNTIME_RESOURCES",
              sorted(p.relative_to(ROOT).as_posix() for folder in ("model_weights", "Resources/SampleData")
                     for p in (ROOT / folder).rglob("*") if p.is_file()))

@@ -192,7 +192,7 @@ def command_samplers(args) -> int:
 def command_make_data(args) -> int:
     from CTSynthesisCore.progress import TqdmProgress
 
-    from .data_generation import make_dataset
+    from .research.data_generation import make_dataset
 
     bar = TqdmProgress("making cases", disable=args.quiet)
     try:
@@ -207,7 +207,7 @@ def command_make_data(args) -> int:
 def command_train(args) -> int:
     from CTSynthesisCore.progress import TqdmProgress
 
-    from .training import TrainConfig, train
+    from .research.training import TrainConfig, train
 
     if args.context_slices < 0:
         raise UserInputError("--context-slices must be 0 or more")
@@ -244,7 +244,7 @@ def parse_steps(items: list[str]) -> dict[str, int]:
 def command_evaluate(args) -> int:
     from CTSynthesisCore.progress import TqdmProgress
 
-    from .evaluation import EvaluationPlan, evaluate
+    from .research.evaluation import EvaluationPlan, evaluate
 
     plan = EvaluationPlan(models=args.models, samplers=args.samplers, steps=parse_steps(args.steps),
                           sampler_options={"ode": {"method": "rk45", "rtol": args.ode_tolerance, "atol": args.ode_tolerance}},
@@ -263,7 +263,7 @@ def command_demo(args) -> int:
     from CTSynthesisCore.progress import TqdmProgress
     from CTSynthesisCore.sample_data import sample_path
 
-    from .figures import montage
+    from .research.figures import montage
     from .pipeline import SynthesisSettings, synthesize
 
     folder = Path(args.output)

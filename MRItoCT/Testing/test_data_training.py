@@ -9,11 +9,11 @@ import SimpleITK as sitk
 
 from CTSynthesisCore.volume_io import write_volume
 from MRItoCTLib.cli import main
-from MRItoCTLib.ct_pairs import pair_from_ct, tissue_fractions
-from MRItoCTLib.dataset import cases_in_split, find_cases, split_of
-from MRItoCTLib.metrics import image_metrics, sparsification, spearman, uncertainty_metrics
-from MRItoCTLib.phantom import phantom_labels
-from MRItoCTLib.tissue import TISSUE_INDEX, render_labels
+from MRItoCTLib.research.ct_pairs import pair_from_ct, tissue_fractions
+from MRItoCTLib.research.dataset import cases_in_split, find_cases, split_of
+from MRItoCTLib.research.metrics import image_metrics, sparsification, spearman, uncertainty_metrics
+from MRItoCTLib.research.phantom import phantom_labels
+from MRItoCTLib.research.tissue import TISSUE_INDEX, render_labels
 
 
 def test_phantom_tissues_have_t2_and_ct_ordering_of_real_images():
@@ -141,7 +141,7 @@ def test_init_fine_tunes_from_given_weights_and_records_them(tmp_path, small_dat
 
 
 def test_contrast_augmentation_keeps_the_range_and_order():
-    from MRItoCTLib.dataset import vary_contrast
+    from MRItoCTLib.research.dataset import vary_contrast
 
     unit = np.linspace(-1, 1, 11, dtype=np.float32)
     for gamma in (0.75, 1.0, 1.35):

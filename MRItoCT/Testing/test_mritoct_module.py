@@ -8,14 +8,14 @@ import SimpleITK as sitk
 
 
 def test_background_synthesis_fills_new_nodes_with_display_and_sequence(mrml_scene, tiny_model):
-    from MRItoCTLib.scenarios import run_synthesis_scenario
+    from MRItoCTLib.slicer.scenarios import run_synthesis_scenario
 
     run_synthesis_scenario(mrml_scene, unittest.TestCase(), model=str(tiny_model), background=True)
 
 
 def test_in_process_synthesis_on_oblique_input_keeps_samples(mrml_scene, tiny_model, t2_sample, make_oblique):
     from MRItoCTLib.pipeline import SynthesisSettings
-    from MRItoCTLib.scenarios import run_synthesis_scenario
+    from MRItoCTLib.slicer.scenarios import run_synthesis_scenario
 
     image = make_oblique(sitk.ReadImage(str(t2_sample)))
     settings = SynthesisSettings(sampler="ddim", steps=2, mc=3, seed=2, keep_samples=True)
@@ -23,16 +23,16 @@ def test_in_process_synthesis_on_oblique_input_keeps_samples(mrml_scene, tiny_mo
 
 
 def test_cancel_ends_the_worker_and_leaves_the_scene_unchanged(mrml_scene, tiny_model):
-    from MRItoCTLib.scenarios import run_cancel_scenario
+    from MRItoCTLib.slicer.scenarios import run_cancel_scenario
 
     run_cancel_scenario(mrml_scene, unittest.TestCase(), model=str(tiny_model))
 
 
 def test_worker_error_is_one_line_and_nodes_stay_untouched(mrml_scene, tiny_model):
     from CTSynthesisCore.errors import UserInputError
-    from MRItoCTLib.nodes import SynthesisJob
+    from MRItoCTLib.slicer.nodes import SynthesisJob
     from MRItoCTLib.pipeline import SynthesisSettings
-    from MRItoCTLib.scenarios import add_volume_node
+    from MRItoCTLib.slicer.scenarios import add_volume_node
 
     constant = sitk.Image(32, 32, 4, sitk.sitkFloat32)  # a constant MRI: the engine refuses it
     input_node = add_volume_node(mrml_scene, constant, "flat")
@@ -49,9 +49,9 @@ def test_worker_error_is_one_line_and_nodes_stay_untouched(mrml_scene, tiny_mode
 
 def test_job_refuses_output_equal_to_input_before_starting(mrml_scene, tiny_model, t2_sample):
     from CTSynthesisCore.errors import UserInputError
-    from MRItoCTLib.nodes import SynthesisJob
+    from MRItoCTLib.slicer.nodes import SynthesisJob
     from MRItoCTLib.pipeline import SynthesisSettings
-    from MRItoCTLib.scenarios import add_volume_node
+    from MRItoCTLib.slicer.scenarios import add_volume_node
 
     node = add_volume_node(mrml_scene, sitk.ReadImage(str(t2_sample)), "T2")
     with pytest.raises(UserInputError, match="cannot be the input"):
@@ -62,7 +62,7 @@ def test_job_refuses_output_equal_to_input_before_starting(mrml_scene, tiny_mode
 
 def test_worker_arguments_carry_every_setting(tmp_path):
     from MRItoCTLib.cli import build_parser
-    from MRItoCTLib.nodes import synthesis_arguments
+    from MRItoCTLib.slicer.nodes import synthesis_arguments
     from MRItoCTLib.pipeline import SynthesisSettings
 
     settings = SynthesisSettings(sampler="pc", steps=7, mc=3, seed=5, batch_size=2, keep_samples=True,
@@ -76,7 +76,7 @@ def test_worker_arguments_carry_every_setting(tmp_path):
 
 
 def test_inferno_table_runs_dark_to_bright():
-    from CTSynthesisCore.display import inferno_table
+    from CTSynthesisCore.slicer.display import inferno_table
 
     table = inferno_table()
     luminance = table @ np.array([0.2126, 0.7152, 0.0722])

@@ -226,15 +226,15 @@ def test_console_script_runs_without_traceback(tmp_path):
 
 
 def test_scenario_under_slicer_core(mrml_scene, tiny_model):
-    from MRItoCTLib.scenarios import run_synthesis_scenario
+    from MRItoCTLib.slicer.scenarios import run_synthesis_scenario
 
     run_synthesis_scenario(mrml_scene, unittest.TestCase(), model=str(tiny_model))
 
 
 def test_scenario_with_oblique_input_and_output_equal_to_input_refused(mrml_scene, tiny_model, t2_sample, make_oblique):
     from CTSynthesisCore.errors import UserInputError
-    from MRItoCTLib.nodes import synthesize_nodes
-    from MRItoCTLib.scenarios import add_volume_node, run_synthesis_scenario
+    from MRItoCTLib.slicer.nodes import synthesize_nodes
+    from MRItoCTLib.slicer.scenarios import add_volume_node, run_synthesis_scenario
 
     image = make_oblique(sitk.ReadImage(str(t2_sample))[40:340:2, 40:340:2, 2:10])
     run_synthesis_scenario(mrml_scene, unittest.TestCase(), model=str(tiny_model), image=image)

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from MRItoCTLib.analytic import GaussianMixtureDenoiser, gaussian_denoiser
+from analytic import GaussianMixtureDenoiser, gaussian_denoiser
 from MRItoCTLib.processes import VEProcess, VPProcess
 from MRItoCTLib.samplers import SAMPLERS, get_sampler
 

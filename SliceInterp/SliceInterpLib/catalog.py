@@ -18,3 +18,4 @@ METHOD_TITLES = {
 DEFAULT_METHOD = NETWORK_METHOD
 DEFAULT_MODEL = "sliceinterp-crossview"
 DEFAULT_FACTOR = 2
+CPU_BATCH_SIZE = 16  # cross-view images per network pass on CPU

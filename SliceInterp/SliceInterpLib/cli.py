@@ -12,7 +12,7 @@ from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_work
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import check_scalar_volume, read_volume, write_volume
 
-from .upsample import CPU_CHUNK, METHODS
+from .catalog import CPU_BATCH_SIZE, METHODS
 
 
 def build_parser() -> ArgumentParser:
@@ -35,7 +35,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--model", help="shipped model name or model folder (default sliceinterp-crossview)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     run.add_argument("--seed", type=int, default=0, help="random seed of --adapt (default 0)")
-    add_inference_options(run, "images per network pass (crossview)", cpu_batch=CPU_CHUNK, compile_options=False)
+    add_inference_options(run, "images per network pass (crossview)", cpu_batch=CPU_BATCH_SIZE, compile_options=False)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     add_worker_option(run)
 
@@ -125,7 +125,7 @@ def command_train(args) -> int:
     from CTSynthesisCore.device import choose_device
     from CTSynthesisCore.progress import TqdmProgress
 
-    from .training import TrainConfig, train
+    from .research.training import TrainConfig, train
 
     if not 0 < args.distill_keep <= 1:
         raise UserInputError(f"--distill-keep must be in (0, 1], got {args.distill_keep:g}")
@@ -151,8 +151,8 @@ def command_evaluate(args) -> int:
     from CTSynthesisCore.volume_io import read_volume
 
     from .classical import check_factor
-    from .evaluation import METHODS as EVALUATION_METHODS
-    from .evaluation import EvaluationPlan, evaluate
+    from .research.evaluation import METHODS as EVALUATION_METHODS
+    from .research.evaluation import EvaluationPlan, evaluate
 
     plan = EvaluationPlan(factor=check_factor(args.factor), methods=tuple(args.methods or EVALUATION_METHODS), model=args.model,
                           adapt_minutes=args.adapt_minutes, device=choose_device(args.device).device, seed=args.seed)

@@ -25,7 +25,7 @@ from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
 from .classical import cast_like, finer_grid
 from .networks import HU_SCALE, CrossViewNet, hu_to_network
-from .upsample import CPU_CHUNK
+from .catalog import CPU_BATCH_SIZE
 
 ChunkDone = Callable[[int], None]
 
@@ -137,11 +137,11 @@ def automatic_chunk(network: CrossViewNet, image: sitk.Image, device: str, preci
             probed.axial_midslices(torch.zeros(count, 2 * probed.config.neighbours, height, width, device=device))
             probed.planar_midrows(torch.zeros(count, 4 * depth, max(height, width), device=device))
 
-    return auto_batch_size(device, probe, max(height, width), cpu_default=CPU_CHUNK)
+    return auto_batch_size(device, probe, max(height, width), cpu_default=CPU_BATCH_SIZE)
 
 
 def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossViewNet, device: str = "cpu",
-                       chunk: int = CPU_CHUNK, progress: ProgressCallback = no_progress,
+                       chunk: int = CPU_BATCH_SIZE, progress: ProgressCallback = no_progress,
                        cancel: CancelToken | None = None, precision: str = "auto") -> CrossViewResult:
     """Interpolate slices every ``slice_spacing`` mm along the slice axis; observed slices pass unchanged.
 

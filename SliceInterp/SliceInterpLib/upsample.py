@@ -16,7 +16,7 @@ from CTSynthesisCore.weights import resolve_model_folder
 
 from .catalog import METHODS
 from .classical import INTERPOLATORS, upsample_classical
-CPU_CHUNK = 16  # cross-view images per network pass on CPU
+
 
 
 @dataclass
@@ -87,7 +87,7 @@ def upsample(image: sitk.Image, slice_spacing: float, settings: UpsampleSettings
 
     from .crossview import automatic_chunk, upsample_crossview
     from .model import DEFAULT_MODEL, load_crossview
-    from .training import adapt
+    from .selfsupervised import adapt
 
     device = settings.device
     network, _ = load_crossview(settings.model or DEFAULT_MODEL)

@@ -74,7 +74,7 @@ def test_cli_refuses_too_few_slices(tmp_path, ct, capsys):
 
 
 def test_scenario_under_slicer_core(mrml_scene, ct, make_oblique):
-    from SliceInterpLib.scenarios import run_upsample_scenario
+    from SliceInterpLib.slicer.scenarios import run_upsample_scenario
 
     run_upsample_scenario(mrml_scene, unittest.TestCase(), image=make_oblique(ct), factor=3, method="cubic")
     run_upsample_scenario(mrml_scene, unittest.TestCase(), method="linear")

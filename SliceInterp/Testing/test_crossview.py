@@ -13,8 +13,9 @@ from SliceInterpLib.cli import main
 from SliceInterpLib.crossview import axial_neighbours, upsample_crossview, view_predictions
 from SliceInterpLib.model import load_crossview, save_crossview
 from SliceInterpLib.networks import CrossViewConfig, CrossViewNet, hu_to_network
-from SliceInterpLib.training import (TrainConfig, TrainingVolume, adapt, distillation_loss, optimise,
-                                     restoration_loss, restoration_psnr)
+from SliceInterpLib.research.training import restoration_psnr
+from SliceInterpLib.selfsupervised import (TrainConfig, TrainingVolume, adapt, distillation_loss, optimise,
+                                           restoration_loss)
 
 TINY = CrossViewConfig(channels=(8, 16), strides=(2,), num_res_units=1)
 
@@ -244,16 +245,16 @@ def test_cli_train_and_evaluate_errors(tmp_path, capsys):
 def test_crossview_scenario_oblique_under_slicer_core(mrml_scene, ct, make_oblique, tiny_crossview):
     import unittest
 
-    from SliceInterpLib.scenarios import run_upsample_scenario
+    from SliceInterpLib.slicer.scenarios import run_upsample_scenario
 
     run_upsample_scenario(mrml_scene, unittest.TestCase(), image=make_oblique(ct), factor=2, model=tiny_crossview)
 
 
 def test_cancel_leaves_the_output_node_untouched(mrml_scene, ct, tiny_crossview):
     from CTSynthesisCore.errors import Cancelled
-    from CTSynthesisCore.mrml import update_volume_node_from_image
+    from CTSynthesisCore.slicer.mrml import update_volume_node_from_image
     from CTSynthesisCore.progress import CancelToken
-    from SliceInterpLib.nodes import upsample_nodes
+    from SliceInterpLib.slicer.nodes import upsample_nodes
     from SliceInterpLib.upsample import UpsampleSettings
 
     input_node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
@@ -273,7 +274,7 @@ def test_cancel_leaves_the_output_node_untouched(mrml_scene, ct, tiny_crossview)
 
 
 def _node_array(node):
-    from CTSynthesisCore.mrml import image_from_volume_node
+    from CTSynthesisCore.slicer.mrml import image_from_volume_node
 
     return sitk.GetArrayFromImage(image_from_volume_node(node))
 

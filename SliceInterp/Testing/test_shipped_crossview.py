@@ -8,7 +8,7 @@ import SimpleITK as sitk
 from CTSynthesisCore.sample_data import sample_path
 from CTSynthesisCore.weights import read_metadata, resolve_model_folder, sha256_file
 from SliceInterpLib.classical import upsample_classical
-from SliceInterpLib.evaluation import removed_slice_scores, thick_from_thin
+from SliceInterpLib.research.evaluation import removed_slice_scores, thick_from_thin
 from SliceInterpLib.model import DEFAULT_MODEL, load_crossview
 from SliceInterpLib.upsample import UpsampleSettings, upsample
 
@@ -37,7 +37,7 @@ def test_shipped_model_beats_linear_on_the_held_out_thin_ct():
 
 
 def test_slicer_scenario_with_the_shipped_model(mrml_scene):
-    from SliceInterpLib.scenarios import run_upsample_scenario
+    from SliceInterpLib.slicer.scenarios import run_upsample_scenario
 
     image = sitk.ReadImage(str(sample_path("ct_abdomen_pelvis_3mm")))[:, :, 40:60]
     run_upsample_scenario(mrml_scene, unittest.TestCase(), image=image, factor=2, method="crossview")

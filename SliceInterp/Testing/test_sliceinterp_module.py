@@ -13,7 +13,7 @@ def ct_block(ct_sample) -> sitk.Image:
 
 def test_background_crossview_creates_output_and_disagreement_overlay(mrml_scene, ct_block, make_oblique,
                                                                         tiny_crossview_model):
-    from SliceInterpLib.scenarios import run_upsample_scenario
+    from SliceInterpLib.slicer.scenarios import run_upsample_scenario
 
     mrml_scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
     run_upsample_scenario(mrml_scene, unittest.TestCase(), image=make_oblique(ct_block), factor=2,
@@ -21,8 +21,8 @@ def test_background_crossview_creates_output_and_disagreement_overlay(mrml_scene
 
 
 def test_background_classical_by_target_spacing(mrml_scene, ct_block):
-    from CTSynthesisCore.mrml import image_from_volume_node, update_volume_node_from_image
-    from SliceInterpLib.nodes import UpsampleJob
+    from CTSynthesisCore.slicer.mrml import image_from_volume_node, update_volume_node_from_image
+    from SliceInterpLib.slicer.nodes import UpsampleJob
     from SliceInterpLib.upsample import UpsampleSettings
 
     node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
@@ -37,9 +37,9 @@ def test_background_classical_by_target_spacing(mrml_scene, ct_block):
 
 
 def test_cancel_ends_the_worker_and_adds_no_node(mrml_scene, ct_sample):
-    from CTSynthesisCore.mrml import update_volume_node_from_image
+    from CTSynthesisCore.slicer.mrml import update_volume_node_from_image
     from CTSynthesisCore.background import process_group_alive
-    from SliceInterpLib.nodes import UpsampleJob
+    from SliceInterpLib.slicer.nodes import UpsampleJob
     from SliceInterpLib.upsample import UpsampleSettings
 
     node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
@@ -56,8 +56,8 @@ def test_cancel_ends_the_worker_and_adds_no_node(mrml_scene, ct_sample):
 
 def test_job_errors_are_one_line_before_and_after_starting(mrml_scene, ct_block):
     from CTSynthesisCore.errors import UserInputError
-    from CTSynthesisCore.mrml import update_volume_node_from_image
-    from SliceInterpLib.nodes import UpsampleJob
+    from CTSynthesisCore.slicer.mrml import update_volume_node_from_image
+    from SliceInterpLib.slicer.nodes import UpsampleJob
     from SliceInterpLib.upsample import UpsampleSettings
 
     node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")

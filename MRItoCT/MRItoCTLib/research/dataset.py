@@ -18,8 +18,8 @@ import torch
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import read_volume
 
-from .intensity import hu_to_unit
-from .pipeline import context_stack, prepare_mri
+from ..intensity import hu_to_unit
+from ..pipeline import context_stack, prepare_mri
 
 SPLITS = ("train", "validation", "test")
 

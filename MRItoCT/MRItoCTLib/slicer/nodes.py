@@ -11,18 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from CTSynthesisCore.display import (
+from CTSynthesisCore.slicer.display import (
     add_volume_sequence,
     set_ct_display,
     set_uncertainty_display,
     show_in_slice_views,
 )
-from CTSynthesisCore.mrml import image_from_volume_node, place_under_transform, update_volume_node_from_image
-from CTSynthesisCore.node_job import NodeJob, check_output_nodes, target_node
+from CTSynthesisCore.slicer.mrml import image_from_volume_node, place_under_transform, update_volume_node_from_image
+from CTSynthesisCore.slicer.node_job import NodeJob, check_output_nodes, target_node
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
-from .model import DEFAULT_MODEL, load_model
-from .pipeline import SynthesisResult, SynthesisSettings, synthesize
+from ..model import DEFAULT_MODEL, load_model
+from ..pipeline import SynthesisResult, SynthesisSettings, synthesize
 
 WORKER_PACKAGES = ("MRItoCTLib", "CTSynthesisCore")
 CLI_SAMPLER_OPTIONS = {"eta": "--eta", "corrector_steps": "--corrector-steps", "snr": "--snr",

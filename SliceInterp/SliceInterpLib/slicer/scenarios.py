@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from CTSynthesisCore.display import INFERNO_NAME, OWN_INFERNO_NAME
-from CTSynthesisCore.mrml import image_from_volume_node, update_volume_node_from_image
+from CTSynthesisCore.slicer.display import INFERNO_NAME, OWN_INFERNO_NAME
+from CTSynthesisCore.slicer.mrml import image_from_volume_node, update_volume_node_from_image
 from CTSynthesisCore.sample_data import sample_path
 
 from .nodes import UpsampleJob, upsample_nodes
-from .upsample import UpsampleSettings
+from ..upsample import UpsampleSettings
 
 
 def run_upsample_scenario(scene, check, image: sitk.Image | None = None, factor: int = 2,

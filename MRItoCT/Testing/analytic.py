@@ -1,6 +1,6 @@
 """Exact noise predictors for data distributions whose score is known in closed form.
 
-Used to test every sampler: with the exact denoiser, a correct sampler must
+Test support: used to test every sampler: with the exact denoiser, a correct sampler must
 reproduce the data distribution (mean, variance, mixture weights).
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .processes import NoiseProcess
+from MRItoCTLib.processes import NoiseProcess
 
 
 @dataclass

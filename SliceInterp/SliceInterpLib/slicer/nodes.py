@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from CTSynthesisCore.display import set_uncertainty_display, show_in_slice_views
+from CTSynthesisCore.slicer.display import set_uncertainty_display, show_in_slice_views
 from CTSynthesisCore.errors import UserInputError
-from CTSynthesisCore.mrml import image_from_volume_node, place_under_transform, update_volume_node_from_image
-from CTSynthesisCore.node_job import NodeJob, check_output_nodes, target_node
+from CTSynthesisCore.slicer.mrml import image_from_volume_node, place_under_transform, update_volume_node_from_image
+from CTSynthesisCore.slicer.node_job import NodeJob, check_output_nodes, target_node
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_scalar_volume
 
-from .classical import resolve_factor
-from .upsample import UpsampleResult, UpsampleSettings, upsample
+from ..classical import resolve_factor
+from ..upsample import UpsampleResult, UpsampleSettings, upsample
 
 WORKER_PACKAGES = ("SliceInterpLib", "CTSynthesisCore")
 

@@ -25,14 +25,14 @@ from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
-from .baselines import RegressionConfig, RegressionNet, adversarial_loss, patch_discriminator
+from ..baselines import RegressionConfig, RegressionNet, adversarial_loss, patch_discriminator
 from .dataset import PreparedCase, SliceSampler, cases_in_split, prepare_case
-from .intensity import HU_RANGE
-from .model import save_model
+from ..intensity import HU_RANGE
+from ..model import save_model
 from .model_card import model_card
-from .network import ConditionalDenoiser, DenoiserConfig, diffusion_loss
-from .pipeline import context_stack
-from .samplers import sample_ddim
+from ..network import ConditionalDenoiser, DenoiserConfig, diffusion_loss
+from ..pipeline import context_stack
+from ..samplers import sample_ddim
 
 MODEL_TYPES = ("ddpm", "score", "cnn", "gan")
 
@@ -82,7 +82,7 @@ def build_model(config: TrainConfig) -> nn.Module:
 
 def initial_weights(network: nn.Module, config: TrainConfig) -> dict[str, Any]:
     """Load ``config.init_from`` into ``network`` (same method and architecture); returns its lineage record."""
-    from .model import load_model
+    from ..model import load_model
 
     start = load_model(config.init_from)
     if start.metadata.get("method") != config.model or start.network.config != network.config:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from .nifti_check import check_volume_node_file
+from ..nifti_check import check_volume_node_file
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -41,7 +41,7 @@ def image_from_volume_node(node) -> sitk.Image:
     import slicer
     import vtk
 
-    from .errors import UserInputError
+    from ..errors import UserInputError
 
     if node is None or node.GetImageData() is None:
         raise UserInputError(f"the volume '{node.GetName() if node else ''}' is empty (it holds no image data)")

@@ -15,11 +15,11 @@ from typing import Callable
 
 import SimpleITK as sitk
 
-from .background import BackgroundProcess, ProgressUpdate
-from .errors import Cancelled, UserInputError
+from ..background import BackgroundProcess, ProgressUpdate
+from ..errors import Cancelled, UserInputError
 from .mrml import image_from_volume_node
-from .progress import CancelToken, ProgressCallback, no_progress, progress_status
-from .volume_io import write_volume
+from ..progress import CancelToken, ProgressCallback, no_progress, progress_status
+from ..volume_io import write_volume
 
 INPUT_FILE = "input.mha"
 

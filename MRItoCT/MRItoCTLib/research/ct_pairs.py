@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from .intensity import fill_holes_per_slice
+from ..intensity import fill_holes_per_slice
 from .tissue import TISSUE_INDEX, TISSUES, add_mri_acquisition, signal_table
 
 # (tissue, HU) anchors: between two anchors a voxel is a linear mixture of the two tissues

@@ -23,8 +23,8 @@ from CTSynthesisCore.volume_io import check_scalar_volume
 
 from CTSynthesisCore.plotting import pyplot
 
-from .classical import INTERPOLATORS
-from .upsample import UpsampleSettings, upsample
+from ..classical import INTERPOLATORS
+from ..upsample import UpsampleSettings, upsample
 
 METHODS = (*INTERPOLATORS, "crossview", "crossview-adapt")
 DATA_RANGE = 4000.0

@@ -10,13 +10,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from CTSynthesisCore.background import process_group_alive
-from CTSynthesisCore.display import CT_LEVEL, CT_WINDOW, INFERNO_NAME, OWN_INFERNO_NAME, nodes_of_class
-from CTSynthesisCore.mrml import image_from_volume_node, update_volume_node_from_image
+from CTSynthesisCore.slicer.display import CT_LEVEL, CT_WINDOW, INFERNO_NAME, OWN_INFERNO_NAME, nodes_of_class
+from CTSynthesisCore.slicer.mrml import image_from_volume_node, update_volume_node_from_image
 from CTSynthesisCore.sample_data import sample_path
 
-from .model import DEFAULT_MODEL
+from ..model import DEFAULT_MODEL
 from .nodes import SynthesisJob, output_names, synthesize_nodes
-from .pipeline import SynthesisSettings
+from ..pipeline import SynthesisSettings
 
 
 def add_volume_node(scene, image: sitk.Image, name: str):

@@ -115,7 +115,7 @@ class ParameterNodeWidgetMixin:
 
 
 class BackgroundRunWidgetMixin:
-    """An Apply button that starts a :class:`~CTSynthesisCore.node_job.NodeJob` and turns into Cancel.
+    """An Apply button that starts a :class:`~CTSynthesisCore.slicer.node_job.NodeJob` and turns into Cancel.
 
     Listed before :class:`ParameterNodeWidgetMixin` in the widget's bases, so that closing the scene or the
     module cancels a running job first. A Qt timer polls the job's progress into ``ui.progressBar`` /

@@ -22,9 +22,9 @@ from CTSynthesisCore.volume_io import read_volume
 from .dataset import cases_in_split
 from .figures import method_panel, uncertainty_panel
 from .metrics import image_metrics, uncertainty_metrics
-from .model import load_model
-from .pipeline import SynthesisSettings, synthesize
-from .samplers import SAMPLER_INFO
+from ..model import load_model
+from ..pipeline import SynthesisSettings, synthesize
+from ..samplers import SAMPLER_INFO
 
 TITLES = {"ddpm": "DDPM", "em": "EM", "pc": "PC", "ode": "ODE", "ddim": "DDIM", "dpmpp": "DPM-Solver++"}
 COLUMNS = ["mae", "me", "psnr", "ssim", "mae_bone", "mae_soft", "spearman", "ause", "nfe", "seconds_per_slice"]

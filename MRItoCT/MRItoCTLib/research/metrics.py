@@ -12,7 +12,7 @@ import numpy as np
 from CTSynthesisCore.metrics import psnr
 from CTSynthesisCore.metrics import ssim_map as core_ssim_map
 
-from .intensity import HU_MAX, HU_MIN
+from ..intensity import HU_MAX, HU_MIN
 
 DATA_RANGE = HU_MAX - HU_MIN
 BONE_HU = 250.0

@@ -1,0 +1,190 @@
+"""Self-supervised learning of the cross-view networks from the volumes themselves (Fang et al. 2022).
+
+Every step takes a random block of observed slices from a volume and adds two losses:
+
+* restoration (given level): drop every other slice of the block and ask each of
+  the three views to restore the dropped slices (squared error against the observed
+  slices, or L1);
+* mutual distillation (``distill_levels`` finer levels, no ground truth): each view
+  predicts the slices half-way between the block's slices (x2, then x4 from the x2
+  result, ...) and learns from the mean of the other two views, only where the three
+  agree best (the ``distill_keep`` fraction with the smallest spread, the top-k rule
+  of the paper's code).
+
+No target ever comes from outside the given volumes, so the same loop trains the shipped
+model (``research.training``) and adapts it to a user's volume at test time (:func:`adapt`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
+
+from .crossview import interleave, view_predictions
+from .networks import HU_SCALE, CrossViewNet, hu_to_network
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (defaults: the shipped model's run)."""
+
+    steps: int = 3000
+    max_minutes: float | None = None
+    learning_rate: float = 1e-3
+    block_slices: int = 24
+    block_size: int = 96
+    distill_weight: float = 0.5
+    distill_keep: float = 0.25
+    distill_from: float = 0.25  # fraction of the steps trained on restoration alone
+    squared_error: bool = True  # restoration loss: squared error (the PSNR objective) or L1
+    distill_levels: int = 2  # finer levels distilled: 0 = none, 1 = x2 above the given slices, 2 = also x4
+    validate_every: int = 250
+    seed: int = 0
+
+
+@dataclass
+class TrainingVolume:
+    """A volume on the networks' scale, (Z, Y, X), with its voxel spacing (x, y, z) in mm."""
+
+    name: str
+    values: torch.Tensor
+    spacing: tuple[float, float, float]
+
+    @classmethod
+    def from_image(cls, image: sitk.Image, name: str = "volume") -> "TrainingVolume":
+        values = hu_to_network(torch.from_numpy(sitk.GetArrayFromImage(image).astype(np.float32)))
+        return cls(name, values, tuple(image.GetSpacing()))
+
+    @property
+    def nearly_isotropic(self) -> bool:
+        return max(self.spacing) / min(self.spacing) < 1.2
+
+
+def random_block(volume: TrainingVolume, config: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    """A random (Z, Y, X) block with random flips and in-plane transposition.
+
+    A nearly isotropic volume may also lend another axis as its slice axis.
+    """
+    values = volume.values
+    if volume.nearly_isotropic:
+        values = values.permute(*rng.permutation(3))
+    depth = min(config.block_slices, values.shape[0])
+    height, width = (min(config.block_size, size) for size in values.shape[1:])
+    z, y, x = (int(rng.integers(0, size - crop + 1)) for size, crop in zip(values.shape, (depth, height, width)))
+    block = values[z:z + depth, y:y + height, x:x + width]
+    flips = [axis for axis in range(3) if rng.random() < 0.5]
+    if flips:
+        block = block.flip(flips)
+    if rng.random() < 0.5:
+        block = block.transpose(1, 2)
+    return block.contiguous()
+
+
+def drop_every_other(values: torch.Tensor, phase: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept slices ``values[phase::2]`` and the dropped slices lying between them."""
+    coarse = values[phase::2]
+    return coarse, values[phase + 1::2][: coarse.shape[0] - 1]
+
+
+def restoration_loss(network: CrossViewNet, block: torch.Tensor, phase: int = 0, squared: bool = False) -> torch.Tensor:
+    """L1 (or squared) error of the three views restoring the slices dropped from ``block[phase::2]``."""
+    coarse, truth = drop_every_other(block, phase)
+    error = view_predictions(network, coarse) - truth
+    return error.square().mean() if squared else error.abs().mean()
+
+
+def agreement_loss(views: torch.Tensor, keep: float) -> torch.Tensor:
+    """Each view against the mean of the other two, on the ``keep`` fraction of voxels where the views agree best."""
+    others = (views.sum(dim=0, keepdim=True) - views).detach() / 2
+    spread = views.detach().std(dim=0, unbiased=False).flatten()
+    count = max(1, int(keep * spread.numel()))
+    threshold = spread.kthvalue(count).values
+    agreed = (spread <= threshold).view(1, *views.shape[1:])
+    return ((views - others).abs() * agreed).sum() / (3 * agreed.sum())
+
+
+def distillation_loss(network: CrossViewNet, block: torch.Tensor, keep: float, levels: int = 1) -> torch.Tensor:
+    """Mutual distillation on ``levels`` successively finer levels above the block (x2, then x4, ...).
+
+    Each finer level starts from the previous level's mean prediction (no gradient through it),
+    cut to a window of the block's length so that every level costs the same.
+    """
+    total, volume = torch.zeros((), device=block.device), block
+    for level in range(levels):
+        views = view_predictions(network, volume)
+        total = total + agreement_loss(views, keep)
+        if level + 1 < levels:
+            finer = interleave(volume, views.mean(dim=0)).detach()
+            start = (finer.shape[0] - block.shape[0]) // 2
+            volume = finer[start:start + block.shape[0]]
+    return total / levels
+
+
+def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: TrainConfig,
+             progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
+             report: Callable[[dict[str, float]], None] | None = None, start_step: int = 0,
+             optimiser: torch.optim.Optimizer | None = None) -> dict[str, float]:
+    """Run the training loop in place (on the network's device); stops at ``config.steps`` or after
+    ``config.max_minutes``. ``report(record)`` runs every ``config.validate_every`` steps and at the end."""
+    device = next(network.parameters()).device
+    rng = np.random.default_rng(config.seed + start_step)
+    optimiser = optimiser or torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (start_step + s) / config.steps))))
+    started = time.monotonic()
+    record: dict[str, float] = {}
+    network.train()
+    step = start_step
+    while step < config.steps:
+        if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
+            break
+        volume = volumes[int(rng.integers(len(volumes)))]
+        block = random_block(volume, config, rng).to(device)
+        restore = restoration_loss(network, block, phase=int(rng.integers(2)), squared=config.squared_error)
+        distill = torch.zeros(())
+        if step >= config.distill_from * config.steps and config.distill_weight > 0 and config.distill_levels > 0:
+            distill = distillation_loss(network, block, config.distill_keep, config.distill_levels)
+        optimiser.zero_grad(set_to_none=True)
+        (restore + config.distill_weight * distill).backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        optimiser.step()
+        schedule.step()
+        step += 1
+        restoration_hu = (restore.item() ** 0.5 if config.squared_error else restore.item()) * HU_SCALE
+        record = {"step": step, "restoration": restoration_hu, "distillation": distill.item() * HU_SCALE}
+        progress(step, config.steps, f"{'RMS' if config.squared_error else 'L1'} {restoration_hu:.1f} HU")
+        if cancel is not None:
+            cancel.raise_if_set()
+        if report is not None and (step % config.validate_every == 0 or step == config.steps):
+            report({**record, "seconds": time.monotonic() - started})
+    network.eval()
+    record["seconds"] = time.monotonic() - started
+    record["step"] = step
+    return record
+
+
+def adapt(network: CrossViewNet, image: sitk.Image, minutes: float, seed: int = 0,
+          progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
+          device: str = "cpu") -> CrossViewNet:
+    """A copy of ``network`` fine-tuned self-supervised on ``image`` for at most ``minutes``."""
+    tuned = copy.deepcopy(network).to(device)
+    volume = TrainingVolume.from_image(image, "input")
+    steps = 10_000  # the time budget ends the loop; the step count only shapes the learning-rate decay
+    config = TrainConfig(steps=steps, max_minutes=minutes, learning_rate=2e-4, distill_from=0.0, seed=seed)
+    started = time.monotonic()
+
+    def timed_progress(done: int, total: int, message: str = "") -> None:
+        elapsed = time.monotonic() - started
+        progress(min(int(1000 * elapsed / (60 * minutes)), 1000), 1000, f"adapting: {message}")
+
+    torch.manual_seed(seed)
+    optimise(tuned, [volume], config, timed_progress, cancel)
+    return tuned
