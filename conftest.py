@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def pytest_addoption(parser):
     parser.addoption("--screenshots", default=os.environ.get("CTSYNTHESIS_SCREENSHOTS"),
@@ -62,13 +60,13 @@ def tiny_model(tmp_path_factory, ct_sample) -> Path:
     """
     import torch
 
-    from MRItoCTLib.intensity import hu_to_unit
+    from MRItoCTLib.intensity import DEFAULT_INTENSITY
     from MRItoCTLib.model import save_model
     from MRItoCTLib.network import ConditionalDenoiser, DenoiserConfig, diffusion_loss
 
     torch.manual_seed(0)
     ct = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_sample)))[40:70, :96, :96].astype(np.float32)
-    ct_unit = torch.from_numpy(hu_to_unit(ct))[:, None]
+    ct_unit = torch.from_numpy(DEFAULT_INTENSITY.hu_to_unit(ct))[:, None]
     mri_like = torch.clamp(1.0 - (ct_unit + 0.5).abs() * 2.0, -1.0, 1.0)  # any fixed map: this is a smoke model
     config = DenoiserConfig(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4,
                             num_head_channels=8, context_slices=1)

@@ -186,7 +186,7 @@ def run_batch(cases: list[Case], output_folder: Path, process: Callable[[Case], 
     return 0 if all(row["status"] == "ok" for row in rows) else 2
 
 
-CaseCommand = Callable[..., str]  # (case, output file, uncertainty file or None, progress, device) -> summary
+CaseCommand = Callable[..., str]  # (case, output file, second output file or None, progress, device) -> summary
 
 
 def make_output_folder(folder: Path) -> Path:
@@ -198,16 +198,17 @@ def make_output_folder(folder: Path) -> Path:
     return check_output_path(folder)
 
 
-def run_batch_command(args: Any, cases: list[Case], description: str, process: CaseCommand) -> int:
-    """A CLI's batch mode: ``--output`` (and ``--uncertainty``) are folders that get ``<case>.nii.gz``;
-    ``process(case, output_file, uncertainty_file, progress, device)`` handles one case and returns its summary."""
+def run_batch_command(args: Any, cases: list[Case], description: str, process: CaseCommand,
+                      second: str = "uncertainty") -> int:
+    """A CLI's batch mode: ``--output`` (and the second output ``--SECOND``) are folders that get ``<case>.nii.gz``;
+    ``process(case, output_file, second_file, progress, device)`` handles one case and returns its summary."""
     from .cli import command_progress
 
-    folders = [Path(p) for p in (args.output, args.uncertainty) if p]
+    folders = [Path(p) for p in (args.output, getattr(args, second)) if p]
     if any(folder.suffix for folder in folders):
-        raise UserInputError("with a folder or list of inputs, --output and --uncertainty are folders (no extension)")
+        raise UserInputError(f"with a folder or list of inputs, --output and --{second} are folders (no extension)")
     if len({folder.resolve() for folder in folders}) < len(folders):
-        raise UserInputError("--output and --uncertainty must be different folders")
+        raise UserInputError(f"--output and --{second} must be different folders")
     output = make_output_folder(folders[0])
     uncertainty = make_output_folder(folders[1]) if len(folders) == 2 else None
     share = ProcessShare.from_environment()

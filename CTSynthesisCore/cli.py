@@ -60,15 +60,16 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         return EXIT_USER_ERROR
 
 
-def check_output_files(args: argparse.Namespace) -> None:
-    """``--output`` and ``--uncertainty`` (when given) of a single input: writable, not the input, not one file."""
+def check_output_files(args: argparse.Namespace, second: str = "uncertainty") -> None:
+    """``--output`` and the second output ``--SECOND`` (when given) of a single input: writable, not the input,
+    not one file."""
     from .volume_io import check_output_path
 
-    outputs = [Path(p) for p in (args.output, args.uncertainty) if p]
+    outputs = [Path(p) for p in (args.output, getattr(args, second)) if p]
     for output in outputs:
         check_output_path(output, inputs=(args.input,))
     if len({p.resolve() for p in outputs}) < len(outputs):
-        raise UserInputError("--output and --uncertainty must be different files")
+        raise UserInputError(f"--output and --{second} must be different files")
 
 
 def add_worker_option(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from typing import Callable, TypeVar
 from .errors import UserInputError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+DEFAULT_DEVICE = "auto"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(_HERE) not in sys.path:  # CTSynthesisCore sits beside the module folders
     sys.path.append(os.path.dirname(_HERE))
 
-from CTSynthesisCore.device import DEVICE_CHOICES  # noqa: E402
+from CTSynthesisCore.device import DEFAULT_DEVICE, DEVICE_CHOICES  # noqa: E402
 from CTSynthesisCore.slicer.panel import (  # noqa: E402
     ACKNOWLEDGEMENT,
     CONTRIBUTORS,
@@ -38,7 +38,7 @@ from MRItoCTLib.catalog import (  # noqa: E402 - torch-free: the panel opens bef
     DEFAULT_MODEL,
     DEFAULT_SAMPLER,
     DEFAULT_SEED,
-    SAMPLER_INFO,
+    SAMPLERS,
 )
 
 
@@ -52,7 +52,7 @@ class MRItoCT(ScriptedLoadableModule):
         self.parent.helpText = (
             "Synthesizes a CT (in HU) from a T2-weighted pelvis MRI with a conditional diffusion model and "
             "estimates a voxel-wise uncertainty from Monte-Carlo samples (their standard deviation). "
-            "Samplers: DDPM, Euler–Maruyama, Predictor–Corrector, probability-flow ODE, DDIM, DPM-Solver++. "
+            f"Samplers: {', '.join(info.title for info in SAMPLERS.values())}. "
             "Research use only; not for clinical decisions."
         )
         self.parent.acknowledgementText = ACKNOWLEDGEMENT
@@ -75,11 +75,11 @@ class MRItoCTParameterNode:
     outputVolume: vtkMRMLScalarVolumeNode
     uncertaintyVolume: vtkMRMLScalarVolumeNode
     model: str = DEFAULT_MODEL
-    sampler: Annotated[str, Choice(list(SAMPLER_INFO))] = DEFAULT_SAMPLER
-    steps: Annotated[int, WithinRange(1, 20000)] = SAMPLER_INFO[DEFAULT_SAMPLER].default_steps
+    sampler: Annotated[str, Choice(list(SAMPLERS))] = DEFAULT_SAMPLER
+    steps: Annotated[int, WithinRange(1, 20000)] = SAMPLERS[DEFAULT_SAMPLER].default_steps
     mcSamples: Annotated[int, WithinRange(1, 100)] = DEFAULT_MC_SAMPLES
     seed: Annotated[int, WithinRange(0, 2**31 - 1)] = DEFAULT_SEED
-    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
+    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = DEFAULT_DEVICE
     keepSamples: bool = False
     uncertaintyOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
 
@@ -108,7 +108,7 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = MRItoCTLogic()
-        for info in SAMPLER_INFO.values():
+        for info in SAMPLERS.values():
             self.ui.samplerComboBox.addItem(info.title, info.name)
         self.models = {model["name"]: model for model in self.logic.availableModels()}
         for name in self.models:
@@ -130,15 +130,16 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
         """The hand-synced combo boxes (sampler, model) follow the parameter node."""
         node = self._parameterNode
         self.ui.samplerComboBox.setCurrentIndex(max(self.ui.samplerComboBox.findData(node.sampler), 0))
+        self.ui.stepsSpinBox.enabled = SAMPLERS[node.sampler].uses_steps({})  # an adaptive solver picks its own steps
         modelIndex = self.ui.modelComboBox.findText(node.model)
         if modelIndex >= 0:
             self.ui.modelComboBox.setCurrentIndex(modelIndex)
 
     def onSamplerChanged(self, index: int) -> None:
         name = self.ui.samplerComboBox.itemData(index)
-        if name in SAMPLER_INFO and self._parameterNode and self._parameterNode.sampler != name:
+        if name in SAMPLERS and self._parameterNode and self._parameterNode.sampler != name:
             self._parameterNode.sampler = name
-            self._parameterNode.steps = SAMPLER_INFO[name].default_steps
+            self._parameterNode.steps = SAMPLERS[name].default_steps
 
     def onModelChanged(self, name: str) -> None:
         from CTSynthesisCore.slicer.panel import model_summary
@@ -158,8 +159,9 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
 
     def createJob(self):
         node = self._parameterNode
+        steps = node.steps if SAMPLERS[node.sampler].uses_steps({}) else None
         return self.logic.synthesizeAsync(
-            node.inputVolume, node.outputVolume, node.uncertaintyVolume, sampler=node.sampler, steps=node.steps,
+            node.inputVolume, node.outputVolume, node.uncertaintyVolume, sampler=node.sampler, steps=steps,
             mc=node.mcSamples, seed=node.seed, model=node.model, device=node.device, keepSamples=node.keepSamples)
 
     def finishArguments(self) -> dict:
@@ -199,12 +201,12 @@ class MRItoCTLogic(ScriptedLoadableModuleLogic):
         return describe_device_request(device)
 
     def synthesize(self, inputNode, outputNode, uncertaintyNode=None, sampler: str = DEFAULT_SAMPLER, steps=None,
-                   mc: int = DEFAULT_MC_SAMPLES, seed: int = DEFAULT_SEED, model: str = DEFAULT_MODEL, device: str = "auto",
+                   mc: int = DEFAULT_MC_SAMPLES, seed: int = DEFAULT_SEED, model: str = DEFAULT_MODEL, device: str = DEFAULT_DEVICE,
                    keepSamples: bool = False, progress=None, cancel=None):
         """Synchronous synthesis into the given nodes in this process; returns the engine's result."""
         from CTSynthesisCore.progress import no_progress
         from MRItoCTLib.slicer.nodes import synthesize_nodes
-        from MRItoCTLib.pipeline import SynthesisSettings
+        from MRItoCTLib.settings import SynthesisSettings
 
         settings = SynthesisSettings(sampler=sampler, steps=steps, mc=mc, seed=seed, keep_samples=keepSamples)
         return synthesize_nodes(inputNode, outputNode, uncertaintyNode, settings.validated(), model=model,
@@ -212,11 +214,11 @@ class MRItoCTLogic(ScriptedLoadableModuleLogic):
 
     def synthesizeAsync(self, inputNode, outputNode=None, uncertaintyNode=None, sampler: str = DEFAULT_SAMPLER,
                         steps=None, mc: int = DEFAULT_MC_SAMPLES, seed: int = DEFAULT_SEED, model: str = DEFAULT_MODEL,
-                        device: str = "auto", keepSamples: bool = False):
+                        device: str = DEFAULT_DEVICE, keepSamples: bool = False):
         """The same in a background process: returns a not yet started ``SynthesisJob`` (``start()``, ``poll()``,
         ``cancel()``, ``finish()``); output nodes left as None are created on success."""
         from MRItoCTLib.slicer.nodes import SynthesisJob
-        from MRItoCTLib.pipeline import SynthesisSettings
+        from MRItoCTLib.settings import SynthesisSettings
 
         settings = SynthesisSettings(sampler=sampler, steps=steps, mc=mc, seed=seed, keep_samples=keepSamples)
         return SynthesisJob(inputNode, outputNode, uncertaintyNode, settings, model=model, device=device)

@@ -31,7 +31,14 @@ from CTSynthesisCore.slicer.panel import (  # noqa: E402
     ParameterNodeWidgetMixin,
     self_test_can_run,
 )
-from SliceInterpLib.catalog import DEFAULT_FACTOR, DEFAULT_METHOD, METHODS, NETWORK_METHOD  # noqa: E402 - torch-free
+from CTSynthesisCore.device import DEFAULT_DEVICE  # noqa: E402
+from SliceInterpLib.catalog import (  # noqa: E402 - torch-free
+    DEFAULT_ADAPT_MINUTES,
+    DEFAULT_FACTOR,
+    DEFAULT_METHOD,
+    METHODS,
+    NETWORK_METHOD,
+)
 
 
 class SliceInterp(ScriptedLoadableModule):
@@ -61,7 +68,7 @@ def registerSampleData() -> None:
 class SliceInterpParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     outputVolume: vtkMRMLScalarVolumeNode
-    uncertaintyVolume: vtkMRMLScalarVolumeNode
+    disagreementVolume: vtkMRMLScalarVolumeNode
     factor: Annotated[int, WithinRange(2, 8)] = DEFAULT_FACTOR
     useSpacing: bool = False
     spacing: Annotated[float, WithinRange(0.05, 50.0)] = 1.0
@@ -109,7 +116,7 @@ class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scri
 
     def onMethodChanged(self, method: str) -> None:
         network = method == NETWORK_METHOD
-        for widget in (self.ui.adaptCheckBox, self.ui.disagreementCheckBox, self.ui.uncertaintySelector):
+        for widget in (self.ui.adaptCheckBox, self.ui.disagreementCheckBox, self.ui.disagreementSelector):
             widget.enabled = network
 
     def createJob(self):
@@ -119,14 +126,14 @@ class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scri
             node.inputVolume, node.outputVolume, factor=None if node.useSpacing else node.factor,
             spacing=node.spacing if node.useSpacing else None, method=node.method,
             disagreement=network and node.disagreement,
-            uncertaintyNode=node.uncertaintyVolume if network and node.disagreement else None,
+            disagreementNode=node.disagreementVolume if network and node.disagreement else None,
             adapt=network and node.adapt)
 
     def onJobSucceeded(self, outcome) -> None:
         node = self._parameterNode
         node.outputVolume = outcome.output_node
-        if outcome.uncertainty_node is not None:
-            node.uncertaintyVolume = outcome.uncertainty_node
+        if outcome.disagreement_node is not None:
+            node.disagreementVolume = outcome.disagreement_node
         if slicer.app.layoutManager():  # none when Slicer runs without its main window
             slicer.util.resetSliceViews()
         self.ui.statusLabel.text = f"Done: {outcome.summary}"
@@ -139,28 +146,28 @@ class SliceInterpLogic(ScriptedLoadableModuleLogic):
         return SliceInterpParameterNode(super().getParameterNode())
 
     def upsample(self, inputNode, outputNode, factor=None, spacing=None, method: str = DEFAULT_METHOD,
-                 uncertaintyNode=None, adapt: bool = False, adaptMinutes: float = 2.0, device: str = "auto",
+                 disagreementNode=None, adapt: bool = False, adaptMinutes: float = DEFAULT_ADAPT_MINUTES, device: str = DEFAULT_DEVICE,
                  progress=None, cancel=None):
         """Synchronous interpolation into the given nodes in this process; returns the engine's result."""
         from CTSynthesisCore.progress import no_progress
         from SliceInterpLib.slicer.nodes import upsample_nodes
-        from SliceInterpLib.upsample import UpsampleSettings
+        from SliceInterpLib.settings import UpsampleSettings
 
         settings = UpsampleSettings(method=method, device=device, adapt_minutes=adaptMinutes if adapt else None)
-        return upsample_nodes(inputNode, outputNode, factor=factor, spacing=spacing, uncertainty_node=uncertaintyNode,
+        return upsample_nodes(inputNode, outputNode, factor=factor, spacing=spacing, disagreement_node=disagreementNode,
                               settings=settings, progress=progress or no_progress, cancel=cancel)
 
     def upsampleAsync(self, inputNode, outputNode=None, factor=None, spacing=None, method: str = DEFAULT_METHOD,
-                      disagreement: bool = False, uncertaintyNode=None, adapt: bool = False,
-                      adaptMinutes: float = 2.0, device: str = "auto"):
+                      disagreement: bool = False, disagreementNode=None, adapt: bool = False,
+                      adaptMinutes: float = DEFAULT_ADAPT_MINUTES, device: str = DEFAULT_DEVICE):
         """The same in a background process: returns a not yet started ``UpsampleJob``; output nodes left as
         None are created on success."""
         from SliceInterpLib.slicer.nodes import UpsampleJob
-        from SliceInterpLib.upsample import UpsampleSettings
+        from SliceInterpLib.settings import UpsampleSettings
 
         settings = UpsampleSettings(method=method, device=device, adapt_minutes=adaptMinutes if adapt else None)
         return UpsampleJob(inputNode, outputNode, factor=factor, spacing=spacing, settings=settings,
-                           uncertainty=disagreement, uncertainty_node=uncertaintyNode)
+                           disagreement=disagreement, disagreement_node=disagreementNode)
 
 
 class SliceInterpTest(ScriptedLoadableModuleTest):

@@ -19,7 +19,8 @@ def t2_slab(t2_sample) -> sitk.Image:
 
 def _synthesize(t2_slab, tiny_model, **options) -> tuple[np.ndarray, list[str]]:
     from MRItoCTLib.model import load_model
-    from MRItoCTLib.pipeline import SynthesisSettings, synthesize
+    from MRItoCTLib.pipeline import synthesize
+    from MRItoCTLib.settings import SynthesisSettings
 
     settings = SynthesisSettings(sampler="dpmpp", steps=3, mc=2, seed=1, **options)
     result = synthesize(t2_slab, load_model(str(tiny_model)), settings, device="cpu")
@@ -121,7 +122,8 @@ def test_gpu_batch_size_from_free_memory():
 
 
 def test_sliceinterp_bf16_autocast_stays_close_to_fp32(ct_sample):
-    from SliceInterpLib.upsample import UpsampleSettings, upsample
+    from SliceInterpLib.upsample import upsample
+    from SliceInterpLib.settings import UpsampleSettings
 
     image = sitk.Cast(sitk.ReadImage(str(ct_sample))[40:104, 30:94, 40:48], sitk.sitkFloat32)  # no rounding
     results = {precision: sitk.GetArrayFromImage(upsample(image, image.GetSpacing()[2] / 2, UpsampleSettings(
@@ -130,13 +132,3 @@ def test_sliceinterp_bf16_autocast_stays_close_to_fp32(ct_sample):
     difference = np.abs(results["bf16"] - results["fp32"])[1::2]  # the interpolated slices
     assert 0 < difference.mean() < 5.0  # HU
     np.testing.assert_array_equal(results["bf16"][::2], results["fp32"][::2])  # observed slices pass unchanged
-
-
-def test_sliceinterp_worker_arguments_carry_the_fast_path_settings(tmp_path):
-    from SliceInterpLib.cli import build_parser
-    from SliceInterpLib.slicer.nodes import upsample_arguments
-    from SliceInterpLib.upsample import UpsampleSettings
-
-    settings = UpsampleSettings(device="cpu", chunk=5, precision="fp16")
-    args = build_parser().parse_args(upsample_arguments(tmp_path, 2, None, settings, uncertainty=False))
-    assert (args.batch_size, args.precision, args.device) == (5, "fp16", "cpu")

@@ -74,7 +74,7 @@ def test_poll_job_reports_progress_then_outcome_error_or_cancel(mrml_scene, ct_s
     from CTSynthesisCore.slicer.mrml import update_volume_node_from_image
     from CTSynthesisCore.slicer.node_job import poll_job
     from SliceInterpLib.slicer.nodes import UpsampleJob
-    from SliceInterpLib.upsample import UpsampleSettings
+    from SliceInterpLib.settings import UpsampleSettings
 
     ct = sitk.ReadImage(str(ct_sample))[40:90, 40:90, :]
     node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")

@@ -286,13 +286,13 @@ def logic_run(tool: str, case: str, scene, input_node, output_node, models: dict
     device = "cuda" if case == "cuda_unusable" else "cpu"
     if tool == "mritoct":
         from MRItoCTLib.slicer.nodes import synthesize_nodes
-        from MRItoCTLib.pipeline import SynthesisSettings
+        from MRItoCTLib.settings import SynthesisSettings
 
         target = input_node if case == "output_is_input" else output_node
         return synthesize_nodes(input_node, target, None, SynthesisSettings(sampler="ddim", steps=1, mc=2),
                                 model=model, device=device)
     from SliceInterpLib.slicer.nodes import upsample_nodes
-    from SliceInterpLib.upsample import UpsampleSettings
+    from SliceInterpLib.settings import UpsampleSettings
 
     settings = UpsampleSettings(method="crossview" if network else "linear", model=model if network else None,
                                 device=device)
@@ -363,9 +363,9 @@ def test_background_jobs_refuse_a_nifti_node_before_starting(tool, case, mrml_sc
 
     from CTSynthesisCore.errors import UserInputError
     from MRItoCTLib.slicer.nodes import SynthesisJob
-    from MRItoCTLib.pipeline import SynthesisSettings
+    from MRItoCTLib.settings import SynthesisSettings
     from SliceInterpLib.slicer.nodes import UpsampleJob
-    from SliceInterpLib.upsample import UpsampleSettings
+    from SliceInterpLib.settings import UpsampleSettings
 
     jobs = tmp_path / "jobs"
     jobs.mkdir()
@@ -409,7 +409,7 @@ def test_batch_fails_only_the_nifti_cases_with_nan_or_inf(tool, tmp_path, bases,
 def test_logic_refuses_a_missing_input_node(mrml_scene):
     from CTSynthesisCore.errors import UserInputError
     from MRItoCTLib.slicer.nodes import synthesize_nodes
-    from MRItoCTLib.pipeline import SynthesisSettings
+    from MRItoCTLib.settings import SynthesisSettings
     from SliceInterpLib.slicer.nodes import upsample_nodes
 
     output = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "out")

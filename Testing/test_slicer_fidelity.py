@@ -372,27 +372,62 @@ def test_outputs_go_under_the_input_transform(mrml_scene):
     """vtkMRMLVolumeNode::GetIJKToRASMatrix is the node's local frame; outputs computed in it are aligned with
     the input only under the same parent transform (in this process and through the background job)."""
     from SliceInterpLib.slicer.nodes import UpsampleJob, upsample_nodes
-    from SliceInterpLib.upsample import UpsampleSettings
+    from SliceInterpLib.settings import UpsampleSettings
 
     node, transform = transformed_ct(mrml_scene)
     output = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "out")
-    upsample_nodes(node, output, factor=2, method="linear")
+    upsample_nodes(node, output, factor=2, settings=UpsampleSettings(method="linear"))
     assert output.GetTransformNodeID() == transform.GetID()
     job = UpsampleJob(node, None, factor=2, settings=UpsampleSettings(method="linear")).start()
     job.wait()
     outcome = job.finish()
     assert outcome.output_node.GetTransformNodeID() == transform.GetID()
     node.SetAndObserveTransformNodeID(None)
-    upsample_nodes(node, output, factor=2, method="linear")
+    upsample_nodes(node, output, factor=2, settings=UpsampleSettings(method="linear"))
     assert output.GetTransformNodeID() is None
 
 
 def test_synthetic_ct_goes_under_the_input_transform(mrml_scene, tiny_model):
     from MRItoCTLib.slicer.nodes import synthesize_nodes
-    from MRItoCTLib.pipeline import SynthesisSettings
+    from MRItoCTLib.settings import SynthesisSettings
 
     node, transform = transformed_ct(mrml_scene)
     ct = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "sct")
     std = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "std")
     synthesize_nodes(node, ct, std, SynthesisSettings(sampler="ddim", steps=2, mc=2).validated(), model=str(tiny_model))
     assert ct.GetTransformNodeID() == std.GetTransformNodeID() == transform.GetID()
+
+
+JOB_WITHOUT_TORCH = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np, SimpleITK as sitk, slicer
+from slicer_app_double import BlockedImports
+blocker = BlockedImports()
+sys.meta_path.insert(0, blocker)
+from CTSynthesisCore.slicer.mrml import update_volume_node_from_image
+from MRItoCTLib.settings import SynthesisSettings
+from MRItoCTLib.slicer.nodes import SynthesisJob
+from SliceInterpLib.settings import UpsampleSettings
+from SliceInterpLib.slicer.nodes import UpsampleJob
+scene = slicer.vtkMRMLScene()
+node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "input")
+update_volume_node_from_image(node, sitk.GetImageFromArray(np.zeros((4, 8, 8), np.float32)))
+jobs = [SynthesisJob(node, None, None, SynthesisSettings(sampler="ode")),
+        UpsampleJob(node, None, factor=2, settings=UpsampleSettings(), disagreement=True)]
+written = [(job.folder / "job.json").is_file() for job in jobs]
+for job in jobs:
+    job.cleanup()
+print(json.dumps({"written": written, "attempts": blocker.attempts,
+                  "loaded": sorted(n for n in sys.modules if n.split(".")[0] in ("torch", "monai"))}))
+"""
+
+
+def test_apply_builds_the_background_jobs_without_torch():
+    """The panel's Apply hands typed requests to the workers (CTSynthesisCore/jobs.py); building them imports no
+    PyTorch into Slicer's process (the worker, a child process, does)."""
+    completed = subprocess.run([sys.executable, "-c", JOB_WITHOUT_TORCH, str(TESTING)], capture_output=True,
+                               text=True, timeout=300, cwd=REPO)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report == {"written": [True, True], "attempts": [], "loaded": []}

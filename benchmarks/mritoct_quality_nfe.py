@@ -22,7 +22,6 @@ import torch
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.metrics import psnr
 from MRItoCTLib.research.dataset import cases_in_split, prepare_case
-from MRItoCTLib.intensity import unit_to_hu
 from MRItoCTLib.research.metrics import DATA_RANGE, image_metrics
 from MRItoCTLib.model import load_model, new_generator
 from MRItoCTLib.pipeline import context_stack
@@ -45,7 +44,7 @@ def sampler_call(setting: str) -> tuple[int, dict]:
         return int(setting), {}
     method, value = setting.split(":")
     if method == "rk45":
-        return 100, {"method": "rk45", "rtol": float(value), "atol": float(value)}
+        return 100, {"method": "rk45", "tolerance": float(value)}
     return int(value), {"method": method}
 
 
@@ -73,7 +72,7 @@ def main() -> None:
     reference_key = ("ddpm", str(args.reference_steps))
     device = choose_device(args.device)
     model = load_model(args.model, device.device)
-    cases = [prepare_case(folder, model.spacing_mm, model.mri_percentile)
+    cases = [prepare_case(folder, model.spacing_mm, model.intensity)
              for folder in cases_in_split(args.data, "test")[: args.cases]]
     centres = [case.mri.shape[0] // 2 for case in cases]
     height = max(case.mri.shape[1] for case in cases)
@@ -85,7 +84,7 @@ def main() -> None:
                              constant_values=-1.0), [k], model.config.context_slices)
         for case, k in zip(cases, centres)])
     condition = torch.from_numpy(condition).to(device.device)
-    truths = [unit_to_hu(case.ct[k]) for case, k in zip(cases, centres)]
+    truths = [model.intensity.unit_to_hu(case.ct[k]) for case, k in zip(cases, centres)]
     masks = [case.mask[k] for case, k in zip(cases, centres)]
 
     rows, reference_hu = [], None
@@ -101,7 +100,7 @@ def main() -> None:
                 result = get_sampler(sampler_name)(model.network, condition, model.network.process, steps=steps,
                                                    generator=new_generator(device.device, args.seed), **options)
             seconds = time.perf_counter() - started
-            predictions = [unit_to_hu(result.sample[i, 0, : t.shape[0], : t.shape[1]].float().cpu().numpy())
+            predictions = [model.intensity.unit_to_hu(result.sample[i, 0, : t.shape[0], : t.shape[1]].float().cpu().numpy())
                            for i, t in enumerate(truths)]
             if (sampler_name, setting) == reference_key:
                 reference_hu = predictions

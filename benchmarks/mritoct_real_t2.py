@@ -19,8 +19,9 @@ import SimpleITK as sitk
 from CTSynthesisCore.sample_data import sample_path
 from CTSynthesisCore.tables import write_csv
 from MRItoCTLib.model import load_model
-from MRItoCTLib.pipeline import SynthesisSettings, synthesize
-from MRItoCTLib.samplers import DEFAULT_SAMPLER
+from MRItoCTLib.pipeline import synthesize
+from MRItoCTLib.settings import SynthesisSettings
+from MRItoCTLib.catalog import DEFAULT_SAMPLER
 
 
 def ct_likeness(mri: sitk.Image, ct: sitk.Image) -> dict[str, float]:
@@ -53,7 +54,7 @@ def main() -> None:
         model = load_model(name)
         settings = SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed)
         result = synthesize(mri, model, settings, device=args.device)
-        label = f"{model.metadata['name']} ({result.sampler}, MC {settings.mc})" if model.kind == "diffusion" \
+        label = f"{model.metadata['name']} ({result.sampler}, MC {settings.mc})" if model.kind.stochastic \
             else model.metadata["name"]
         rows.append({"model": label, **ct_likeness(mri, result.ct)})
     print("| model | median HU | 5th–95th pct HU | < -30 HU | > 300 HU | bright-T2 median | dark-T2 median |")

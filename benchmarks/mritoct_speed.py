@@ -28,8 +28,9 @@ from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.sample_data import sample_path
 from CTSynthesisCore.tables import write_csv
 from MRItoCTLib.model import load_model
-from MRItoCTLib.pipeline import SynthesisSettings, synthesize
-from MRItoCTLib.samplers import SAMPLER_INFO
+from MRItoCTLib.pipeline import synthesize
+from MRItoCTLib.settings import SynthesisSettings
+from MRItoCTLib.catalog import SAMPLERS
 
 BF16_PEAK_TFLOPS = {"H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0,
                     "H200": 989.4, "A100": 312.0, "L40S": 362.0, "L4": 121.0}  # dense, vendor data sheets
@@ -109,14 +110,14 @@ def parse_runs(items: list[str]) -> list[tuple[str, int]]:
     runs = []
     for item in items:
         sampler, _, steps = item.partition("=")
-        if sampler not in SAMPLER_INFO:
-            raise SystemExit(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLER_INFO)})")
-        runs.append((sampler, int(steps) if steps else SAMPLER_INFO[sampler].default_steps))
+        if sampler not in SAMPLERS:
+            raise SystemExit(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
+        runs.append((sampler, int(steps) if steps else SAMPLERS[sampler].default_steps))
     return runs
 
 
 def ode_options(tolerance: float) -> dict:
-    return {"method": "rk45", "rtol": tolerance, "atol": tolerance}
+    return {"method": "rk45", "tolerance": tolerance}
 
 
 PATHS = {
@@ -148,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--model", default="mritoct-ddpm", help="model name or folder (default mritoct-ddpm)")
-    parser.add_argument("--runs", nargs="+", default=["ddpm=1000", *SAMPLER_INFO],
+    parser.add_argument("--runs", nargs="+", default=["ddpm=1000", *SAMPLERS],
                         help="SAMPLER or SAMPLER=STEPS (default: DDPM-1000, then every sampler at its default steps)")
     parser.add_argument("--mc", nargs="+", type=int, default=[1, 10])
     parser.add_argument("--full", action="store_true", help="complete runs of the whole volume (GPU)")
@@ -176,7 +177,8 @@ def main() -> None:
         options = ode_options(args.ode_tolerance) if sampler == "ode" else {}
         for mc in args.mc:
             if args.full:
-                settings = SynthesisSettings(sampler=sampler, steps=steps, mc=mc, sampler_options=options, **fast)
+                settings = SynthesisSettings(sampler=sampler, steps=steps if SAMPLERS[sampler].uses_steps(options) else None,
+                                             mc=mc, sampler_options=options, **fast)
                 seconds, nfe, host, gpu = timed_run(volume, model, settings, device)
                 per_slice, per_volume, how = seconds / slices / mc, seconds, "complete run"
             else:

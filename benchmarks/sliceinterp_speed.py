@@ -19,7 +19,8 @@ import torch
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.sample_data import sample_path
 from CTSynthesisCore.tables import write_csv
-from SliceInterpLib.upsample import UpsampleSettings, upsample
+from SliceInterpLib.upsample import upsample
+from SliceInterpLib.settings import UpsampleSettings
 
 
 def clinical_size_volume(size: tuple[int, int, int] = (512, 512, 70)) -> sitk.Image:

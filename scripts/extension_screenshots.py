@@ -23,11 +23,11 @@ def combo_items(module: str) -> dict[str, list[str]]:
     """What the running panel puts in its combo boxes (the catalogs, the shipped models, the Choice lists)."""
     from CTSynthesisCore.device import DEVICE_CHOICES
     from CTSynthesisCore.weights import list_models
-    from MRItoCTLib.catalog import SAMPLER_INFO
+    from MRItoCTLib.catalog import SAMPLERS
     from SliceInterpLib.catalog import METHODS
 
     if module == "MRItoCT":
-        return {"samplerComboBox": [info.title for info in SAMPLER_INFO.values()],
+        return {"samplerComboBox": [info.title for info in SAMPLERS.values()],
                 "modelComboBox": [model["name"] for model in list_models("mritoct")],
                 "deviceComboBox": list(DEVICE_CHOICES)}
     return {"methodComboBox": list(METHODS)}

@@ -1,8 +1,9 @@
 """A background run over volume nodes (the GUI's asynchronous path).
 
-The input node is written to a temporary folder, the module's command-line tool runs there in a
-child process (:mod:`CTSynthesisCore.background`), and only after it succeeded are all its outputs
-read and then put into nodes, so a failed or cancelled run leaves the scene exactly as it was.
+The input node is written into a job folder with the module's request (:mod:`CTSynthesisCore.jobs`),
+the module's worker runs there in a child process (:mod:`CTSynthesisCore.background`), and only after
+it succeeded are its result record and all its outputs read and then put into nodes, so a failed or
+cancelled run leaves the scene exactly as it was.
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import SimpleITK as sitk
 
 from ..background import BackgroundProcess, ProgressUpdate
 from ..errors import Cancelled, UserInputError
-from .mrml import image_from_volume_node
+from ..jobs import INPUT_FILE, JobResult, read_result, write_request
 from ..progress import CancelToken, ProgressCallback, no_progress, progress_status
 from ..volume_io import write_volume
-
-INPUT_FILE = "input.mha"
+from .mrml import image_from_volume_node
 
 
 def check_output_nodes(input_node, *output_nodes, what: str = "input volume") -> None:
@@ -34,23 +34,21 @@ def check_output_nodes(input_node, *output_nodes, what: str = "input volume") ->
 
 
 class NodeJob:
-    """``MODULE <arguments(folder)> --worker`` in a child process, on a copy of ``input_node``.
-
-    ``arguments`` gets the job folder (holding ``input.mha``) and returns the command's
-    arguments, whose output files must lie in that folder. Call :meth:`start`, then
-    :meth:`poll` from a timer (or :meth:`wait`) until ``running`` is False, then the
-    subclass's ``finish()``, which reads the outputs through :meth:`collect`.
+    """The worker ``WORKER FOLDER --worker`` in a child process, on a copy of ``input_node`` and a ``kind`` of
+    ``request`` in a job folder. Call :meth:`start`, then :meth:`poll` from a timer (or :meth:`wait`) until
+    ``running`` is False, then the subclass's ``finish()``, which reads the outputs through :meth:`collect`.
     """
 
-    def __init__(self, input_node, module: str, packages: tuple[str, ...],
-                 arguments: Callable[[Path], list[str]]) -> None:
+    def __init__(self, input_node, worker: str, packages: tuple[str, ...], kind: str, request: Any) -> None:
+        self.kind = kind
         self.scene = input_node.GetScene()
         self.input_name = input_node.GetName()
         self.input_transform_id = input_node.GetTransformNodeID()  # outputs go under the same transform
         self.folder = Path(tempfile.mkdtemp(prefix="ctsynthesis-job-"))
         try:
             write_volume(image_from_volume_node(input_node), self.folder / INPUT_FILE, compress=False)
-            self.process = BackgroundProcess(module, arguments(self.folder), packages)
+            write_request(self.folder, kind, request)
+            self.process = BackgroundProcess(worker, [str(self.folder)], packages)
         except BaseException:
             self.cleanup()
             raise
@@ -79,24 +77,15 @@ class NodeJob:
         present = self.input_transform_id and self.scene.GetNodeByID(self.input_transform_id) is not None
         return self.input_transform_id if present else None
 
-    def summary(self) -> str:
-        """The command's closing ``done:`` line, without the prefix and the temporary file names."""
-        done = [line for line in self.process.messages if line.startswith("done:")]
-        return done[-1].removeprefix("done:").split("; wrote ")[0].strip() if done else ""
-
-    def warnings(self) -> list[str]:
-        return [line.removeprefix("warning:").strip() for line in self.process.errors if line.startswith("warning:")]
-
-    def collect(self, patterns: tuple[str, ...]) -> dict[str, sitk.Image]:
-        """After the child ended: every output file matching ``patterns`` (relative to the folder),
-        read before any node is touched. Raises the child's error (or Cancelled); always cleans up."""
+    def collect(self) -> tuple[JobResult, dict[str, list[sitk.Image]]]:
+        """After the child ended: its result record and every output volume by role, read before any node is
+        touched. Raises the child's error (or Cancelled); always cleans up."""
         try:
             self.process.raise_for_outcome()
-            images = {}
-            for pattern in patterns:
-                for path in sorted(self.folder.glob(pattern)):
-                    images[path.relative_to(self.folder).as_posix()] = sitk.ReadImage(str(path))
-            return images
+            result = read_result(self.folder, self.kind)
+            images = {role: [sitk.ReadImage(str(self.folder / name)) for name in names]
+                      for role, names in result.outputs.items()}
+            return result, images
         finally:
             self.cleanup()
 

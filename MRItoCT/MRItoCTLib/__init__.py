@@ -1,4 +1,6 @@
 """MRItoCT engine: conditional diffusion that turns a T2-weighted pelvis MRI into a synthetic CT.
 
-No Slicer or Qt imports here; the Slicer module and the ``mritoct`` CLI call into it.
+The package root is the engine (what ``synthesize`` needs, the ``mritoct`` CLI and the background worker);
+``research/`` trains and evaluates models; ``slicer/`` is the node level used by the Slicer module.
+The layering rules are in ARCHITECTURE.md.
 """

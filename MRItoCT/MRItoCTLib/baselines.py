@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .intensity import hu_to_unit
+from .intensity import DEFAULT_INTENSITY, IntensityMapping
 
 
 @dataclass
@@ -47,18 +47,19 @@ class RegressionConfig:
 class RegressionNet(nn.Module):
     """CT = centre + UNet(MRI) (a difference from water by default); clamped to [-1, 1] at inference."""
 
-    def __init__(self, config: RegressionConfig) -> None:
+    def __init__(self, config: RegressionConfig, intensity: IntensityMapping = DEFAULT_INTENSITY) -> None:
         super().__init__()
         from monai.networks.nets import UNet
 
         self.config = config
+        self.centre = None if config.centre_hu is None else float(intensity.hu_to_unit(config.centre_hu))
         self.unet = UNet(spatial_dims=2, in_channels=config.condition_channels, out_channels=1,
                          channels=config.channels, strides=config.strides, num_res_units=config.num_res_units,
                          norm=config.norm)
 
     def forward(self, condition: Tensor) -> Tensor:
         output = self.unet(condition)
-        return output if self.config.centre_hu is None else output + float(hu_to_unit(self.config.centre_hu))
+        return output if self.centre is None else output + self.centre
 
 
 def patch_discriminator(condition_channels: int) -> nn.Module:

@@ -1,33 +1,131 @@
-"""What the panel, the CLI and the engine agree on without importing torch: the samplers' names,
-titles, default steps and descriptions, and the default settings of a synthesis.
+"""The sampler registry and the default settings of a synthesis, without importing torch.
+
+One :class:`SamplerInfo` per sampler holds everything the rest of the extension derives from it: the
+function (imported on first use), the titles, the default number of steps, the typed options with
+their command-line flags, and the description. The CLI flags and help, the settings check, the
+Slicer combo box, the evaluation tables and the help texts all read this registry; adding a sampler
+is one entry here plus its function.
 
 Imports only the standard library, so the Slicer panel can open before PyTorch is installed.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import Any, Callable
+
+from CTSynthesisCore.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class SamplerOption:
+    """A keyword of a sampler function, typed, with its command-line flag."""
+
+    name: str
+    type: type  # int, float or str
+    default: Any
+    flag: str
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+    def checked(self, value: Any, sampler: str) -> Any:
+        """``value`` as this option's type, or a one-line error."""
+        try:
+            typed = self.type(value)
+        except (TypeError, ValueError):
+            raise UserInputError(f"{self.flag} of sampler '{sampler}' takes a {self.type.__name__}, got {value!r}") from None
+        if self.choices and typed not in self.choices:
+            raise UserInputError(f"{self.flag} of sampler '{sampler}' is one of {', '.join(self.choices)}, got {typed!r}")
+        if self.minimum is not None and typed < self.minimum:
+            raise UserInputError(f"{self.flag} of sampler '{sampler}' must be at least {self.minimum:g}, got {typed!r}")
+        return typed
 
 
 @dataclass(frozen=True)
 class SamplerInfo:
+    """One sampler: its function (a callable, or ``"module:function"`` imported on first use) and its facts."""
+
     name: str
-    title: str
+    title: str  # in the panel and the help
+    label: str  # in result tables
     default_steps: int
     description: str
+    function: str | Callable[..., Any]
+    options: tuple[SamplerOption, ...] = ()
+    adaptive_when: tuple[str, Any] | None = None  # (option, value) with which the solver picks its own steps
+
+    def resolve(self) -> Callable[..., Any]:
+        """The sampler function."""
+        if callable(self.function):
+            return self.function
+        module, _, attribute = self.function.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def uses_steps(self, options: dict[str, Any]) -> bool:
+        """Whether a number of steps means anything with these options (not for an adaptive solver)."""
+        if self.adaptive_when is None:
+            return True
+        option, value = self.adaptive_when
+        default = next(o.default for o in self.options if o.name == option)
+        return options.get(option, default) != value
+
+    def checked_options(self, options: dict[str, Any], steps: int | None) -> dict[str, Any]:
+        """``options`` typed and checked: an option this sampler does not have, or steps it would ignore, is an error."""
+        known = {option.name: option for option in self.options}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            flags = [all_sampler_options()[name].flag if name in all_sampler_options() else name for name in unknown]
+            have = ", ".join(o.flag for o in self.options) or "none"
+            raise UserInputError(f"option(s) {', '.join(flags)} do not apply to sampler '{self.name}' "
+                                 f"(its options: {have})")
+        typed = {name: known[name].checked(value, self.name) for name, value in options.items()}
+        if steps is not None and not self.uses_steps(typed):
+            option, value = self.adaptive_when
+            raise UserInputError(f"sampler '{self.name}' with {known[option].flag} {value} chooses its own steps; "
+                                 f"leave out the steps or choose another {known[option].flag}")
+        return typed
 
 
-SAMPLER_INFO: dict[str, SamplerInfo] = {
-    "ddpm": SamplerInfo("ddpm", "DDPM", 10, "ancestral sampling; 1000 steps = paper 1's DDPM, fewer = respacing "
-                        "(10 is within 0.5 dB PSNR of 1000 here: benchmarks/mritoct_quality_nfe.py)"),
-    "em": SamplerInfo("em", "Euler–Maruyama", 1000, "reverse SDE, Euler–Maruyama (paper 1)"),
-    "pc": SamplerInfo("pc", "Predictor–Corrector", 1000,
-                      "reverse diffusion + Langevin corrector, snr 0.16 (paper 1); NFE = steps x (1 + corrector steps)"),
-    "ode": SamplerInfo("ode", "Probability-flow ODE", 100,
-                       "adaptive RK45 at tolerance 1e-5 (paper 1), or fixed-step Heun/RK4"),
-    "ddim": SamplerInfo("ddim", "DDIM", 50, "deterministic at eta = 0"),
-    "dpmpp": SamplerInfo("dpmpp", "DPM-Solver++", 20, "DPM-Solver++(2M) multistep, 10–25 steps"),
-}
+SAMPLERS: dict[str, SamplerInfo] = {info.name: info for info in [
+    SamplerInfo("ddpm", "DDPM", "DDPM", 10,
+                "ancestral sampling; 1000 steps = paper 1's DDPM, fewer = respacing (10 is within 0.5 dB PSNR of "
+                "1000 here: benchmarks/mritoct_quality_nfe.py)", "MRItoCTLib.samplers:sample_ddpm"),
+    SamplerInfo("em", "Euler–Maruyama", "EM", 1000, "reverse SDE, Euler–Maruyama (paper 1)",
+                "MRItoCTLib.samplers:sample_euler_maruyama"),
+    SamplerInfo("pc", "Predictor–Corrector", "PC", 1000,
+                "reverse diffusion + Langevin corrector, snr 0.16 (paper 1); NFE = steps x (1 + corrector steps)",
+                "MRItoCTLib.samplers:sample_predictor_corrector", (
+                    SamplerOption("snr", float, 0.16, "--snr", "Langevin signal-to-noise ratio", minimum=0.0),
+                    SamplerOption("corrector_steps", int, 1, "--corrector-steps", "Langevin corrector steps per time",
+                                  minimum=0))),
+    SamplerInfo("ode", "Probability-flow ODE", "ODE", 100,
+                "adaptive RK45 at tolerance 1e-5 (paper 1; it picks its own steps), or fixed-step Heun/RK4",
+                "MRItoCTLib.samplers:sample_ode", (
+                    SamplerOption("method", str, "rk45", "--ode-method", "ODE solver; rk45 is adaptive",
+                                  choices=("rk45", "heun", "rk4")),
+                    SamplerOption("tolerance", float, 1e-5, "--tolerance", "rk45 relative and absolute tolerance",
+                                  minimum=0.0)),
+                adaptive_when=("method", "rk45")),
+    SamplerInfo("ddim", "DDIM", "DDIM", 50, "deterministic at eta = 0", "MRItoCTLib.samplers:sample_ddim",
+                (SamplerOption("eta", float, 0.0, "--eta", "DDIM noise level (0 = deterministic)", minimum=0.0),)),
+    SamplerInfo("dpmpp", "DPM-Solver++", "DPM-Solver++", 20, "DPM-Solver++(2M) multistep, 10–25 steps",
+                "MRItoCTLib.samplers:sample_dpmpp"),
+]}
+
+
+def sampler_info(name: str) -> SamplerInfo:
+    """The registry entry of ``name``, or a one-line error naming the choices."""
+    if name not in SAMPLERS:
+        raise UserInputError(f"unknown sampler '{name}' (choose from {', '.join(SAMPLERS)})")
+    return SAMPLERS[name]
+
+
+def all_sampler_options() -> dict[str, SamplerOption]:
+    """Every sampler option by name (options of the same name share one command-line flag)."""
+    return {option.name: option for info in SAMPLERS.values() for option in info.options}
+
 
 DEFAULT_SAMPLER = "ddpm"  # at its default 10 steps: the fewest NFE within 0.5 dB PSNR of DDPM-1000 (README)
 DEFAULT_MODEL = "mritoct-ddpm"

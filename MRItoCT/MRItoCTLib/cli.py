@@ -8,12 +8,17 @@ from typing import Sequence
 
 from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_worker_option, check_output_files,
                                  command_progress, positive_int, run_cli)
-from CTSynthesisCore.device import DEVICE_CHOICES
+from CTSynthesisCore.device import DEFAULT_DEVICE, DEVICE_CHOICES
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import read_volume, write_volume
 
-from .model import DEFAULT_MODEL, load_model
-from .samplers import DEFAULT_SAMPLER, SAMPLER_INFO
+from .catalog import DEFAULT_MC_SAMPLES, DEFAULT_MODEL, DEFAULT_SAMPLER, DEFAULT_SEED, SAMPLERS, all_sampler_options
+from .model import load_model
+from .model_types import MODEL_TYPES
+from .research.training import TrainConfig
+from .settings import SynthesisSettings
+
+DEVICE_HELP = f"{', '.join(DEVICE_CHOICES)} (default {DEFAULT_DEVICE})"
 
 
 def build_parser() -> ArgumentParser:
@@ -22,6 +27,7 @@ def build_parser() -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     run = commands.add_parser("synthesize", help="synthesize CT + uncertainty from one MRI volume")
+    run.set_defaults(handler=command_synthesize)
     run.add_argument("input", help="MRI volume file (NIfTI, NRRD, MHA, ...) or DICOM series folder; or a folder or "
                      ".txt list of them (batch: one case each, split over processes under torchrun)")
     run.add_argument("--output", required=True,
@@ -29,25 +35,15 @@ def build_parser() -> ArgumentParser:
                           "in batch mode a folder that gets <case>.nii.gz and summary.csv")
     run.add_argument("--uncertainty", help="write the Monte-Carlo standard deviation (HU) here (batch: a folder)")
     run.add_argument("--samples-dir", help="write every Monte-Carlo sample into this folder")
-    run.add_argument("--model", default=None, help="shipped model name or model folder (default: mritoct-ddpm)")
-    run.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLER_INFO),
-                     help=f"sampling method (default {DEFAULT_SAMPLER})")
-    run.add_argument("--steps", type=positive_int, help="time steps (default: per sampler, see 'mritoct samplers')")
-    run.add_argument("--mc", type=positive_int, default=4, help="Monte-Carlo samples (default 4)")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    run.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} (default auto)")
-    add_inference_options(run)
-    run.add_argument("--eta", type=float, help="DDIM noise level (0 = deterministic)")
-    run.add_argument("--corrector-steps", type=int, help="Langevin corrector steps per time for pc (default 1)")
-    run.add_argument("--snr", type=float, help="Langevin signal-to-noise ratio for pc (default 0.16)")
-    run.add_argument("--ode-method", choices=["rk45", "heun", "rk4"], help="ODE solver (default rk45)")
-    run.add_argument("--tolerance", type=float, help="rk45 relative and absolute tolerance (default 1e-5)")
+    add_synthesis_options(run)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     add_worker_option(run)
 
-    commands.add_parser("samplers", help="list the samplers and their defaults")
+    commands.add_parser("samplers", help="list the samplers, their default steps and options").set_defaults(
+        handler=command_samplers)
 
     data = commands.add_parser("make-data", help="write paired MRI/CT cases (pelvis phantoms, CT-derived pairs)")
+    data.set_defaults(handler=command_make_data)
     data.add_argument("--out", required=True, help="output folder (SynthRAD layout: <case>/mr.nii.gz, ct.nii.gz)")
     data.add_argument("--cases", type=int, default=20, help="number of phantom cases (default 20)")
     data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -56,33 +52,42 @@ def build_parser() -> ArgumentParser:
     data.add_argument("--quiet", action="store_true", help="no progress bar")
 
     fit = commands.add_parser("train", help="train the diffusion model or a baseline on paired data")
+    fit.set_defaults(handler=command_train)
     fit.add_argument("--data", required=True, help="paired data folder (SynthRAD layout); split by case")
-    fit.add_argument("--model", required=True, choices=["ddpm", "score", "cnn", "gan"], help="what to train")
+    fit.add_argument("--model", required=True, choices=list(MODEL_TYPES), help="what to train")
     fit.add_argument("--out", required=True, help="checkpoint folder (best/, last/, checkpoint.pt, train_log.csv)")
-    fit.add_argument("--epochs", type=positive_int, default=10)
-    fit.add_argument("--steps-per-epoch", type=positive_int, default=100)
-    fit.add_argument("--batch-size", type=positive_int, default=8)
-    fit.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4)")
-    fit.add_argument("--crop", type=positive_int, default=96, help="training crop size in pixels (default 96)")
-    fit.add_argument("--spacing", type=float, nargs=2, default=[2.0, 2.0], metavar=("X", "Y"),
-                     help="model in-plane spacing in mm (default 2 2)")
-    fit.add_argument("--context-slices", type=int, default=1, help="neighbouring MRI slices each side (default 1)")
+    defaults = TrainConfig()
+    fit.add_argument("--epochs", type=positive_int, default=defaults.epochs, help=f"(default {defaults.epochs})")
+    fit.add_argument("--steps-per-epoch", type=positive_int, default=defaults.steps_per_epoch,
+                     help=f"(default {defaults.steps_per_epoch})")
+    fit.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                     help=f"(default {defaults.batch_size})")
+    fit.add_argument("--lr", type=float, default=defaults.learning_rate,
+                     help=f"learning rate (default {defaults.learning_rate:g})")
+    fit.add_argument("--crop", type=positive_int, default=defaults.crop,
+                     help=f"training crop size in pixels (default {defaults.crop})")
+    fit.add_argument("--spacing", type=float, nargs=2, default=list(defaults.spacing_mm), metavar=("X", "Y"),
+                     help="model in-plane spacing in mm (default {:g} {:g})".format(*defaults.spacing_mm))
+    fit.add_argument("--context-slices", type=int, default=defaults.context_slices,
+                     help=f"neighbouring MRI slices each side (default {defaults.context_slices})")
     fit.add_argument("--channels", type=positive_int, nargs="+", help="network channels per level")
     fit.add_argument("--max-minutes", type=float, help="stop after this much training time")
-    fit.add_argument("--mri-gamma", type=float, default=0.3,
-                     help="contrast augmentation: MRI gamma drawn in [e^-g, e^g] per crop (default 0.3; 0 = off)")
-    fit.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} (default auto)")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--mri-gamma", type=float, default=defaults.mri_gamma,
+                     help=f"contrast augmentation: MRI gamma drawn in [e^-g, e^g] per crop (default {defaults.mri_gamma:g}; "
+                          "0 = off)")
+    fit.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     fit.add_argument("--init", metavar="MODEL", help="start from these weights (a shipped name such as mritoct-ddpm, or "
                      "a model folder) instead of random ones: fine-tuning on your own data")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 
     check = commands.add_parser("evaluate", help="SynthRAD metrics of models and samplers on held-out cases")
+    check.set_defaults(handler=command_evaluate)
     check.add_argument("--data", required=True, help="paired data folder (SynthRAD layout)")
     check.add_argument("--output", required=True, help="folder for metrics.csv, metrics.md and figures")
     check.add_argument("--models", nargs="+", default=["mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
-    check.add_argument("--samplers", nargs="+", default=list(SAMPLER_INFO), choices=list(SAMPLER_INFO))
+    check.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
     check.add_argument("--steps", nargs="+", default=[], metavar="SAMPLER=N", help="steps per sampler, e.g. ddpm=250")
     check.add_argument("--ode-tolerance", type=float, default=1e-5, help="rk45 tolerance for the ode sampler")
     check.add_argument("--mc", type=positive_int, default=10, help="Monte-Carlo samples (default 10, as paper 1)")
@@ -90,90 +95,76 @@ def build_parser() -> ArgumentParser:
     check.add_argument("--max-slices", type=positive_int, help="central slices per case (default all)")
     check.add_argument("--split", default="test", choices=["train", "validation", "test", "all"])
     check.add_argument("--seed", type=int, default=0)
-    check.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} (default auto)")
+    check.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     check.add_argument("--batch-size", type=positive_int, default=16)
     check.add_argument("--quiet", action="store_true", help="no progress bar")
 
     demo = commands.add_parser("demo", help="synthesize CT + uncertainty from the bundled real T2 sample")
+    demo.set_defaults(handler=command_demo)
     demo.add_argument("--output", default="out/demo", help="output folder (default out/demo)")
-    demo.add_argument("--model", default=None, help="model name or folder (default: mritoct-ddpm)")
-    demo.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLER_INFO))
-    demo.add_argument("--steps", type=positive_int, default=None, help="default: the sampler's default")
-    demo.add_argument("--mc", type=positive_int, default=4)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--device", default="auto")
-    add_inference_options(demo)
+    add_synthesis_options(demo)
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
-def sampler_options(args) -> dict:
-    """Sampler keyword options given on the command line, checked against the chosen sampler."""
-    given = {"eta": args.eta, "corrector_steps": args.corrector_steps, "snr": args.snr, "method": args.ode_method}
-    if args.tolerance is not None:
-        given.update(rtol=args.tolerance, atol=args.tolerance)
-    allowed = {"ddim": {"eta"}, "pc": {"corrector_steps", "snr"}, "ode": {"method", "rtol", "atol"}}.get(args.sampler, set())
-    options = {k: v for k, v in given.items() if v is not None}
-    wrong = sorted(set(options) - allowed)
-    if wrong:
-        raise UserInputError(f"option(s) {', '.join(wrong)} do not apply to sampler '{args.sampler}'")
-    if options.get("corrector_steps", 1) < 0:
-        raise UserInputError("corrector steps must be 0 or more")
-    return options
+def add_synthesis_options(parser: ArgumentParser) -> None:
+    """The flags of :class:`SynthesisSettings` (model and device too); each sampler option's flag comes from the
+    sampler registry."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model folder (default {DEFAULT_MODEL})")
+    parser.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLERS),
+                        help=f"sampling method (default {DEFAULT_SAMPLER}; see 'mritoct samplers')")
+    parser.add_argument("--steps", type=positive_int, help="time steps (default: per sampler, see 'mritoct samplers')")
+    parser.add_argument("--mc", type=positive_int, default=DEFAULT_MC_SAMPLES,
+                        help=f"Monte-Carlo samples (default {DEFAULT_MC_SAMPLES})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    add_inference_options(parser)
+    for option in all_sampler_options().values():
+        users = [info.name for info in SAMPLERS.values() if option in info.options]
+        parser.add_argument(option.flag, dest=option.name, type=option.type, choices=option.choices or None,
+                            help=f"{option.help} (sampler {', '.join(users)}; default {option.default:g})"
+                            if isinstance(option.default, float) else
+                            f"{option.help} (sampler {', '.join(users)}; default {option.default})")
+
+
+def settings_from_arguments(args, keep_samples: bool = False) -> SynthesisSettings:
+    """The :class:`SynthesisSettings` the flags ask for, checked (a sampler option of another sampler is an error)."""
+    options = {name: getattr(args, name) for name in all_sampler_options() if getattr(args, name) is not None}
+    return SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed,
+                             batch_size=args.batch_size, keep_samples=keep_samples, sampler_options=options,
+                             precision=args.precision, channels_last=args.channels_last,
+                             compile=args.compile).validated()
 
 
 def command_synthesize(args) -> int:
     from CTSynthesisCore.batch import batch_cases
 
-    from .pipeline import SynthesisSettings
+    from .jobs import closing_summary, synthesize_file
 
-    settings = SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed,
-                                 batch_size=args.batch_size, keep_samples=bool(args.samples_dir),
-                                 sampler_options=sampler_options(args), precision=args.precision,
-                                 channels_last=args.channels_last, compile=args.compile).validated()
+    settings = settings_from_arguments(args, keep_samples=bool(args.samples_dir))
     cases = batch_cases(args.input)
     if cases is not None:
         return synthesize_batch(args, cases, settings)
     check_output_files(args)
     mri = read_volume(args.input)
-    model = load_model(args.model or DEFAULT_MODEL)
+    model = load_model(args.model)
     bar = command_progress(args, "synthesizing")
     try:
         result = synthesize_file(mri, Path(args.output), args.uncertainty, args.samples_dir, model, settings,
                                  args.device, bar)
     finally:
         bar.close()
-    print(f"done: {result.summary()} ({result.device_reason}); MC samples {settings.mc}; wrote {args.output}")
+    print(f"done: {closing_summary(result, settings)}; wrote {args.output}")
     return 0
-
-
-def synthesize_file(mri, output: Path, uncertainty, samples_dir, model, settings, device: str, progress):
-    """Synthesize from one MRI, print warnings and write the CT (file or DICOM series), uncertainty and samples."""
-    from .dicom_series import write_ct_series
-    from .pipeline import synthesize
-
-    result = synthesize(mri, model, settings, device=device, progress=progress)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if output.suffix == "" or output.is_dir():
-        write_ct_series(result.ct, output, source=mri)
-    else:
-        write_volume(result.ct, output)
-    if uncertainty:
-        write_volume(result.uncertainty, uncertainty)
-    if samples_dir:
-        folder = Path(samples_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        for index, sample in enumerate(result.samples):
-            write_volume(sample, folder / f"sample_{index:03d}.nii.gz")
-    return result
 
 
 def synthesize_batch(args, cases, settings) -> int:
     """Every case of a folder or list file into ``--output DIR/<case>.nii.gz`` (uncertainty and samples alike)."""
     from CTSynthesisCore.batch import run_batch_command
 
-    model = load_model(args.model or DEFAULT_MODEL)
+    from .jobs import synthesize_file
+
+    model = load_model(args.model)
 
     def synthesize_case(case, output, uncertainty, progress, device) -> str:
         samples = Path(args.samples_dir) / case.name if args.samples_dir else None
@@ -184,8 +175,9 @@ def synthesize_batch(args, cases, settings) -> int:
 
 def command_samplers(args) -> int:
     print(f"{'name':<7} {'default steps':>13}  description")
-    for info in SAMPLER_INFO.values():
-        print(f"{info.name:<7} {info.default_steps:>13}  {info.title}: {info.description}")
+    for info in SAMPLERS.values():
+        options = "; options " + ", ".join(f"{o.flag} (default {o.default})" for o in info.options) if info.options else ""
+        print(f"{info.name:<7} {info.default_steps:>13}  {info.title}: {info.description}{options}")
     return 0
 
 
@@ -207,7 +199,7 @@ def command_make_data(args) -> int:
 def command_train(args) -> int:
     from CTSynthesisCore.progress import TqdmProgress
 
-    from .research.training import TrainConfig, train
+    from .research.training import train
 
     if args.context_slices < 0:
         raise UserInputError("--context-slices must be 0 or more")
@@ -235,8 +227,8 @@ def parse_steps(items: list[str]) -> dict[str, int]:
     steps = {}
     for item in items:
         name, _, value = item.partition("=")
-        if name not in SAMPLER_INFO or not value.isdigit() or int(value) < 1:
-            raise UserInputError(f"--steps takes SAMPLER=N with N >= 1 (samplers: {', '.join(SAMPLER_INFO)}), got '{item}'")
+        if name not in SAMPLERS or not value.isdigit() or int(value) < 1:
+            raise UserInputError(f"--steps takes SAMPLER=N with N >= 1 (samplers: {', '.join(SAMPLERS)}), got '{item}'")
         steps[name] = int(value)
     return steps
 
@@ -247,7 +239,7 @@ def command_evaluate(args) -> int:
     from .research.evaluation import EvaluationPlan, evaluate
 
     plan = EvaluationPlan(models=args.models, samplers=args.samplers, steps=parse_steps(args.steps),
-                          sampler_options={"ode": {"method": "rk45", "rtol": args.ode_tolerance, "atol": args.ode_tolerance}},
+                          sampler_options={"ode": {"method": "rk45", "tolerance": args.ode_tolerance}},
                           mc=args.mc, max_cases=args.max_cases, max_slices=args.max_slices, split=args.split,
                           seed=args.seed, device=args.device, batch_size=args.batch_size)
     bar = TqdmProgress("evaluating", disable=args.quiet)
@@ -264,15 +256,13 @@ def command_demo(args) -> int:
     from CTSynthesisCore.sample_data import sample_path
 
     from .research.figures import montage
-    from .pipeline import SynthesisSettings, synthesize
+    from .pipeline import synthesize
 
     folder = Path(args.output)
+    settings = settings_from_arguments(args)
     folder.mkdir(parents=True, exist_ok=True)
     mri = read_volume(sample_path("t2_pelvis"))
-    model = load_model(args.model or DEFAULT_MODEL)
-    settings = SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed,
-                                 batch_size=args.batch_size, precision=args.precision,
-                                 channels_last=args.channels_last, compile=args.compile)
+    model = load_model(args.model)
     bar = TqdmProgress("demo: synthesizing", disable=args.quiet)
     try:
         result = synthesize(mri, model, settings, device=args.device, progress=bar)
@@ -288,12 +278,9 @@ def command_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"evaluate": command_evaluate, "demo": command_demo, "train": command_train, "synthesize": command_synthesize, "samplers": command_samplers, "make-data": command_make_data}
-
-
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    return args.handler(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

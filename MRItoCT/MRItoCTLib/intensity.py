@@ -1,41 +1,81 @@
-"""Fixed intensity maps and the body mask.
+"""The intensity mapping of a model, and the MRI body mask.
 
-CT: HU clipped to [-1024, 3000] and mapped linearly to [-1, 1] (never per-slice
+CT: HU clipped to [hu_min, hu_max] and mapped linearly to [-1, 1] (never per-slice
 min–max, so absolute HU survive). MRI: scaled by a robust high percentile of the
 body voxels of the whole volume, so 0 stays 0 and the scale is one per volume.
+Both are one versioned :class:`IntensityMapping`, stored in each model's metadata and
+read back by ``load_model``, so training and synthesis always use the same one.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 import numpy as np
 import SimpleITK as sitk
 
-HU_MIN, HU_MAX = -1024.0, 3000.0
-HU_RANGE = HU_MAX - HU_MIN
+from CTSynthesisCore.errors import UserInputError
+
+INTENSITY_VERSION = 1
 
 
-def hu_to_unit(hu: np.ndarray) -> np.ndarray:
-    """HU -> [-1, 1]."""
-    return (np.clip(hu, HU_MIN, HU_MAX) - HU_MIN) / HU_RANGE * 2.0 - 1.0
+@dataclass(frozen=True)
+class IntensityMapping:
+    """MRI normalisation and the HU <-> [-1, 1] map of a model (version 1)."""
+
+    version: int = INTENSITY_VERSION
+    hu_min: float = -1024.0
+    hu_max: float = 3000.0
+    mri_percentile: float = 99.5  # of the body's MRI voxels, mapped to +1
+    mri_max: float = 1.5  # normalised MRI is clipped to [-1, mri_max]
+
+    @property
+    def hu_range(self) -> float:
+        return self.hu_max - self.hu_min
+
+    def hu_to_unit(self, hu: np.ndarray) -> np.ndarray:
+        """HU -> [-1, 1]."""
+        return (np.clip(hu, self.hu_min, self.hu_max) - self.hu_min) / self.hu_range * 2.0 - 1.0
+
+    def unit_to_hu(self, unit):
+        """[-1, 1] -> HU (works on numpy arrays and torch tensors)."""
+        return (unit + 1.0) * 0.5 * self.hu_range + self.hu_min
+
+    def unit_std_to_hu(self, std):
+        """A standard deviation on the [-1, 1] scale -> HU."""
+        return std * 0.5 * self.hu_range
+
+    def normalize_mri(self, mri: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """MRI -> roughly [-1, 1]: 0 maps to -1, the ``mri_percentile`` of body voxels to +1; clipped at ``mri_max``."""
+        inside = mri[mask] if mask.any() else mri.ravel()
+        scale = float(np.percentile(inside, self.mri_percentile))
+        if scale <= 0:
+            scale = float(mri.max()) or 1.0
+        return np.clip(mri / scale * 2.0 - 1.0, -1.0, self.mri_max).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """In words, for model cards."""
+        return (f"CT: HU clipped to [{self.hu_min:g}, {self.hu_max:g}] mapped linearly to [-1, 1]; MRI: 0 -> -1, "
+                f"body {self.mri_percentile:g}th percentile -> +1, clipped to [-1, {self.mri_max:g}] (version {self.version})")
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> "IntensityMapping":
+        """The mapping a model was trained with. Models saved before the mapping was versioned described version 1
+        in words and stored only ``mri_percentile``; any other version is refused."""
+        stored = metadata.get("intensity")
+        if not isinstance(stored, dict) or "version" not in stored:
+            return cls(mri_percentile=float(metadata.get("mri_percentile", cls.mri_percentile)))
+        if stored["version"] != INTENSITY_VERSION or set(stored) - set(cls.__dataclass_fields__):
+            raise UserInputError(f"model '{metadata.get('name')}' uses intensity mapping {stored}; this version reads "
+                                 f"only version {INTENSITY_VERSION} ({', '.join(cls.__dataclass_fields__)})")
+        return cls(**stored)
 
 
-def unit_to_hu(unit):
-    """[-1, 1] -> HU (works on numpy arrays and torch tensors)."""
-    return (unit + 1.0) * 0.5 * HU_RANGE + HU_MIN
-
-
-def unit_std_to_hu(std):
-    """A standard deviation on the [-1, 1] scale -> HU."""
-    return std * 0.5 * HU_RANGE
-
-
-def normalize_mri(mri: np.ndarray, mask: np.ndarray, percentile: float = 99.5) -> np.ndarray:
-    """MRI -> roughly [-1, 1]: 0 maps to -1, the ``percentile`` of body voxels to +1; clipped at 1.5."""
-    inside = mri[mask] if mask.any() else mri.ravel()
-    scale = float(np.percentile(inside, percentile))
-    if scale <= 0:
-        scale = float(mri.max()) or 1.0
-    return np.clip(mri / scale * 2.0 - 1.0, -1.0, 1.5).astype(np.float32)
+DEFAULT_INTENSITY = IntensityMapping()
 
 
 def _smoothed(image: sitk.Image) -> sitk.Image:

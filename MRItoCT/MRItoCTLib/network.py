@@ -73,7 +73,7 @@ def build_unet(config: DenoiserConfig, out_channels: int = 1, time_conditioned: 
 class ConditionalDenoiser(nn.Module):
     """Predicts eps from (noisy CT x_t, time t in [0, 1], MRI condition)."""
 
-    def __init__(self, config: DenoiserConfig) -> None:
+    def __init__(self, config: DenoiserConfig, clip_x0: bool = False) -> None:
         super().__init__()
         if config.prediction not in PREDICTIONS:
             raise ValueError(f"unknown prediction '{config.prediction}' ({', '.join(PREDICTIONS)})")
@@ -82,7 +82,7 @@ class ConditionalDenoiser(nn.Module):
         self.config = config
         self.process: NoiseProcess = make_process(config.process, **config.process_options)
         self.unet = build_unet(config)
-        self.clip_x0 = False  # set at inference: CT lives in [-1, 1]
+        self.clip_x0 = clip_x0  # fixed when built: a model loaded for synthesis clips x0 to [-1, 1], where CT lives
 
     def network_output(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
         """Raw network output for input scaled to unit variance and time scaled to [0, 1000]."""
@@ -95,8 +95,9 @@ class ConditionalDenoiser(nn.Module):
         shape = (-1,) + (1,) * (like.dim() - 1)
         return alpha.reshape(shape).to(like.dtype), sigma.reshape(shape).to(like.dtype)
 
-    def x0_and_eps(self, output: Tensor, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """Clean-image and noise estimates from a network output."""
+    def x0_and_eps(self, output: Tensor, x: Tensor, t: Tensor, clip: bool | None = None) -> tuple[Tensor, Tensor]:
+        """Clean-image and noise estimates from a network output; x0 clipped to [-1, 1] with ``clip`` (default:
+        as the network was built)."""
         alpha, sigma = self._alpha_sigma(t, x)
         if self.config.prediction == "eps":
             eps = output
@@ -107,7 +108,7 @@ class ConditionalDenoiser(nn.Module):
         else:
             x0 = alpha * x - sigma * output
             eps = sigma * x + alpha * output
-        if self.clip_x0:
+        if self.clip_x0 if clip is None else clip:
             x0 = x0.clamp(-1.0, 1.0)
             eps = (x - alpha * x0) / sigma
         return x0, eps
@@ -116,6 +117,10 @@ class ConditionalDenoiser(nn.Module):
         """The noise estimate eps, or with ``raw`` the network output (so DDP can wrap training calls)."""
         output = self.network_output(x, t, condition)
         return output if raw else self.x0_and_eps(output, x, t)[1]
+
+    def clipped_eps(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
+        """The noise estimate with x0 clipped to [-1, 1], whatever the network was built with (validation samples)."""
+        return self.x0_and_eps(self.network_output(x, t, condition), x, t, clip=True)[1]
 
     def training_target(self, x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
         """What the network should output for this (x0, eps, t)."""

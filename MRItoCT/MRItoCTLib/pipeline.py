@@ -9,63 +9,24 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 
-from CTSynthesisCore.acceleration import (FastNetwork, InferenceOptions, auto_batch_size, channels_last,
-                                          configure_cpu_threads)
-from CTSynthesisCore.device import choose_device, raise_if_simulated_out_of_memory, run_with_batch_retry
+from CTSynthesisCore.acceleration import FastNetwork, auto_batch_size, channels_last, configure_cpu_threads
+from CTSynthesisCore.device import DEFAULT_DEVICE, choose_device, raise_if_simulated_out_of_memory, run_with_batch_retry
 from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.hounsfield import AIR_HU
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_memory, check_scalar_volume
 
-from .intensity import HU_MIN, body_mask, foreground_mask, looks_like_ct, normalize_mri, unit_std_to_hu, unit_to_hu
+from .intensity import IntensityMapping, body_mask, foreground_mask, looks_like_ct
 from .model import LoadedModel, new_generator
+from .model_types import Draw
 from .montecarlo import monte_carlo
-from .samplers import DEFAULT_SAMPLER, SAMPLER_INFO, get_sampler
-
-
-@dataclass
-class SynthesisSettings:
-    """What the user chose; ``steps=None`` takes the sampler's default."""
-
-    sampler: str = DEFAULT_SAMPLER
-    steps: int | None = None
-    mc: int = 4
-    seed: int = 0
-    batch_size: int | None = None  # network inputs per forward pass; None = from free memory (GPU) or 8 (CPU)
-    keep_samples: bool = False
-    sampler_options: dict[str, Any] = field(default_factory=dict)
-    precision: str = "auto"  # bf16 autocast on a GPU, fp32 on CPU
-    channels_last: bool = True
-    compile: str = "off"  # a torch.compile mode; "reduce-overhead" uses CUDA graphs
-    context_only_edges: int = 0  # slices at each end used only as the neighbours' context (left at -1024 HU)
-
-    @property
-    def inference(self) -> InferenceOptions:
-        return InferenceOptions(self.precision, self.channels_last, self.compile)
-
-    def validated(self) -> "SynthesisSettings":
-        if self.sampler not in SAMPLER_INFO:
-            raise UserInputError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLER_INFO)})")
-        if self.steps is not None and self.steps < 1:
-            raise UserInputError(f"steps must be at least 1, got {self.steps}")
-        if self.mc < 1:
-            raise UserInputError(f"the number of Monte-Carlo samples must be at least 1, got {self.mc}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise UserInputError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.context_only_edges < 0:
-            raise UserInputError(f"context-only edge slices must be 0 or more, got {self.context_only_edges}")
-        self.inference.validated()
-        return self
-
-    @property
-    def resolved_steps(self) -> int:
-        return self.steps if self.steps is not None else SAMPLER_INFO[self.sampler].default_steps
+from .settings import SynthesisSettings
 
 
 @dataclass
@@ -115,13 +76,13 @@ class PreparedMRI:
     mri_unit: np.ndarray
 
 
-def prepare_mri(mri: sitk.Image, spacing_xy: tuple[float, float], percentile: float) -> PreparedMRI:
+def prepare_mri(mri: sitk.Image, spacing_xy: tuple[float, float], intensity: IntensityMapping) -> PreparedMRI:
     """Reorient to axial (LPS) order, resample in-plane, mask the body and normalise: shared by training and inference."""
     canonical = sitk.DICOMOrient(sitk.Cast(mri, sitk.sitkFloat32), "LPS")
     resampled = model_grid(canonical, spacing_xy)
     body = sitk.GetArrayFromImage(body_mask(resampled)).astype(bool)
     signal = sitk.GetArrayFromImage(foreground_mask(resampled)).astype(bool)
-    return PreparedMRI(resampled, body, normalize_mri(sitk.GetArrayFromImage(resampled), signal, percentile))
+    return PreparedMRI(resampled, body, intensity.normalize_mri(sitk.GetArrayFromImage(resampled), signal))
 
 
 def context_stack(volume: np.ndarray, indices: list[int], context: int) -> np.ndarray:
@@ -138,104 +99,143 @@ def pad_to_multiple(volume: np.ndarray, multiple: int, value: float) -> tuple[np
     return np.pad(volume, padding, constant_values=value), (height, width)
 
 
-def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings, device: str = "auto",
+def settings_for_model(settings: SynthesisSettings, model: LoadedModel) -> SynthesisSettings:
+    """A deterministic model (the CNN and GAN baselines) runs once: Monte Carlo would repeat one answer."""
+    if model.kind.stochastic:
+        return settings
+    return replace(settings, steps=1, mc=1, sampler_options={})
+
+
+def check_synthesis_memory(mri: sitk.Image, settings: SynthesisSettings) -> None:
+    """Refuse a volume whose outputs cannot fit: MRI, CT, uncertainty and kept samples in float32, plus the model grid."""
+    size = mri.GetSize()
+    check_memory(size[0] * size[1] * size[2], 4 * (6 + (settings.mc if settings.keep_samples else 0)),
+                 f"synthesis of a {' x '.join(map(str, size))} volume")
+
+
+def slices_to_synthesize(count: int, context_only_edges: int) -> list[int]:
+    """The slices sampled: all but ``context_only_edges`` at each end (symmetric, so the same in any slice order)."""
+    wanted = list(range(context_only_edges, count - context_only_edges))
+    if not wanted:
+        raise UserInputError(f"no slice left to synthesize: {count} slices, {context_only_edges} context-only at each end")
+    return wanted
+
+
+@dataclass
+class SampledVolume:
+    """Every slice's Monte-Carlo mean and standard deviation (and the samples) in the model's unit range."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    samples: np.ndarray | None
+    nfe: int
+    total_steps: int
+
+
+@dataclass
+class VolumeSampling:
+    """Sampling the wanted slices of a padded unit MRI, ``batch_size`` network inputs at a time, the Monte-Carlo
+    samples of a slice batched together."""
+
+    model: LoadedModel
+    network: FastNetwork
+    padded: np.ndarray
+    wanted: list[int]
+    settings: SynthesisSettings
+    device: str
+    progress: ProgressCallback = no_progress
+    cancel: CancelToken | None = None
+
+    def probe(self, count: int) -> None:
+        """One forward pass of ``count`` zero inputs (to measure memory per input)."""
+        with torch.inference_mode():
+            inputs = torch.zeros((count, self.model.config.condition_channels, *self.padded.shape[1:]), device=self.device)
+            self.model.kind.probe(self.network, inputs)
+
+    def run(self, batch_size: int) -> SampledVolume:
+        settings, steps = self.settings, self.settings.resolved_steps
+        mc_per_pass = min(settings.mc, batch_size)
+        slices_per_batch = max(1, batch_size // mc_per_pass)
+        batches = [self.wanted[i:i + slices_per_batch] for i in range(0, len(self.wanted), slices_per_batch)]
+        total_steps = len(batches) * math.ceil(settings.mc / mc_per_pass) * steps
+        self.done_steps = 0
+        generator = new_generator(self.device, settings.seed)
+        mean = np.full(self.padded.shape, -1.0, np.float32)
+        std = np.zeros(self.padded.shape, np.float32)
+        samples = np.full((settings.mc, *self.padded.shape), -1.0, np.float32) if settings.keep_samples else None
+
+        def on_step(step: int, total: int, x0: torch.Tensor) -> None:
+            self.progress(min(self.done_steps + step, total_steps), total_steps, f"{settings.sampler} step {step}/{total}")
+
+        draw = Draw(settings.sampler, steps, settings.sampler_options, generator, on_step, self.cancel)
+        nfe = 0
+        with torch.inference_mode():
+            for indices in batches:
+                condition = torch.from_numpy(context_stack(self.padded, indices, self.model.config.context_slices))
+                condition = condition.to(self.device)
+                outcome = monte_carlo(lambda count: self.draw_batch(condition, count, len(indices), draw), settings.mc,
+                                      mc_per_pass, keep_samples=settings.keep_samples)
+                nfe = outcome.nfe
+                mean[indices] = outcome.mean[:, 0].float().cpu().numpy()
+                std[indices] = outcome.std[:, 0].float().cpu().numpy()
+                if samples is not None:
+                    samples[:, indices] = torch.stack(outcome.samples)[:, :, 0].float().cpu().numpy()
+        return SampledVolume(mean, std, samples, nfe, total_steps)
+
+    def draw_batch(self, condition: torch.Tensor, count: int, slices: int, draw: Draw) -> tuple[torch.Tensor, int]:
+        """``count`` samples of each slice of ``condition``, stacked as (count, slices, ...), and the NFE per sample."""
+        repeated = condition.repeat(count, 1, 1, 1)
+        if self.settings.channels_last:  # once here, not at every network evaluation
+            repeated = channels_last(repeated)
+        raise_if_simulated_out_of_memory(repeated.shape[0])
+        sample, nfe = self.model.kind.draw(self.network, self.model.network, repeated, draw)
+        self.done_steps += draw.steps
+        return sample.reshape(count, slices, *sample.shape[1:]), nfe
+
+
+@dataclass
+class InputGrid:
+    """Model-grid volumes in the unit range back to HU on the input MRI's grid, air (or zero spread) outside the body."""
+
+    mri: sitk.Image
+    prepared: PreparedMRI
+    height: int
+    width: int
+    intensity: IntensityMapping
+
+    def hu(self, unit_volume: np.ndarray) -> sitk.Image:
+        return self._resampled(self.intensity.unit_to_hu(unit_volume), AIR_HU)
+
+    def spread(self, unit_std: np.ndarray) -> sitk.Image:
+        return self._resampled(self.intensity.unit_std_to_hu(unit_std), 0.0)
+
+    def _resampled(self, values: np.ndarray, outside: float) -> sitk.Image:
+        values = np.where(self.prepared.mask, values[:, :self.height, :self.width], outside).astype(np.float32)
+        image = sitk.GetImageFromArray(values)
+        image.CopyInformation(self.prepared.grid)
+        return sitk.Resample(image, self.mri, sitk.Transform(), sitk.sitkLinear, outside, sitk.sitkFloat32)
+
+
+def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings, device: str = DEFAULT_DEVICE,
                progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> SynthesisResult:
     """Synthetic CT (mean of the Monte-Carlo samples, HU) and uncertainty (their std, HU) on the MRI's grid."""
     started = time.monotonic()
-    settings = settings.validated()
-    if model.kind == "regression":  # a deterministic baseline: Monte Carlo would repeat one answer
-        settings = replace(settings, steps=1, mc=1, sampler_options={})
+    settings = settings_for_model(settings.validated(), model)
     warnings = check_mri(mri)
     choice = choose_device(device)
     configure_cpu_threads()
     network = FastNetwork(model.network, choice.device, settings.inference, warnings.append)
-    sampler = get_sampler(settings.sampler)
-    steps = settings.resolved_steps
-
-    size = mri.GetSize()  # input grid: MRI, CT, uncertainty and the kept samples in float32, plus the model grid
-    check_memory(size[0] * size[1] * size[2], 4 * (6 + (settings.mc if settings.keep_samples else 0)),
-                 f"synthesis of a {' x '.join(map(str, size))} volume")
-    prepared = prepare_mri(mri, model.spacing_mm, model.mri_percentile)
-    mask = prepared.mask
+    check_synthesis_memory(mri, settings)
+    prepared = prepare_mri(mri, model.spacing_mm, model.intensity)
     padded, (height, width) = pad_to_multiple(prepared.mri_unit, model.config.size_multiple, -1.0)
-    edge = settings.context_only_edges  # symmetric, so the same slices in any slice order
-    wanted = list(range(edge, padded.shape[0] - edge))
-    if not wanted:
-        raise UserInputError(f"no slice left to synthesize: {padded.shape[0]} slices, {edge} context-only at each end")
-
-    def probe(count: int) -> None:
-        """One forward pass of ``count`` zero inputs (to measure memory per input)."""
-        with torch.inference_mode():
-            inputs = torch.zeros((count, model.config.condition_channels, *padded.shape[1:]), device=choice.device)
-            if model.kind == "regression":
-                network(inputs)
-            else:
-                network(inputs[:, :1], torch.full((count,), 0.5, device=choice.device), inputs)
-
-    batch_size = settings.batch_size or auto_batch_size(choice.device, probe, len(wanted) * settings.mc)
-
-    def sample_volume(batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int, int]:
-        """Every slice's Monte-Carlo mean and std (and samples) in the model's unit range, ``batch_size``
-        network inputs at a time (Monte-Carlo samples of a slice batched together)."""
-        mc_chunk = min(settings.mc, batch_size)
-        slices_per_batch = max(1, batch_size // mc_chunk)
-        batches = [wanted[i:i + slices_per_batch] for i in range(0, len(wanted), slices_per_batch)]
-        total_steps = len(batches) * math.ceil(settings.mc / mc_chunk) * steps
-        done_steps = 0
-        generator = new_generator(choice.device, settings.seed)
-        mean_volume = np.full(padded.shape, -1.0, np.float32)
-        std_volume = np.zeros(padded.shape, np.float32)
-        samples_volume = np.full((settings.mc, *padded.shape), -1.0, np.float32) if settings.keep_samples else None
-        nfe = 0
-
-        def on_step(step: int, total: int, x0: torch.Tensor) -> None:
-            progress(min(done_steps + step, total_steps), total_steps, f"{settings.sampler} step {step}/{total}")
-
-        with torch.inference_mode():
-            for indices in batches:
-                condition = torch.from_numpy(context_stack(padded, indices, model.config.context_slices)).to(choice.device)
-
-                def draw(count: int) -> tuple[torch.Tensor, int]:
-                    nonlocal done_steps
-                    repeated = condition.repeat(count, 1, 1, 1)
-                    if settings.channels_last:  # once here, not at every network evaluation
-                        repeated = channels_last(repeated)
-                    raise_if_simulated_out_of_memory(repeated.shape[0])
-                    if model.kind == "regression":  # CNN / GAN baselines: one deterministic pass
-                        sample, nfe_per_sample = network(repeated).clamp(-1.0, 1.0), 1
-                    else:
-                        result = sampler(network, repeated, model.network.process, steps=steps,
-                                         generator=generator, callback=on_step, cancel=cancel,
-                                         **settings.sampler_options)
-                        sample, nfe_per_sample = result.sample, result.nfe
-                    done_steps += steps
-                    return sample.reshape(count, len(indices), *sample.shape[1:]), nfe_per_sample
-
-                outcome = monte_carlo(draw, settings.mc, mc_chunk, keep_samples=settings.keep_samples)
-                nfe = outcome.nfe
-                mean_volume[indices] = outcome.mean[:, 0].float().cpu().numpy()
-                std_volume[indices] = outcome.std[:, 0].float().cpu().numpy()
-                if samples_volume is not None:
-                    samples_volume[:, indices] = torch.stack(outcome.samples)[:, :, 0].float().cpu().numpy()
-        return mean_volume, std_volume, samples_volume, nfe, total_steps
-
-    def note_retry(old: int, new: int) -> None:
-        warnings.append(f"out of memory with a batch of {old}; retried with {new}")
-
-    mean_volume, std_volume, samples_volume, nfe, total_steps = run_with_batch_retry(
-        sample_volume, batch_size, note_retry)
-    progress(total_steps, total_steps, "resampling to the input grid")
-
-    def to_input_grid(unit_volume: np.ndarray, is_std: bool) -> sitk.Image:
-        values = unit_std_to_hu(unit_volume) if is_std else unit_to_hu(unit_volume)
-        values = np.where(mask, values[:, :height, :width], 0.0 if is_std else HU_MIN).astype(np.float32)
-        image = sitk.GetImageFromArray(values)
-        image.CopyInformation(prepared.grid)
-        return sitk.Resample(image, mri, sitk.Transform(), sitk.sitkLinear, 0.0 if is_std else HU_MIN, sitk.sitkFloat32)
-
-    ct = to_input_grid(mean_volume, False)
-    uncertainty = to_input_grid(std_volume, True)
-    samples = [to_input_grid(s, False) for s in samples_volume] if samples_volume is not None else []
-    method = settings.sampler if model.kind == "diffusion" else str(model.metadata.get("method", model.kind))
-    return SynthesisResult(ct, uncertainty, samples, choice.device, choice.reason, method, nfe,
-                           time.monotonic() - started, warnings)
+    wanted = slices_to_synthesize(padded.shape[0], settings.context_only_edges)
+    sampling = VolumeSampling(model, network, padded, wanted, settings, choice.device, progress, cancel)
+    batch_size = settings.batch_size or auto_batch_size(choice.device, sampling.probe, len(wanted) * settings.mc)
+    sampled = run_with_batch_retry(sampling.run, batch_size, lambda old, new: warnings.append(
+        f"out of memory with a batch of {old}; retried with {new}"))
+    progress(sampled.total_steps, sampled.total_steps, "resampling to the input grid")
+    grid = InputGrid(mri, prepared, height, width, model.intensity)
+    samples = [grid.hu(sample) for sample in sampled.samples] if sampled.samples is not None else []
+    method = settings.sampler if model.kind.stochastic else str(model.metadata.get("method", model.kind.name))
+    return SynthesisResult(grid.hu(sampled.mean), grid.spread(sampled.std), samples, choice.device, choice.reason,
+                           method, sampled.nfe, time.monotonic() - started, warnings)

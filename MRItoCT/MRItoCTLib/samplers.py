@@ -22,7 +22,7 @@ from torch import Tensor
 
 from CTSynthesisCore.progress import CancelToken
 
-from .catalog import DEFAULT_SAMPLER, SAMPLER_INFO, SamplerInfo  # noqa: F401 - re-exported
+from .catalog import sampler_info
 from .processes import NoiseProcess, log_snr
 
 
@@ -255,12 +255,13 @@ def sample_ode(denoiser: Denoiser, condition: Tensor | None, process: NoiseProce
                generator: torch.Generator | None = None, callback: StepCallback | None = None,
                cancel: CancelToken | None = None, shape: tuple[int, ...] | None = None,
                x_init: Tensor | None = None, device: torch.device | None = None, method: str = "rk45",
-               rtol: float = 1e-5, atol: float = 1e-5) -> SampleResult:
-    """Probability-flow ODE: fixed-step ``heun`` / ``rk4`` on ``steps`` points, or adaptive ``rk45``."""
+               tolerance: float = 1e-5) -> SampleResult:
+    """Probability-flow ODE: fixed-step ``heun`` / ``rk4`` on ``steps`` points, or adaptive ``rk45`` at relative and
+    absolute ``tolerance`` (it picks its own steps)."""
     x, run = _start(denoiser, condition, process, steps, generator, callback, cancel, shape, x_init, device)
     if method == "rk45":
         run.total = 2
-        x = _integrate_rk45(run, process, x, 1.0, process.t_min, rtol, atol)
+        x = _integrate_rk45(run, process, x, 1.0, process.t_min, tolerance, tolerance)
         run.report(x)
     elif method in ("heun", "rk4"):
         times = time_grid(process, steps)
@@ -308,19 +309,6 @@ def sample_dpmpp(denoiser: Denoiser, condition: Tensor | None, process: NoisePro
     return SampleResult(_run_grid(run, x, times, alphas, sigmas, update), run.nfe)
 
 
-SAMPLERS: dict[str, Callable[..., SampleResult]] = {
-    "ddpm": sample_ddpm,
-    "em": sample_euler_maruyama,
-    "pc": sample_predictor_corrector,
-    "ode": sample_ode,
-    "ddim": sample_ddim,
-    "dpmpp": sample_dpmpp,
-}
-
-
 def get_sampler(name: str) -> Callable[..., SampleResult]:
-    """The sampler function registered under ``name``."""
-    try:
-        return SAMPLERS[name]
-    except KeyError:
-        raise KeyError(f"unknown sampler '{name}' (choose from {', '.join(SAMPLERS)})") from None
+    """The sampler function registered under ``name`` (:data:`~MRItoCTLib.catalog.SAMPLERS`)."""
+    return sampler_info(name).resolve()

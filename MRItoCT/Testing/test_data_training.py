@@ -175,13 +175,13 @@ def test_regression_baseline_predicts_a_difference_from_water_and_reads_older_co
     import torch
 
     from MRItoCTLib.baselines import RegressionConfig, RegressionNet
-    from MRItoCTLib.intensity import unit_to_hu
+    from MRItoCTLib.intensity import DEFAULT_INTENSITY
 
     network = RegressionNet(RegressionConfig(channels=(8, 16), strides=(2,))).eval()
     for parameter in network.parameters():
         parameter.data.zero_()
     with torch.no_grad():
-        assert float(unit_to_hu(network(torch.randn(1, 3, 16, 16))).abs().max()) < 1e-3  # 0 HU before training
+        assert float(DEFAULT_INTENSITY.unit_to_hu(network(torch.randn(1, 3, 16, 16))).abs().max()) < 1e-3  # 0 HU before training
     older = RegressionConfig.from_dict({"channels": [8, 16], "strides": [2]})  # saved before norm / centre_hu
     assert older.norm == "instance" and older.centre_hu is None
 

@@ -14,7 +14,7 @@ def test_background_synthesis_fills_new_nodes_with_display_and_sequence(mrml_sce
 
 
 def test_in_process_synthesis_on_oblique_input_keeps_samples(mrml_scene, tiny_model, t2_sample, make_oblique):
-    from MRItoCTLib.pipeline import SynthesisSettings
+    from MRItoCTLib.settings import SynthesisSettings
     from MRItoCTLib.slicer.scenarios import run_synthesis_scenario
 
     image = make_oblique(sitk.ReadImage(str(t2_sample)))
@@ -31,7 +31,7 @@ def test_cancel_ends_the_worker_and_leaves_the_scene_unchanged(mrml_scene, tiny_
 def test_worker_error_is_one_line_and_nodes_stay_untouched(mrml_scene, tiny_model):
     from CTSynthesisCore.errors import UserInputError
     from MRItoCTLib.slicer.nodes import SynthesisJob
-    from MRItoCTLib.pipeline import SynthesisSettings
+    from MRItoCTLib.settings import SynthesisSettings
     from MRItoCTLib.slicer.scenarios import add_volume_node
 
     constant = sitk.Image(32, 32, 4, sitk.sitkFloat32)  # a constant MRI: the engine refuses it
@@ -50,7 +50,7 @@ def test_worker_error_is_one_line_and_nodes_stay_untouched(mrml_scene, tiny_mode
 def test_job_refuses_output_equal_to_input_before_starting(mrml_scene, tiny_model, t2_sample):
     from CTSynthesisCore.errors import UserInputError
     from MRItoCTLib.slicer.nodes import SynthesisJob
-    from MRItoCTLib.pipeline import SynthesisSettings
+    from MRItoCTLib.settings import SynthesisSettings
     from MRItoCTLib.slicer.scenarios import add_volume_node
 
     node = add_volume_node(mrml_scene, sitk.ReadImage(str(t2_sample)), "T2")
@@ -58,21 +58,6 @@ def test_job_refuses_output_equal_to_input_before_starting(mrml_scene, tiny_mode
         SynthesisJob(node, node, None, SynthesisSettings(), model=str(tiny_model))
     with pytest.raises(UserInputError, match="select an input"):
         SynthesisJob(None, None, None, SynthesisSettings(), model=str(tiny_model))
-
-
-def test_worker_arguments_carry_every_setting(tmp_path):
-    from MRItoCTLib.cli import build_parser
-    from MRItoCTLib.slicer.nodes import synthesis_arguments
-    from MRItoCTLib.pipeline import SynthesisSettings
-
-    settings = SynthesisSettings(sampler="pc", steps=7, mc=3, seed=5, batch_size=2, keep_samples=True,
-                                 sampler_options={"snr": 0.2, "corrector_steps": 2}, precision="bf16",
-                                 channels_last=False, compile="default")
-    args = build_parser().parse_args(synthesis_arguments(tmp_path, settings, "mritoct-ddpm", "cpu") + ["--worker"])
-    assert (args.sampler, args.steps, args.mc, args.seed, args.batch_size) == ("pc", 7, 3, 5, 2)
-    assert (args.precision, args.channels_last, args.compile) == ("bf16", False, "default")
-    assert (args.snr, args.corrector_steps, args.device, args.worker) == (0.2, 2, "cpu", True)
-    assert args.samples_dir == str(tmp_path / "samples")
 
 
 def test_inferno_table_runs_dark_to_bright():

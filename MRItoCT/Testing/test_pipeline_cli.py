@@ -14,7 +14,8 @@ from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import read_volume, same_geometry
 from MRItoCTLib.cli import main
 from MRItoCTLib.model import load_model
-from MRItoCTLib.pipeline import SynthesisSettings, synthesize
+from MRItoCTLib.pipeline import synthesize
+from MRItoCTLib.settings import SynthesisSettings
 
 FAST = SynthesisSettings(sampler="ddim", steps=3, mc=3, seed=0)
 

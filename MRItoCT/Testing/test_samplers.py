@@ -8,11 +8,14 @@ draws, plus a stated discretisation allowance for the step counts used here.
 import math
 
 import pytest
+
+from CTSynthesisCore.errors import UserInputError
 import torch
 
 from analytic import GaussianMixtureDenoiser, gaussian_denoiser
 from MRItoCTLib.processes import VEProcess, VPProcess
-from MRItoCTLib.samplers import SAMPLERS, get_sampler
+from MRItoCTLib.catalog import SAMPLERS
+from MRItoCTLib.samplers import get_sampler
 
 PROCESSES = {"vp": VPProcess(), "ve": VEProcess(sigma_min=0.01, sigma_max=25.0)}
 # steps (and options) per sampler in these tests; rk45 at 1e-4 keeps the test fast
@@ -20,7 +23,7 @@ SETTINGS = {
     "ddpm": dict(steps=1000),
     "em": dict(steps=500),
     "pc": dict(steps=300, corrector_steps=1),
-    "ode": dict(method="rk45", rtol=1e-4, atol=1e-4),
+    "ode": dict(method="rk45", tolerance=1e-4),
     "ddim": dict(steps=100),
     "dpmpp": dict(steps=20),
 }
@@ -103,9 +106,9 @@ def test_nfe_counts():
     assert get_sampler("ode")(denoiser, None, process, steps=11, method="rk4", shape=shape).nfe == 4 * 10 + 1
     # N(0, 1) data makes the VP flow vanish; a narrower target gives the solver real work
     narrow = gaussian_denoiser(process, 0.3, 0.2)
-    adaptive = get_sampler("ode")(narrow, None, process, method="rk45", rtol=1e-3, atol=1e-3, shape=shape,
+    adaptive = get_sampler("ode")(narrow, None, process, method="rk45", tolerance=1e-3, shape=shape,
                                   generator=torch.Generator().manual_seed(0)).nfe
-    tighter = get_sampler("ode")(narrow, None, process, method="rk45", rtol=1e-6, atol=1e-6, shape=shape,
+    tighter = get_sampler("ode")(narrow, None, process, method="rk45", tolerance=1e-6, shape=shape,
                                  generator=torch.Generator().manual_seed(0)).nfe
     assert 7 <= adaptive < tighter
 
@@ -131,5 +134,6 @@ def test_callback_sees_every_step_and_cancel_stops():
 
 
 def test_unknown_sampler_name():
-    with pytest.raises(KeyError, match="unknown sampler"):
+    with pytest.raises(UserInputError, match="unknown sampler 'euler'"):
         get_sampler("euler")
+

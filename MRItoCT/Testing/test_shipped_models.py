@@ -7,7 +7,8 @@ import SimpleITK as sitk
 
 from CTSynthesisCore.weights import list_models, read_metadata, resolve_model_folder, sha256_file
 from MRItoCTLib.model import load_model
-from MRItoCTLib.pipeline import SynthesisSettings, synthesize
+from MRItoCTLib.pipeline import synthesize
+from MRItoCTLib.settings import SynthesisSettings
 
 SHIPPED = ["mritoct-ddpm", "mritoct-cnn", "mritoct-gan"]
 REPO = Path(__file__).resolve().parents[2]

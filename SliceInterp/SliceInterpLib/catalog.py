@@ -19,3 +19,5 @@ DEFAULT_METHOD = NETWORK_METHOD
 DEFAULT_MODEL = "sliceinterp-crossview"
 DEFAULT_FACTOR = 2
 CPU_BATCH_SIZE = 16  # cross-view images per network pass on CPU
+DEFAULT_SEED = 0
+DEFAULT_ADAPT_MINUTES = 2.0  # the time budget of test-time adaptation

@@ -9,10 +9,13 @@ from typing import Sequence
 
 from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_worker_option, check_output_files,
                                  command_progress, positive_float, positive_int, run_cli)
+from CTSynthesisCore.device import DEFAULT_DEVICE, DEVICE_CHOICES
 from CTSynthesisCore.errors import UserInputError
-from CTSynthesisCore.volume_io import check_scalar_volume, read_volume, write_volume
 
-from .catalog import CPU_BATCH_SIZE, METHODS
+from .catalog import CPU_BATCH_SIZE, DEFAULT_ADAPT_MINUTES, DEFAULT_METHOD, DEFAULT_MODEL, DEFAULT_SEED, METHODS
+from .selfsupervised import TrainConfig
+
+DEVICE_HELP = f"{', '.join(DEVICE_CHOICES)} (default {DEFAULT_DEVICE})"
 
 
 def build_parser() -> ArgumentParser:
@@ -20,6 +23,7 @@ def build_parser() -> ArgumentParser:
                             "Research use only.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     run = commands.add_parser("upsample", help="interpolate new slices along the slice axis")
+    run.set_defaults(handler=command_upsample)
     run.add_argument("input", help="CT volume file or DICOM series folder; or a folder or .txt list of them "
                      "(batch: one case each, split over processes under torchrun)")
     run.add_argument("--output", required=True,
@@ -27,46 +31,58 @@ def build_parser() -> ArgumentParser:
     amount = run.add_mutually_exclusive_group(required=True)
     amount.add_argument("--factor", type=int, help="integer factor 2-8 (new spacing = old / factor)")
     amount.add_argument("--spacing", type=float, help="target slice spacing in mm")
-    run.add_argument("--method", default="crossview", choices=list(METHODS),
-                     help="crossview (the network, default) or a classical interpolator")
+    run.add_argument("--method", default=DEFAULT_METHOD, choices=list(METHODS),
+                     help=f"the cross-view network or a classical interpolator (default {DEFAULT_METHOD})")
     run.add_argument("--adapt", action="store_true", help="fine-tune the network on this volume first (self-supervised)")
-    run.add_argument("--adapt-minutes", type=positive_float, default=2.0, help="time budget of --adapt (default 2)")
-    run.add_argument("--uncertainty", help="also write the views' disagreement (std, HU) to this file (crossview)")
-    run.add_argument("--model", help="shipped model name or model folder (default sliceinterp-crossview)")
-    run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    run.add_argument("--seed", type=int, default=0, help="random seed of --adapt (default 0)")
+    run.add_argument("--adapt-minutes", type=positive_float, default=DEFAULT_ADAPT_MINUTES,
+                     help=f"time budget of --adapt (default {DEFAULT_ADAPT_MINUTES:g})")
+    run.add_argument("--disagreement", "--uncertainty", dest="disagreement",
+                     help="also write the views' disagreement (their standard deviation, HU) to this file (crossview)")
+    run.add_argument("--model", help=f"shipped model name or model folder (default {DEFAULT_MODEL})")
+    run.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    run.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed of --adapt (default {DEFAULT_SEED})")
     add_inference_options(run, "images per network pass (crossview)", cpu_batch=CPU_BATCH_SIZE, compile_options=False)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     add_worker_option(run)
 
     train = commands.add_parser("train", help="train the cross-view networks self-supervised on CT volumes")
+    train.set_defaults(handler=command_train)
     train.add_argument("--data", nargs="+", required=True, help="CT volume files and/or folders of them")
     train.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.csv, model/)")
-    train.add_argument("--steps", type=positive_int, default=3000, help="optimisation steps (default 3000)")
+    defaults = TrainConfig()
+    train.add_argument("--steps", type=positive_int, default=defaults.steps,
+                       help=f"optimisation steps (default {defaults.steps})")
     train.add_argument("--max-minutes", type=positive_float, help="stop after this many minutes (resume later)")
-    train.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 1e-3)")
-    train.add_argument("--block-slices", type=positive_int, default=24, help="observed slices per block (default 24)")
-    train.add_argument("--block-size", type=positive_int, default=96, help="in-plane block size (default 96)")
-    train.add_argument("--distill-weight", type=float, default=0.5, help="weight of mutual distillation (default 0.5)")
-    train.add_argument("--distill-keep", type=positive_float, default=0.25,
-                       help="fraction of most consistent voxels kept as distillation targets (default 0.25)")
-    train.add_argument("--distill-levels", type=int, default=2, choices=[0, 1, 2, 3],
-                       help="finer levels distilled above the given slices: 0 = none, 1 = x2, 2 = x2 and x4 (default 2)")
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--lr", type=positive_float, default=defaults.learning_rate,
+                       help=f"learning rate (default {defaults.learning_rate:g})")
+    train.add_argument("--block-slices", type=positive_int, default=defaults.block_slices,
+                       help=f"observed slices per block (default {defaults.block_slices})")
+    train.add_argument("--block-size", type=positive_int, default=defaults.block_size,
+                       help=f"in-plane block size (default {defaults.block_size})")
+    train.add_argument("--distill-weight", type=float, default=defaults.distill_weight,
+                       help=f"weight of mutual distillation (default {defaults.distill_weight:g})")
+    train.add_argument("--distill-keep", type=positive_float, default=defaults.distill_keep,
+                       help=f"fraction of most consistent voxels kept as distillation targets (default {defaults.distill_keep:g})")
+    train.add_argument("--distill-levels", type=int, default=defaults.distill_levels, choices=[0, 1, 2, 3],
+                       help="finer levels distilled above the given slices: 0 = none, 1 = x2, 2 = x2 and x4 "
+                            f"(default {defaults.distill_levels})")
+    train.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    train.add_argument("--seed", type=int, default=DEFAULT_SEED)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("evaluate", help="drop slices of a thin CT, reconstruct, score the removed slices")
+    evaluate.set_defaults(handler=command_evaluate)
     evaluate.add_argument("input", help="thin-slice CT (the reference)")
     evaluate.add_argument("--factor", type=int, required=True, help="keep every FACTOR-th slice (2-8)")
     evaluate.add_argument("--output", required=True, help="folder for metrics.csv, metrics.md and figures")
     evaluate.add_argument("--methods", nargs="+", default=None,
                           help="linear cubic sinc crossview crossview-adapt (default: all)")
-    evaluate.add_argument("--adapt-minutes", type=positive_float, default=2.0, help="budget of crossview-adapt")
+    evaluate.add_argument("--adapt-minutes", type=positive_float, default=DEFAULT_ADAPT_MINUTES,
+                          help="budget of crossview-adapt")
     evaluate.add_argument("--model", help="shipped model name or model folder")
-    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    evaluate.add_argument("--seed", type=int, default=DEFAULT_SEED)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -74,58 +90,38 @@ def build_parser() -> ArgumentParser:
 def command_upsample(args) -> int:
     from CTSynthesisCore.batch import batch_cases, run_batch_command
 
-    from .upsample import UpsampleSettings
+    from .jobs import closing_summary, read_ct, upsample_file
+    from .settings import UpsampleSettings
 
-    if args.uncertainty and args.method != "crossview":
-        raise UserInputError("--uncertainty needs --method crossview (classical methods have no disagreement)")
+    if args.disagreement and args.method != "crossview":
+        raise UserInputError("--disagreement needs --method crossview (classical methods have no disagreement)")
     settings = UpsampleSettings(method=args.method, model=args.model, device=args.device, seed=args.seed,
-                                adapt_minutes=args.adapt_minutes if args.adapt else None, chunk=args.batch_size,
+                                adapt_minutes=args.adapt_minutes if args.adapt else None, batch_size=args.batch_size,
                                 precision=args.precision).validated()
     cases = batch_cases(args.input)
     if cases is not None:
-        def upsample_case(case, output, uncertainty, progress, device) -> str:
-            image, spacing = read_ct(case.path, args)
-            return upsample_file(image, spacing, output, uncertainty, replace(settings, device=device), progress)
+        def upsample_case(case, output, disagreement, progress, device) -> str:
+            image, spacing = read_ct(case.path, args.factor, args.spacing)
+            result = upsample_file(image, spacing, output, disagreement, replace(settings, device=device), progress)
+            return closing_summary(image, result)
 
-        return run_batch_command(args, cases, f"upsampling ({args.method})", upsample_case)
-    check_output_files(args)
-    image, spacing = read_ct(args.input, args)
+        return run_batch_command(args, cases, f"upsampling ({args.method})", upsample_case, second="disagreement")
+    check_output_files(args, second="disagreement")
+    image, spacing = read_ct(args.input, args.factor, args.spacing)
     bar = command_progress(args, f"upsampling ({args.method})")
     try:
-        summary = upsample_file(image, spacing, Path(args.output), args.uncertainty, settings, bar)
+        result = upsample_file(image, spacing, Path(args.output), args.disagreement, settings, bar)
     finally:
         bar.close()
-    print(f"done: {summary}; wrote {args.output}")
+    print(f"done: {closing_summary(image, result)}; wrote {args.output}")
     return 0
-
-
-def read_ct(source, args) -> tuple:
-    """One input CT, checked, and the slice spacing ``--factor``/``--spacing`` asks for."""
-    from .classical import resolve_factor
-
-    image = read_volume(source)
-    check_scalar_volume(image, "input CT", min_slices=3)
-    return image, resolve_factor(image, args.factor, args.spacing)[0]
-
-
-def upsample_file(image, spacing: float, output: Path, uncertainty, settings, progress) -> str:
-    """Interpolate one CT to ``spacing``, print warnings and write the outputs; returns a summary."""
-    from .upsample import upsample
-
-    result = upsample(image, spacing, settings, progress=progress)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    write_volume(result.image, output)
-    if uncertainty:
-        write_volume(result.uncertainty, uncertainty)
-    return f"{image.GetSize()[2]} -> {result.summary()}"
 
 
 def command_train(args) -> int:
     from CTSynthesisCore.device import choose_device
     from CTSynthesisCore.progress import TqdmProgress
 
-    from .research.training import TrainConfig, train
+    from .research.training import train
 
     if not 0 < args.distill_keep <= 1:
         raise UserInputError(f"--distill-keep must be in (0, 1], got {args.distill_keep:g}")
@@ -168,7 +164,7 @@ def command_evaluate(args) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    return {"upsample": command_upsample, "train": command_train, "evaluate": command_evaluate}[args.command](args)
+    return args.handler(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,10 +24,10 @@ from CTSynthesisCore.device import raise_if_simulated_out_of_memory
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
 from .classical import cast_like, finer_grid
-from .networks import HU_SCALE, CrossViewNet, hu_to_network
+from .networks import INTENSITY, CrossViewNet
 from .catalog import CPU_BATCH_SIZE
 
-ChunkDone = Callable[[int], None]
+BatchDone = Callable[[int], None]
 
 
 def axial_neighbours(volume: torch.Tensor, gaps: torch.Tensor, neighbours: int) -> torch.Tensor:
@@ -37,12 +37,12 @@ def axial_neighbours(volume: torch.Tensor, gaps: torch.Tensor, neighbours: int) 
     return volume[indices]
 
 
-def _in_chunks(function: Callable[[torch.Tensor], torch.Tensor], count: int, chunk: int | None,
-               done: ChunkDone | None, device: torch.device) -> torch.Tensor:
-    chunk = chunk or count
+def _in_batches(function: Callable[[torch.Tensor], torch.Tensor], count: int, batch_size: int | None,
+               done: BatchDone | None, device: torch.device) -> torch.Tensor:
+    batch_size = batch_size or count
     parts = []
-    for start in range(0, count, chunk):
-        indices = torch.arange(start, min(start + chunk, count), device=device)
+    for start in range(0, count, batch_size):
+        indices = torch.arange(start, min(start + batch_size, count), device=device)
         raise_if_simulated_out_of_memory(len(indices))
         parts.append(function(indices))
         if done is not None:
@@ -50,12 +50,12 @@ def _in_chunks(function: Callable[[torch.Tensor], torch.Tensor], count: int, chu
     return torch.cat(parts)
 
 
-def view_predictions(network: CrossViewNet, volume: torch.Tensor, chunk: int | None = None,
-                     done: ChunkDone | None = None, output_device: str | torch.device | None = None) -> torch.Tensor:
+def view_predictions(network: CrossViewNet, volume: torch.Tensor, batch_size: int | None = None,
+                     done: BatchDone | None = None, output_device: str | torch.device | None = None) -> torch.Tensor:
     """(3, Z - 1, Y, X) mid-gap slices predicted by the axial, coronal and sagittal views.
 
-    ``chunk`` bounds how many images one forward pass takes; ``done(k)`` is called
-    after each chunk of ``k`` images (3 * ... images in all, see :func:`images_per_level`).
+    ``batch_size`` bounds how many images one forward pass takes; ``done(k)`` is called
+    after each batch of ``k`` images (3 * ... images in all, see :func:`images_per_level`).
     """
     depth, height, width = volume.shape
     output_device = output_device or volume.device
@@ -71,9 +71,9 @@ def view_predictions(network: CrossViewNet, volume: torch.Tensor, chunk: int | N
         return network.planar_midrows(volume[:, :, columns].permute(2, 0, 1)).float().to(output_device)
 
     return torch.stack([
-        _in_chunks(axial, depth - 1, chunk, done, volume.device),
-        _in_chunks(coronal, height, chunk, done, volume.device).transpose(0, 1),
-        _in_chunks(sagittal, width, chunk, done, volume.device).permute(1, 2, 0),
+        _in_batches(axial, depth - 1, batch_size, done, volume.device),
+        _in_batches(coronal, height, batch_size, done, volume.device).transpose(0, 1),
+        _in_batches(sagittal, width, batch_size, done, volume.device).permute(1, 2, 0),
     ])
 
 
@@ -89,14 +89,14 @@ def interleave(observed: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
     return result
 
 
-def refine_level(network: CrossViewNet, volume: torch.Tensor, chunk: int | None = None,
-                 done: ChunkDone | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def refine_level(network: CrossViewNet, volume: torch.Tensor, batch_size: int | None = None,
+                 done: BatchDone | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One x2 level: the finer volume (mean of the views between observed slices) and the views' std."""
-    axial, coronal, sagittal = view_predictions(network, volume, chunk, done, output_device="cpu")
+    axial, coronal, sagittal = view_predictions(network, volume, batch_size, done, output_device="cpu")
     mean = (axial + coronal + sagittal) / 3
-    spread = (((axial - mean).square() + (coronal - mean).square() + (sagittal - mean).square()) / 3).sqrt()
+    disagreement = (((axial - mean).square() + (coronal - mean).square() + (sagittal - mean).square()) / 3).sqrt()
     observed = volume.cpu()
-    return interleave(observed, mean), interleave(torch.zeros_like(observed), spread)
+    return interleave(observed, mean), interleave(torch.zeros_like(observed), disagreement)
 
 
 @dataclass
@@ -104,7 +104,7 @@ class CrossViewResult:
     """Finer volume (pixel type of the input) and the views' disagreement (HU, float32), same grid."""
 
     image: sitk.Image
-    uncertainty: sitk.Image
+    disagreement: sitk.Image
     levels: int
 
 
@@ -126,7 +126,7 @@ def inference_network(network: CrossViewNet, device: str) -> CrossViewNet:
     return copy.deepcopy(network).fused_for_inference().eval().to(device)
 
 
-def automatic_chunk(network: CrossViewNet, image: sitk.Image, device: str, precision: str = "auto") -> int:
+def automatic_batch_size(network: CrossViewNet, image: sitk.Image, device: str, precision: str = "auto") -> int:
     """Images per network pass: from free GPU memory (probed with axial slices and with planar images as tall as
     a x4 level), 16 on CPU."""
     width, height, depth = image.GetSize()
@@ -141,7 +141,7 @@ def automatic_chunk(network: CrossViewNet, image: sitk.Image, device: str, preci
 
 
 def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossViewNet, device: str = "cpu",
-                       chunk: int = CPU_BATCH_SIZE, progress: ProgressCallback = no_progress,
+                       batch_size: int = CPU_BATCH_SIZE, progress: ProgressCallback = no_progress,
                        cancel: CancelToken | None = None, precision: str = "auto") -> CrossViewResult:
     """Interpolate slices every ``slice_spacing`` mm along the slice axis; observed slices pass unchanged.
 
@@ -151,8 +151,8 @@ def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossVi
     ratio = image.GetSpacing()[2] / slice_spacing
     levels = levels_for(ratio)
     network = inference_network(network, device)
-    volume = hu_to_network(torch.from_numpy(source.astype(np.float32))).to(device)
-    uncertainty = torch.zeros_like(volume, device="cpu")
+    volume = INTENSITY.to_network(torch.from_numpy(source.astype(np.float32))).to(device)
+    disagreement = torch.zeros_like(volume, device="cpu")
     total, finished = 0, 0
     shape = list(volume.shape)
     for _ in range(levels):
@@ -168,23 +168,25 @@ def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossVi
 
     with torch.inference_mode(), autocast(device, precision):
         for _ in range(levels):
-            finer, spread = refine_level(network, volume, chunk, done)
-            uncertainty = torch.maximum(interleave(uncertainty, torch.zeros_like(spread[1::2])), spread)
+            finer, level_disagreement = refine_level(network, volume, batch_size, done)
+            carried = interleave(disagreement, torch.zeros_like(level_disagreement[1::2]))
+            disagreement = torch.maximum(carried, level_disagreement)
             volume = finer.to(device)
     fine_spacing = image.GetSpacing()[2] / 2**levels
-    values = (volume.cpu().numpy() * HU_SCALE).astype(np.float32)
+    values = (volume.cpu().numpy() * INTENSITY.scale).astype(np.float32)
     values[:: 2**levels] = source  # observed slices exactly, also beyond the networks' HU range
-    spread_hu = uncertainty.numpy() * HU_SCALE
+    disagreement_hu = disagreement.numpy() * INTENSITY.scale
     fine = _image_like(values, image, fine_spacing)
-    spread_image = _image_like(spread_hu.astype(np.float32), image, fine_spacing)
+    disagreement_image = _image_like(disagreement_hu.astype(np.float32), image, fine_spacing)
     if abs(fine_spacing - slice_spacing) > 1e-6 * slice_spacing:  # factors other than 2^n: linear in between
-        fine, spread_image = (sitk.Resample(item, finer_grid(item, slice_spacing), sitk.Transform(), sitk.sitkLinear,
-                                            0.0, sitk.sitkFloat32) for item in (fine, spread_image))
-        values, spread_hu = sitk.GetArrayFromImage(fine), sitk.GetArrayFromImage(spread_image)
+        fine, disagreement_image = (sitk.Resample(item, finer_grid(item, slice_spacing), sitk.Transform(),
+                                                  sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+                                    for item in (fine, disagreement_image))
+        values, disagreement_hu = sitk.GetArrayFromImage(fine), sitk.GetArrayFromImage(disagreement_image)
         if abs(ratio - round(ratio)) < 1e-6:  # observed slices exact again, with no disagreement
-            values[:: round(ratio)], spread_hu[:: round(ratio)] = source, 0
-            spread_image = _image_like(spread_hu, image, slice_spacing)
+            values[:: round(ratio)], disagreement_hu[:: round(ratio)] = source, 0
+            disagreement_image = _image_like(disagreement_hu, image, slice_spacing)
     output = sitk.GetImageFromArray(cast_like(values, source.dtype))
     output.CopyInformation(fine)
-    return CrossViewResult(output, spread_image, levels)
+    return CrossViewResult(output, disagreement_image, levels)
 

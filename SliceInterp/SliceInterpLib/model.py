@@ -7,8 +7,8 @@ from typing import Any
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.weights import load_state_dict, read_metadata, resolve_model_folder, save_model_folder
 
-from .catalog import DEFAULT_MODEL  # noqa: F401 - re-exported
-from .networks import CrossViewConfig, CrossViewNet
+from .catalog import DEFAULT_MODEL
+from .networks import INTENSITY, CrossViewConfig, CrossViewNet
 
 TASK = "sliceinterp"
 
@@ -18,6 +18,7 @@ def load_crossview(name_or_path: str = DEFAULT_MODEL) -> tuple[CrossViewNet, dic
     metadata = read_metadata(resolve_model_folder(name_or_path))
     if metadata.get("task") != TASK:
         raise UserInputError(f"model '{metadata['name']}' is not a SliceInterp model (task {metadata.get('task')!r})")
+    INTENSITY.check(metadata)
     network = CrossViewNet(CrossViewConfig.from_dict(metadata["network"]))
     try:
         network.load_state_dict(load_state_dict(metadata))
@@ -28,6 +29,7 @@ def load_crossview(name_or_path: str = DEFAULT_MODEL) -> tuple[CrossViewNet, dic
 
 def save_crossview(folder, network: CrossViewNet, metadata: dict[str, Any], model_card: str | None = None):
     """Save a model folder (weights, metadata with sha256, model card)."""
-    metadata = {"task": TASK, "kind": "crossview", **metadata, "network": network.config.to_dict()}
+    metadata = {"task": TASK, "kind": "crossview", **metadata, "intensity": INTENSITY.to_dict(),
+                "network": network.config.to_dict()}
     state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
     return save_model_folder(folder, state, metadata, model_card)

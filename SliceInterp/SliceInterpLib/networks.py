@@ -9,7 +9,7 @@
 Both predict a residual over linear interpolation (the mean of the two nearest
 observed slices) through a zero-initialised output layer, so an untrained network
 gives exactly the classical answer and training only adds to it.
-Intensities: HU clipped to [-1024, 3071] divided by 1000.
+Intensities: :data:`INTENSITY`, stored in every model's metadata and checked when it is loaded.
 """
 
 from __future__ import annotations
@@ -22,13 +22,35 @@ import torch
 from monai.networks.nets import UNet
 from torch import nn
 
-HU_RANGE = (-1024.0, 3071.0)
-HU_SCALE = 1000.0
+from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.hounsfield import AIR_HU, STORED_MAX_HU
+
+@dataclass(frozen=True)
+class CrossViewIntensity:
+    """The networks' intensity scale (version 1): HU clipped to [hu_min, hu_max], divided by ``scale``."""
+
+    version: int = 1
+    hu_min: float = AIR_HU
+    hu_max: float = STORED_MAX_HU
+    scale: float = 1000.0
+
+    def to_network(self, hu: torch.Tensor) -> torch.Tensor:
+        """HU -> the networks' intensity scale."""
+        return hu.clamp(self.hu_min, self.hu_max) / self.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def check(self, metadata: dict[str, Any]) -> None:
+        """Refuse a model trained on another scale. Models saved before the scale was versioned describe version 1
+        in words."""
+        stored = metadata.get("intensity")
+        if isinstance(stored, dict) and stored != self.to_dict():
+            raise UserInputError(f"model '{metadata.get('name')}' uses intensity scale {stored}; this version runs "
+                                 f"only {self.to_dict()}")
 
 
-def hu_to_network(hu: torch.Tensor) -> torch.Tensor:
-    """HU -> the networks' intensity scale."""
-    return hu.clamp(*HU_RANGE) / HU_SCALE
+INTENSITY = CrossViewIntensity()
 
 
 @dataclass

@@ -30,7 +30,7 @@ import torch
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
 from .crossview import interleave, view_predictions
-from .networks import HU_SCALE, CrossViewNet, hu_to_network
+from .networks import INTENSITY, CrossViewNet
 
 @dataclass
 class TrainConfig:
@@ -60,7 +60,7 @@ class TrainingVolume:
 
     @classmethod
     def from_image(cls, image: sitk.Image, name: str = "volume") -> "TrainingVolume":
-        values = hu_to_network(torch.from_numpy(sitk.GetArrayFromImage(image).astype(np.float32)))
+        values = INTENSITY.to_network(torch.from_numpy(sitk.GetArrayFromImage(image).astype(np.float32)))
         return cls(name, values, tuple(image.GetSpacing()))
 
     @property
@@ -158,8 +158,8 @@ def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: T
         optimiser.step()
         schedule.step()
         step += 1
-        restoration_hu = (restore.item() ** 0.5 if config.squared_error else restore.item()) * HU_SCALE
-        record = {"step": step, "restoration": restoration_hu, "distillation": distill.item() * HU_SCALE}
+        restoration_hu = (restore.item() ** 0.5 if config.squared_error else restore.item()) * INTENSITY.scale
+        record = {"step": step, "restoration": restoration_hu, "distillation": distill.item() * INTENSITY.scale}
         progress(step, config.steps, f"{'RMS' if config.squared_error else 'L1'} {restoration_hu:.1f} HU")
         if cancel is not None:
             cancel.raise_if_set()

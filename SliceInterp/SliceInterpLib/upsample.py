@@ -3,51 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import SimpleITK as sitk
 
-from CTSynthesisCore.acceleration import InferenceOptions, configure_cpu_threads
-from CTSynthesisCore.device import choose_device, run_with_batch_retry
-from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.acceleration import configure_cpu_threads
+from CTSynthesisCore.device import run_with_batch_retry
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, StageProgress, no_progress
 from CTSynthesisCore.volume_io import check_memory
-from CTSynthesisCore.weights import resolve_model_folder
 
-from .catalog import METHODS
+from .catalog import DEFAULT_MODEL
 from .classical import INTERPOLATORS, upsample_classical
-
-
-
-@dataclass
-class UpsampleSettings:
-    """How to interpolate: method, model, device, seed and optional test-time adaptation."""
-
-    method: str = "crossview"
-    model: str | None = None
-    device: str = "auto"
-    seed: int = 0
-    adapt_minutes: float | None = None
-    chunk: int | None = None  # images per network pass; None = from free GPU memory, 16 on CPU
-    precision: str = "auto"  # bf16 autocast on a GPU, fp32 on CPU
-
-    def validated(self) -> "UpsampleSettings":
-        """These settings checked; for the network, its model found and ``auto`` resolved to a device."""
-        if self.method not in METHODS:
-            raise UserInputError(f"unknown method '{self.method}' (choose from {', '.join(METHODS)})")
-        if self.adapt_minutes is not None and self.method != "crossview":
-            raise UserInputError("adaptation (--adapt) needs the crossview method")
-        if self.chunk is not None and self.chunk < 1:
-            raise UserInputError(f"batch size must be at least 1, got {self.chunk}")
-        InferenceOptions(precision=self.precision).validated()
-        if self.adapt_minutes is not None and not 0 < self.adapt_minutes <= 120:
-            raise UserInputError(f"adaptation minutes must be in (0, 120], got {self.adapt_minutes:g}")
-        if self.method != "crossview":
-            return self
-        from .model import DEFAULT_MODEL
-
-        resolve_model_folder(self.model or DEFAULT_MODEL)
-        return replace(self, device=choose_device(self.device).device)
+from .settings import UpsampleSettings
 
 
 @dataclass
@@ -55,7 +22,7 @@ class UpsampleResult:
     """The finer volume, the views' disagreement (cross-view only) and what was run."""
 
     image: sitk.Image
-    uncertainty: sitk.Image | None
+    disagreement: sitk.Image | None
     method: str
     device: str
     seconds: float
@@ -85,8 +52,8 @@ def upsample(image: sitk.Image, slice_spacing: float, settings: UpsampleSettings
         progress(1, 1, settings.method)
         return UpsampleResult(result, None, settings.method, "cpu", time.monotonic() - started)
 
-    from .crossview import automatic_chunk, upsample_crossview
-    from .model import DEFAULT_MODEL, load_crossview
+    from .crossview import automatic_batch_size, upsample_crossview
+    from .model import load_crossview
     from .selfsupervised import adapt
 
     device = settings.device
@@ -99,9 +66,9 @@ def upsample(image: sitk.Image, slice_spacing: float, settings: UpsampleSettings
     retries: list[str] = []
     configure_cpu_threads()
     crossview = run_with_batch_retry(
-        lambda chunk: upsample_crossview(image, slice_spacing, network, device, chunk, inference_progress, cancel,
+        lambda batch_size: upsample_crossview(image, slice_spacing, network, device, batch_size, inference_progress, cancel,
                                          settings.precision),
-        settings.chunk or automatic_chunk(network, image, device, settings.precision),
+        settings.batch_size or automatic_batch_size(network, image, device, settings.precision),
         lambda old, new: retries.append(f"out of memory with {old} images per pass; retried with {new}"))
-    return UpsampleResult(crossview.image, crossview.uncertainty, "crossview", device, time.monotonic() - started,
+    return UpsampleResult(crossview.image, crossview.disagreement, "crossview", device, time.monotonic() - started,
                           adapted=settings.adapt_minutes is not None, warnings=retries)

@@ -12,7 +12,7 @@ from CTSynthesisCore.volume_io import read_volume
 from SliceInterpLib.cli import main
 from SliceInterpLib.crossview import axial_neighbours, upsample_crossview, view_predictions
 from SliceInterpLib.model import load_crossview, save_crossview
-from SliceInterpLib.networks import CrossViewConfig, CrossViewNet, hu_to_network
+from SliceInterpLib.networks import INTENSITY, CrossViewConfig, CrossViewNet
 from SliceInterpLib.research.training import restoration_psnr
 from SliceInterpLib.selfsupervised import (TrainConfig, TrainingVolume, adapt, distillation_loss, optimise,
                                            restoration_loss)
@@ -52,8 +52,8 @@ def test_axial_neighbours_repeat_the_edges():
 
 def test_untrained_network_is_linear_interpolation_in_every_view(ct):
     network = CrossViewNet(TINY).eval()
-    volume = hu_to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
-    views = view_predictions(network, volume, chunk=7)
+    volume = INTENSITY.to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
+    views = view_predictions(network, volume, batch_size=7)
     linear = 0.5 * (volume[:-1] + volume[1:])
     for view in views:
         torch.testing.assert_close(view, linear, atol=1e-6, rtol=0)
@@ -62,7 +62,7 @@ def test_untrained_network_is_linear_interpolation_in_every_view(ct):
 def test_views_swap_under_in_plane_transposition(ct):
     """Transposing y and x must swap what the coronal and sagittal views predict (orientation bookkeeping)."""
     network = random_residual(1)
-    volume = hu_to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
+    volume = INTENSITY.to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
     with torch.no_grad():
         views = view_predictions(network, volume)
         swapped = view_predictions(network, volume.transpose(1, 2).contiguous())
@@ -81,8 +81,8 @@ def test_crossview_grid_and_bit_exact_observed_slices(ct, make_oblique, factor):
     assert result.image.GetPixelID() == image.GetPixelID()
     values = sitk.GetArrayViewFromImage(result.image)
     assert np.array_equal(values[::factor], sitk.GetArrayViewFromImage(image))
-    spread = sitk.GetArrayViewFromImage(result.uncertainty)
-    assert result.uncertainty.GetSize() == result.image.GetSize()
+    spread = sitk.GetArrayViewFromImage(result.disagreement)
+    assert result.disagreement.GetSize() == result.image.GetSize()
     assert spread.min() >= 0 and np.all(spread[::factor] == 0) and spread.max() > 0
     assert result.levels == {2: 1, 3: 2, 4: 2}[factor]
 
@@ -163,12 +163,12 @@ def test_model_folder_round_trip_and_corruption(tmp_path):
         load_crossview(str(folder))
 
 
-def test_cli_crossview_writes_volume_and_uncertainty(tmp_path, ct, tiny_crossview, capsys):
+def test_cli_crossview_writes_volume_and_disagreement(tmp_path, ct, tiny_crossview, capsys):
     source = tmp_path / "ct.nii.gz"
     sitk.WriteImage(ct, str(source))
     output, spread = tmp_path / "fine.nii.gz", tmp_path / "spread.nii.gz"
     code = main(["upsample", str(source), "--output", str(output), "--factor", "2", "--model", tiny_crossview,
-                 "--uncertainty", str(spread), "--device", "cpu", "--quiet"])
+                 "--disagreement", str(spread), "--device", "cpu", "--quiet"])
     assert code == 0, capsys.readouterr().err
     fine, disagreement = read_volume(output), read_volume(spread)
     assert fine.GetSize()[2] == 2 * ct.GetSize()[2] - 1 and disagreement.GetSize() == fine.GetSize()
@@ -187,7 +187,7 @@ def test_cli_adapt_runs_within_its_budget(tmp_path, ct, tiny_crossview, capsys):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["--method", "linear", "--uncertainty", "u.nii.gz"], "needs --method crossview"),
+    (["--method", "linear", "--disagreement", "u.nii.gz"], "needs --method crossview"),
     (["--method", "cubic", "--adapt"], "needs the crossview method"),
     (["--adapt", "--adapt-minutes", "0"], "must be positive"),
     (["--model", "no-such-model"], "not found"),
@@ -255,7 +255,7 @@ def test_cancel_leaves_the_output_node_untouched(mrml_scene, ct, tiny_crossview)
     from CTSynthesisCore.slicer.mrml import update_volume_node_from_image
     from CTSynthesisCore.progress import CancelToken
     from SliceInterpLib.slicer.nodes import upsample_nodes
-    from SliceInterpLib.upsample import UpsampleSettings
+    from SliceInterpLib.settings import UpsampleSettings
 
     input_node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
     update_volume_node_from_image(input_node, ct)
@@ -285,7 +285,7 @@ def test_fused_inference_network_equals_the_trained_one(ct):
     network = random_residual(2)
     fused = copy.deepcopy(network).fused_for_inference().eval()
     assert not any(isinstance(m, torch.nn.PReLU) for m in fused.modules())
-    volume = hu_to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
+    volume = INTENSITY.to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
     with torch.inference_mode():
         torch.testing.assert_close(view_predictions(fused, volume), view_predictions(network, volume), atol=1e-5, rtol=1e-5)
 
@@ -295,7 +295,7 @@ def test_target_spacing_that_does_not_divide_matches_the_classical_grid(ct):
 
     result = upsample_crossview(ct, 1.25, random_residual())
     reference = finer_grid(ct, 1.25)
-    assert result.image.GetSize() == reference.GetSize() and result.uncertainty.GetSize() == reference.GetSize()
+    assert result.image.GetSize() == reference.GetSize() and result.disagreement.GetSize() == reference.GetSize()
     assert result.image.GetSpacing() == reference.GetSpacing() and result.image.GetOrigin() == ct.GetOrigin()
     assert result.levels == 2  # 3 mm -> 0.75 mm by two x2 levels, then linear onto 1.25 mm
     first = sitk.GetArrayViewFromImage(result.image)[0]

@@ -9,8 +9,10 @@ from CTSynthesisCore.sample_data import sample_path
 from CTSynthesisCore.weights import read_metadata, resolve_model_folder, sha256_file
 from SliceInterpLib.classical import upsample_classical
 from SliceInterpLib.research.evaluation import removed_slice_scores, thick_from_thin
-from SliceInterpLib.model import DEFAULT_MODEL, load_crossview
-from SliceInterpLib.upsample import UpsampleSettings, upsample
+from SliceInterpLib.catalog import DEFAULT_MODEL
+from SliceInterpLib.model import load_crossview
+from SliceInterpLib.upsample import upsample
+from SliceInterpLib.settings import UpsampleSettings
 
 
 def test_shipped_model_is_verified_and_documented():
@@ -32,7 +34,7 @@ def test_shipped_model_beats_linear_on_the_held_out_thin_ct():
     gain = (removed_slice_scores(sitk.GetArrayFromImage(crossview.image), truth, 2)["psnr"]
             - removed_slice_scores(sitk.GetArrayFromImage(linear), truth, 2)["psnr"])
     assert gain > 0.3, f"cross-view only {gain:.2f} dB above linear"
-    spread = sitk.GetArrayViewFromImage(crossview.uncertainty)
+    spread = sitk.GetArrayViewFromImage(crossview.disagreement)
     assert spread.min() >= 0 and np.all(spread[::2] == 0) and spread[1::2].mean() > 0
 
 

@@ -23,7 +23,7 @@ def test_background_crossview_creates_output_and_disagreement_overlay(mrml_scene
 def test_background_classical_by_target_spacing(mrml_scene, ct_block):
     from CTSynthesisCore.slicer.mrml import image_from_volume_node, update_volume_node_from_image
     from SliceInterpLib.slicer.nodes import UpsampleJob
-    from SliceInterpLib.upsample import UpsampleSettings
+    from SliceInterpLib.settings import UpsampleSettings
 
     node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
     update_volume_node_from_image(node, ct_block)
@@ -31,7 +31,7 @@ def test_background_classical_by_target_spacing(mrml_scene, ct_block):
     job = UpsampleJob(node, output, spacing=1.0, settings=UpsampleSettings(method="linear", device="cpu")).start()
     job.wait()
     outcome = job.finish()
-    assert outcome.output_node is output and outcome.uncertainty_node is None
+    assert outcome.output_node is output and outcome.disagreement_node is None
     result = image_from_volume_node(output)
     assert abs(result.GetSpacing()[2] - 1.0) < 1e-6 and result.GetSize()[:2] == ct_block.GetSize()[:2]
 
@@ -40,13 +40,13 @@ def test_cancel_ends_the_worker_and_adds_no_node(mrml_scene, ct_sample):
     from CTSynthesisCore.slicer.mrml import update_volume_node_from_image
     from CTSynthesisCore.background import process_group_alive
     from SliceInterpLib.slicer.nodes import UpsampleJob
-    from SliceInterpLib.upsample import UpsampleSettings
+    from SliceInterpLib.settings import UpsampleSettings
 
     node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
     update_volume_node_from_image(node, sitk.ReadImage(str(ct_sample)))
     before = mrml_scene.GetNumberOfNodes()
     job = UpsampleJob(node, None, factor=8, settings=UpsampleSettings(method="crossview", device="cpu"),
-                      uncertainty=True).start()
+                      disagreement=True).start()
     job.process.wait_for_progress(timeout_s=120)
     pid = job.process.pid
     job.cancel()
@@ -58,12 +58,12 @@ def test_job_errors_are_one_line_before_and_after_starting(mrml_scene, ct_block)
     from CTSynthesisCore.errors import UserInputError
     from CTSynthesisCore.slicer.mrml import update_volume_node_from_image
     from SliceInterpLib.slicer.nodes import UpsampleJob
-    from SliceInterpLib.upsample import UpsampleSettings
+    from SliceInterpLib.settings import UpsampleSettings
 
     node = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
     update_volume_node_from_image(node, ct_block[:, :, :2])  # two slices: too few neighbours
     with pytest.raises(UserInputError, match="needs the crossview"):
-        UpsampleJob(node, None, factor=2, settings=UpsampleSettings(method="cubic"), uncertainty=True)
+        UpsampleJob(node, None, factor=2, settings=UpsampleSettings(method="cubic"), disagreement=True)
     with pytest.raises(UserInputError, match="cannot be the input"):
         UpsampleJob(node, node, factor=2)
     job = UpsampleJob(node, None, factor=2, settings=UpsampleSettings(method="linear", device="cpu")).start()

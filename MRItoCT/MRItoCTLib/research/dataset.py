@@ -16,9 +16,10 @@ import SimpleITK as sitk
 import torch
 
 from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.hounsfield import AIR_HU
 from CTSynthesisCore.volume_io import read_volume
 
-from ..intensity import hu_to_unit
+from ..intensity import IntensityMapping
 from ..pipeline import context_stack, prepare_mri
 
 SPLITS = ("train", "validation", "test")
@@ -58,18 +59,18 @@ class PreparedCase:
     grid: sitk.Image
 
 
-def prepare_case(folder: Path, spacing_xy: tuple[float, float], percentile: float) -> PreparedCase:
+def prepare_case(folder: Path, spacing_xy: tuple[float, float], intensity: IntensityMapping) -> PreparedCase:
     """Read and preprocess a case exactly as inference does; the CT is resampled onto the MRI's model grid."""
     mri = read_volume(folder / "mr.nii.gz")
-    prepared = prepare_mri(mri, spacing_xy, percentile)
-    ct = sitk.Resample(read_volume(folder / "ct.nii.gz"), prepared.grid, sitk.Transform(), sitk.sitkLinear, -1024.0,
+    prepared = prepare_mri(mri, spacing_xy, intensity)
+    ct = sitk.Resample(read_volume(folder / "ct.nii.gz"), prepared.grid, sitk.Transform(), sitk.sitkLinear, AIR_HU,
                        sitk.sitkFloat32)
     mask = prepared.mask
     if (folder / "mask.nii.gz").is_file():
         given = sitk.Resample(read_volume(folder / "mask.nii.gz"), prepared.grid, sitk.Transform(),
                               sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         mask = sitk.GetArrayFromImage(given).astype(bool)
-    ct_unit = hu_to_unit(np.where(mask, sitk.GetArrayFromImage(ct), -1024.0)).astype(np.float32)
+    ct_unit = intensity.hu_to_unit(np.where(mask, sitk.GetArrayFromImage(ct), AIR_HU)).astype(np.float32)
     return PreparedCase(folder.name, prepared.mri_unit, ct_unit, mask, prepared.grid)
 
 

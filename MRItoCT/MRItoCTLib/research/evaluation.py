@@ -1,7 +1,7 @@
 """``mritoct evaluate``: the SynthRAD metrics for each model and sampler on held-out cases.
 
 Each diffusion sampler gives two rows: one Monte-Carlo sample ("DDPM") and the mean
-of ``mc`` samples ("DDPM-M", whose spread is the uncertainty); baselines give one.
+of ``mc`` samples ("DDPM-M", whose standard deviation is the uncertainty); baselines give one.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from .dataset import cases_in_split
 from .figures import method_panel, uncertainty_panel
 from .metrics import image_metrics, uncertainty_metrics
 from ..model import load_model
-from ..pipeline import SynthesisSettings, synthesize
-from ..samplers import SAMPLER_INFO
+from ..pipeline import synthesize
+from ..settings import SynthesisSettings
+from ..catalog import SAMPLERS
 
-TITLES = {"ddpm": "DDPM", "em": "EM", "pc": "PC", "ode": "ODE", "ddim": "DDIM", "dpmpp": "DPM-Solver++"}
 COLUMNS = ["mae", "me", "psnr", "ssim", "mae_bone", "mae_soft", "spearman", "ause", "nfe", "seconds_per_slice"]
 
 
@@ -59,14 +59,14 @@ def evaluate(data: str | Path, output: str | Path, plan: EvaluationPlan,
     """Run every model/sampler on the split's cases; write metrics.csv, metrics.md and figures."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    unknown = [s for s in plan.samplers if s not in SAMPLER_INFO]
+    unknown = [s for s in plan.samplers if s not in SAMPLERS]
     if unknown:
-        raise UserInputError(f"unknown sampler(s) {', '.join(unknown)} (choose from {', '.join(SAMPLER_INFO)})")
+        raise UserInputError(f"unknown sampler(s) {', '.join(unknown)} (choose from {', '.join(SAMPLERS)})")
     cases = cases_in_split(data, plan.split)[: plan.max_cases]
     if not cases:
         raise UserInputError(f"no cases in the {plan.split} split of {data}")
     models = [load_model(name) for name in plan.models]
-    runs = [(m, s) for m in models for s in (plan.samplers if m.kind == "diffusion" else [None])]
+    runs = [(m, s) for m in models for s in (plan.samplers if m.kind.stochastic else [None])]
     rows: list[dict[str, Any]] = []
     figure_predictions: dict[str, np.ndarray] = {}
     figure_uncertainty: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -92,7 +92,7 @@ def evaluate(data: str | Path, output: str | Path, plan: EvaluationPlan,
             started = time.monotonic()
             result = synthesize(mri, model, settings, device=plan.device)
             seconds = time.monotonic() - started
-            name = TITLES[sampler] if sampler else str(model.metadata.get("method", model.metadata["name"])).upper()
+            name = SAMPLERS[sampler].label if sampler else str(model.metadata.get("method", model.metadata["name"])).upper()
             mean_hu = sitk.GetArrayFromImage(result.ct)
             outputs = [(name + "-M", mean_hu, seconds / processed)] if sampler else []
             single = sitk.GetArrayFromImage(result.samples[0]) if sampler else mean_hu
@@ -129,9 +129,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _steps_text(plan: EvaluationPlan, sampler: str) -> str:
     options = plan.sampler_options.get(sampler, {})
-    if options.get("method") == "rk45":
-        return f"{sampler} adaptive RK45 (tolerance {options.get('rtol')})"
-    return f"{sampler} {plan.steps.get(sampler, SAMPLER_INFO[sampler].default_steps)}"
+    if not SAMPLERS[sampler].uses_steps(options):
+        return f"{sampler} adaptive RK45 (tolerance {options.get('tolerance')})"
+    return f"{sampler} {plan.steps.get(sampler, SAMPLERS[sampler].default_steps)}"
 
 
 def write_tables(rows: list[dict[str, Any]], output: Path, plan: EvaluationPlan, case_names: list[str]) -> None:

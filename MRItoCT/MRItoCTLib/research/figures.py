@@ -69,8 +69,8 @@ def uncertainty_panel(rows: dict[str, tuple[np.ndarray, np.ndarray]], path: Path
     """Per sampler: MC standard deviation next to the absolute error of the MC mean (same slice, HU)."""
     plt = pyplot()
     figure, axes = plt.subplots(len(rows), 2, figsize=(6, 2.8 * len(rows)), squeeze=False)
-    for row, (name, (spread, error)) in enumerate(rows.items()):
-        axes[row, 0].imshow(spread, cmap="inferno", vmin=0, vmax=max(1.0, float(np.percentile(spread, 99))))
+    for row, (name, (uncertainty, error)) in enumerate(rows.items()):
+        axes[row, 0].imshow(uncertainty, cmap="inferno", vmin=0, vmax=max(1.0, float(np.percentile(uncertainty, 99))))
         axes[row, 0].set_title(f"{name}: uncertainty")
         axes[row, 1].imshow(error, cmap="magma", vmin=0, vmax=300)
         axes[row, 1].set_title(f"{name}: |error|")

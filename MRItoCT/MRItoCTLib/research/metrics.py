@@ -12,8 +12,7 @@ import numpy as np
 from CTSynthesisCore.metrics import psnr
 from CTSynthesisCore.metrics import ssim_map as core_ssim_map
 
-from ..intensity import HU_MAX, HU_MIN
-
+HU_MIN, HU_MAX = -1024.0, 3000.0  # the SynthRAD challenge's clipping range (its protocol, not a model's mapping)
 DATA_RANGE = HU_MAX - HU_MIN
 BONE_HU = 250.0
 SOFT_TISSUE_HU = (-150.0, 250.0)
@@ -70,10 +69,10 @@ def uncertainty_metrics(uncertainty: np.ndarray, prediction: np.ndarray, referen
     """Spearman(uncertainty, |error|) inside the body and the area under the sparsification error (AUSE)."""
     mask = mask.astype(bool)
     error = np.abs(_clip(prediction) - _clip(reference))[mask]
-    spread = uncertainty[mask].astype(np.float64)
+    inside = uncertainty[mask].astype(np.float64)
     if len(error) > max_voxels:
         pick = np.random.default_rng(seed).choice(len(error), max_voxels, replace=False)
-        error, spread = error[pick], spread[pick]
-    if np.all(spread == spread[0]):
+        error, inside = error[pick], inside[pick]
+    if np.all(inside == inside[0]):
         return {"spearman": float("nan"), "ause": float("nan")}
-    return {"spearman": spearman(spread, error), "ause": sparsification(spread, error)["ause"]}
+    return {"spearman": spearman(inside, error), "ause": sparsification(inside, error)["ause"]}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..intensity import IntensityMapping
+
 
 def model_card(metadata: dict[str, Any]) -> str:
     """Markdown model card from a model's metadata."""
@@ -32,7 +34,7 @@ expect errors on real scans, especially in bone and air/gas.
 ## Model
 - Network: `{metadata.get('kind')}` — arguments in `metadata.json` (`network`).
 - In-plane spacing: {metadata.get('spacing_mm')} mm (inputs are resampled, outputs returned on the input grid).
-- Intensities: {metadata.get('intensity', {}).get('ct', '')}; MRI: {metadata.get('intensity', {}).get('mri', '')}.
+- Intensities: {IntensityMapping.from_metadata(metadata).describe()}.
 
 ## Training record{lineage}
 - Steps: {training.get('steps')}, batch {config.get('batch_size')}, crop {config.get('crop')} px,

@@ -1,13 +1,15 @@
 """``mritoct train``: the diffusion model (VP/DDPM or VE score model) and the CNN / GAN baselines.
 
-One loop for all four: random 2D crops from the training split, a validation MAE
-(HU, inside the body) on fixed validation slices after each epoch, a checkpoint
-that ``--resume`` continues from, the best and last model folders, a CSV log,
-bf16 autocast on CUDA, and DistributedDataParallel when started by ``torchrun``.
+One loop for every model type (:data:`~MRItoCTLib.model_types.MODEL_TYPES` says how each is built,
+its loss, and whether it keeps an EMA copy or a discriminator): random 2D crops from the training
+split, a validation MAE (HU, inside the body) on fixed validation slices after each epoch, a
+checkpoint that ``--resume`` continues from, the best and last model folders, a CSV log, bf16
+autocast on CUDA, and DistributedDataParallel when started by ``torchrun``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
@@ -15,7 +17,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -25,16 +27,15 @@ from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
-from ..baselines import RegressionConfig, RegressionNet, adversarial_loss, patch_discriminator
-from .dataset import PreparedCase, SliceSampler, cases_in_split, prepare_case
-from ..intensity import HU_RANGE
+from ..baselines import adversarial_loss, patch_discriminator
+from ..intensity import DEFAULT_INTENSITY, IntensityMapping
 from ..model import save_model
-from .model_card import model_card
-from ..network import ConditionalDenoiser, DenoiserConfig, diffusion_loss
+from ..model_types import LossInputs, ModelType, model_type
+from ..network import ConditionalDenoiser
 from ..pipeline import context_stack
 from ..samplers import sample_ddim
-
-MODEL_TYPES = ("ddpm", "score", "cnn", "gan")
+from .dataset import PreparedCase, SliceSampler, cases_in_split, prepare_case
+from .model_card import model_card
 
 
 @dataclass
@@ -47,7 +48,7 @@ class TrainConfig:
     crop: int = 96
     seed: int = 0
     spacing_mm: tuple[float, float] = (2.0, 2.0)
-    mri_percentile: float = 99.5
+    intensity: IntensityMapping = DEFAULT_INTENSITY
     context_slices: int = 1
     channels: tuple[int, ...] | None = None
     max_minutes: float | None = None
@@ -59,25 +60,9 @@ class TrainConfig:
     init_from: str | None = None  # a model (shipped name or folder) whose weights start the training
     network_options: dict[str, Any] = field(default_factory=dict)
 
-
-def build_model(config: TrainConfig) -> nn.Module:
-    """The network to train for a model type."""
-    if config.model in ("ddpm", "score"):
-        options = dict(context_slices=config.context_slices, process="vp" if config.model == "ddpm" else "ve",
-                       prediction="v" if config.model == "ddpm" else "eps", **config.network_options)
-        if config.channels:
-            options["channels"] = tuple(config.channels)
-            options.setdefault("attention_levels", tuple([False] * (len(config.channels) - 1) + [True]))
-            options.setdefault("norm_num_groups", min(16, min(config.channels)))
-            options.setdefault("num_head_channels", min(32, config.channels[-1]))
-        return ConditionalDenoiser(DenoiserConfig(**options))
-    if config.model in ("cnn", "gan"):
-        options = dict(context_slices=config.context_slices, **config.network_options)
-        if config.channels:
-            options["channels"] = tuple(config.channels)
-            options["strides"] = tuple([2] * (len(config.channels) - 1))
-        return RegressionNet(RegressionConfig(**options))
-    raise UserInputError(f"unknown model type '{config.model}' (choose from {', '.join(MODEL_TYPES)})")
+    @property
+    def model_type(self) -> ModelType:
+        return model_type(self.model)
 
 
 def initial_weights(network: nn.Module, config: TrainConfig) -> dict[str, Any]:
@@ -118,11 +103,8 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 def predict_slices(network: nn.Module, conditions: Tensor, seed: int, steps: int) -> Tensor:
     """CT in [-1, 1] for a batch of conditions: one DDIM sample (diffusion) or one pass (regression)."""
     if isinstance(network, ConditionalDenoiser):
-        clip = network.clip_x0
-        network.clip_x0 = True
         generator = torch.Generator(device=conditions.device).manual_seed(seed)
-        sample = sample_ddim(network, conditions, network.process, steps=steps, generator=generator).sample
-        network.clip_x0 = clip
+        sample = sample_ddim(network.clipped_eps, conditions, network.process, steps=steps, generator=generator).sample
         return sample.clamp(-1, 1)
     return network(conditions).clamp(-1, 1)
 
@@ -145,12 +127,154 @@ def validation_set(cases: list[PreparedCase], count: int, context: int, size: in
     return torch.from_numpy(np.stack(conditions)), np.stack(cts), np.stack(masks)
 
 
-def validation_mae(network: nn.Module, items, device: str, steps: int) -> float:
+def validation_mae(network: nn.Module, items, device: str, steps: int, intensity: IntensityMapping) -> float:
     """Mean absolute error in HU inside the body over the validation slices (one batch)."""
     conditions, cts, masks = items
     network.eval()
     prediction = predict_slices(network, conditions.to(device), seed=0, steps=steps)[:, 0].float().cpu().numpy()
-    return float((np.abs(prediction - cts)[masks] * HU_RANGE / 2).mean())
+    return float((np.abs(prediction - cts)[masks] * intensity.hu_range / 2).mean())
+
+
+@dataclass
+class Trainer:
+    """The modules and optimisers of one run, and where it stands (what the checkpoint holds)."""
+
+    config: TrainConfig
+    device: str
+    network: nn.Module
+    trained: nn.Module  # ``network`` or its DistributedDataParallel wrapper
+    ema: nn.Module | None
+    discriminator: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    optimizer_d: torch.optim.Optimizer | None
+    generator: torch.Generator
+    lineage: dict[str, Any] | None = None
+    epoch: int = 0
+    best: float = float("inf")
+    step: int = 0
+    seconds_before: float = 0.0
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """What is validated and saved: the EMA copy when the type keeps one."""
+        return self.ema if self.ema is not None else self.network
+
+
+def build_trainer(config: TrainConfig, device: str, rank: int, local_rank: int, world: int,
+                  from_init: bool = True) -> Trainer:
+    """A freshly initialised network (or, with ``from_init``, ``--init``'s weights), its EMA copy or discriminator,
+    optimisers and wrappers."""
+    kind = config.model_type
+    torch.manual_seed(config.seed + rank)
+    network = kind.build(config.context_slices, config.channels, config.network_options)
+    lineage = initial_weights(network, config) if config.init_from and from_init else None
+    network = network.to(device)
+    if config.crop % network.config.size_multiple:
+        raise UserInputError(f"--crop must be a multiple of {network.config.size_multiple} for this network")
+    ema = copy.deepcopy(network).eval() if kind.ema else None
+    discriminator = patch_discriminator(network.config.condition_channels).to(device) if kind.adversarial else None
+    trained = network
+    if world > 1:
+        device_ids = [local_rank] if device.startswith("cuda") else None
+        if device.startswith("cuda"):  # the baselines' batch norm sees every rank (CUDA only in PyTorch)
+            network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
+        trained = nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
+        if discriminator is not None:
+            discriminator = nn.parallel.DistributedDataParallel(discriminator, device_ids=device_ids)
+    betas = (0.9, 0.999) if discriminator is None else (0.5, 0.999)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, betas=betas)
+    optimizer_d = (torch.optim.AdamW(discriminator.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
+                   if discriminator is not None else None)
+    generator = torch.Generator(device=device).manual_seed(config.seed + rank)
+    return Trainer(config, device, network, trained, ema, discriminator, optimizer, optimizer_d, generator, lineage)
+
+
+def resume_trainer(trainer: Trainer, path: Path) -> None:
+    """Continue from ``checkpoint.pt``: weights, optimisers, epoch, best score, steps, time and lineage."""
+    if not path.is_file():
+        raise UserInputError(f"--resume given but {path} does not exist")
+    state = torch.load(path, map_location=trainer.device, weights_only=False)
+    trainer.network.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    if trainer.ema is not None:
+        trainer.ema.load_state_dict(state["ema"])
+    if trainer.discriminator is not None:
+        getattr(trainer.discriminator, "module", trainer.discriminator).load_state_dict(state["discriminator"])
+        trainer.optimizer_d.load_state_dict(state["optimizer_d"])
+    trainer.epoch, trainer.best, trainer.step = state["epoch"], state["best"], state["step"]
+    trainer.seconds_before, trainer.lineage = state["seconds"], state.get("initialised_from")
+
+
+def save_checkpoint(trainer: Trainer, path: Path, seconds: float) -> None:
+    """Write the checkpoint (``seconds`` of training so far) atomically: a temporary file, then a rename."""
+    checkpoint = {"model": trainer.network.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+                  "epoch": trainer.epoch, "best": trainer.best, "step": trainer.step, "seconds": seconds,
+                  "config": asdict(trainer.config), "initialised_from": trainer.lineage}
+    if trainer.ema is not None:
+        checkpoint["ema"] = trainer.ema.state_dict()
+    if trainer.discriminator is not None:
+        checkpoint["discriminator"] = getattr(trainer.discriminator, "module", trainer.discriminator).state_dict()
+        checkpoint["optimizer_d"] = trainer.optimizer_d.state_dict()
+    temporary = path.parent / ".checkpoint.tmp"
+    torch.save(checkpoint, temporary)
+    os.replace(temporary, path)
+
+
+def training_step(trainer: Trainer, ct: Tensor, condition: Tensor, autocast: contextlib.AbstractContextManager) -> float:
+    """One optimisation step of the network (and of the discriminator, for the GAN); returns the network's loss."""
+    config = trainer.config
+    with autocast:
+        loss, prediction = config.model_type.loss(LossInputs(trainer.network, trainer.trained, ct, condition,
+                                                             trainer.generator, trainer.discriminator,
+                                                             config.gan_l1_weight))
+    trainer.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    trainer.optimizer.step()
+    if trainer.discriminator is not None:
+        discriminator_step(trainer, ct, condition, prediction, autocast)
+    if trainer.ema is not None:
+        _update_ema(trainer.ema, trainer.network, min(config.ema_decay, (1 + trainer.step) / (10 + trainer.step)))
+    trainer.step += 1
+    return loss.item()
+
+
+def discriminator_step(trainer: Trainer, ct: Tensor, condition: Tensor, prediction: Tensor,
+                       autocast: contextlib.AbstractContextManager) -> None:
+    """The PatchGAN learns to tell (MRI, true CT) from (MRI, predicted CT)."""
+    with autocast:
+        real = trainer.discriminator(torch.cat([condition, ct], 1))[-1]
+        fake = trainer.discriminator(torch.cat([condition, prediction.detach()], 1))[-1]
+        loss_d = 0.5 * (adversarial_loss(real, True) + adversarial_loss(fake, False))
+    trainer.optimizer_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    trainer.optimizer_d.step()
+
+
+def train_epoch(trainer: Trainer, sampler: SliceSampler, autocast, progress: ProgressCallback,
+                cancel: CancelToken | None, out_of_time: Callable[[], bool]) -> list[float]:
+    """``steps_per_epoch`` steps (fewer when time runs out); returns their losses."""
+    config = trainer.config
+    total_steps = config.epochs * config.steps_per_epoch
+    trainer.network.train()
+    losses = []
+    for _ in range(config.steps_per_epoch):
+        if cancel is not None:
+            cancel.raise_if_set()
+        ct, condition = (t.to(trainer.device, non_blocking=True) for t in sampler.batch(config.batch_size))
+        losses.append(training_step(trainer, ct, condition, autocast))
+        progress(trainer.step, total_steps, f"epoch {trainer.epoch + 1}/{config.epochs} loss {losses[-1]:.4f}")
+        if out_of_time():
+            break
+    return losses
+
+
+def open_log(path: Path, resumed: bool, rank: int):
+    """The CSV training log: appended to when resuming, else started with its header (by process 0)."""
+    new_log = not (resumed and path.exists())
+    log_file = open(path, "w" if new_log else "a", newline="", encoding="utf-8")
+    if new_log and rank == 0:
+        csv.writer(log_file).writerow(["epoch", "step", "train_loss", "validation_mae_hu", "seconds"])
+    return log_file
 
 
 def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = "auto", resume: bool = False,
@@ -162,124 +286,54 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
     device_name = f"cuda:{local_rank}" if choice.device.startswith("cuda") and world > 1 else choice.device
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed + rank)
-    network = build_model(config)
-    lineage = initial_weights(network, config) if config.init_from and not resume else None
-    network = network.to(device_name)
-    multiple = network.config.size_multiple
-    if config.crop % multiple:
-        raise UserInputError(f"--crop must be a multiple of {multiple} for this network")
-    train_cases = [prepare_case(c, config.spacing_mm, config.mri_percentile) for c in cases_in_split(data, "train")]
-    validation_cases = [prepare_case(c, config.spacing_mm, config.mri_percentile) for c in cases_in_split(data, "validation")]
+    trainer = build_trainer(config, device_name, rank, local_rank, world, from_init=not resume)
+    train_cases = [prepare_case(c, config.spacing_mm, config.intensity) for c in cases_in_split(data, "train")]
+    validation_cases = [prepare_case(c, config.spacing_mm, config.intensity) for c in cases_in_split(data, "validation")]
     if not train_cases or not validation_cases:
         raise UserInputError(f"{data} needs cases in both the train and validation splits (have {len(train_cases)} "
                              f"and {len(validation_cases)}); make more cases")
     sampler = SliceSampler(train_cases, config.crop, config.context_slices, seed=config.seed + 1000 * rank,
                            mri_gamma=config.mri_gamma)
+    multiple = trainer.network.config.size_multiple
     validation_items = validation_set(validation_cases, config.validation_slices, config.context_slices,
                                       max(config.crop, 128 // multiple * multiple), config.seed)
-
-    ema = copy.deepcopy(network).eval() if config.model in ("ddpm", "score") else None
-    discriminator = patch_discriminator(network.config.condition_channels).to(device_name) if config.model == "gan" else None
-    trained = network
-    if world > 1:
-        if device_name.startswith("cuda"):  # the baselines' batch norm sees every rank (CUDA only in PyTorch)
-            network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
-        trained = nn.parallel.DistributedDataParallel(network, device_ids=[local_rank] if device_name.startswith("cuda") else None)
-        if discriminator is not None:
-            discriminator = nn.parallel.DistributedDataParallel(discriminator, device_ids=[local_rank] if device_name.startswith("cuda") else None)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, betas=(0.9, 0.999) if discriminator is None else (0.5, 0.999))
-    optimizer_d = torch.optim.AdamW(discriminator.parameters(), lr=config.learning_rate, betas=(0.5, 0.999)) if discriminator is not None else None
-    generator = torch.Generator(device=device_name).manual_seed(config.seed + rank)
-
-    start_epoch, best, step, seconds_before = 0, float("inf"), 0, 0.0
     checkpoint_path = out / "checkpoint.pt"
     if resume:
-        if not checkpoint_path.is_file():
-            raise UserInputError(f"--resume given but {checkpoint_path} does not exist")
-        state = torch.load(checkpoint_path, map_location=device_name, weights_only=False)
-        network.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        if discriminator is not None:
-            getattr(discriminator, "module", discriminator).load_state_dict(state["discriminator"])
-            optimizer_d.load_state_dict(state["optimizer_d"])
-        start_epoch, best, step, seconds_before = state["epoch"], state["best"], state["step"], state["seconds"]
-        lineage = state.get("initialised_from")
-        sampler.rng = np.random.default_rng([config.seed + 1000 * rank, start_epoch])
-        log(f"resumed from epoch {start_epoch} (best validation MAE {best:.1f} HU)")
-
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device_name.startswith("cuda") else torch.autocast("cpu", enabled=False)
+        resume_trainer(trainer, checkpoint_path)
+        sampler.rng = np.random.default_rng([config.seed + 1000 * rank, trainer.epoch])
+        log(f"resumed from epoch {trainer.epoch} (best validation MAE {trainer.best:.1f} HU)")
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device_name.startswith("cuda")
+                else torch.autocast("cpu", enabled=False))
     started = time.monotonic()
-    log_path = out / "train_log.csv"
-    new_log = not (resume and log_path.exists())
-    total_steps = config.epochs * config.steps_per_epoch
+
+    def out_of_time() -> bool:
+        return bool(config.max_minutes) and time.monotonic() - started > config.max_minutes * 60
+
     summary: dict[str, Any] = {}
-    with open(log_path, "w" if new_log else "a", newline="", encoding="utf-8") as log_file:
-        writer = csv.writer(log_file)
-        if new_log and rank == 0:
-            writer.writerow(["epoch", "step", "train_loss", "validation_mae_hu", "seconds"])
-        for epoch in range(start_epoch, config.epochs):
-            network.train()
-            losses = []
-            for _ in range(config.steps_per_epoch):
-                if cancel is not None:
-                    cancel.raise_if_set()
-                ct, condition = (t.to(device_name, non_blocking=True) for t in sampler.batch(config.batch_size))
-                with autocast:
-                    if config.model in ("ddpm", "score"):
-                        loss = diffusion_loss(network, ct, condition, generator=generator, wrapped=trained)
-                    else:
-                        prediction = trained(condition)
-                        loss = torch.nn.functional.l1_loss(prediction, ct)
-                        if discriminator is not None:
-                            fake_logits = discriminator(torch.cat([condition, prediction], 1))[-1]
-                            loss = adversarial_loss(fake_logits, True) + config.gan_l1_weight * loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if discriminator is not None:
-                    with autocast:
-                        real = discriminator(torch.cat([condition, ct], 1))[-1]
-                        fake = discriminator(torch.cat([condition, prediction.detach()], 1))[-1]
-                        loss_d = 0.5 * (adversarial_loss(real, True) + adversarial_loss(fake, False))
-                    optimizer_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    optimizer_d.step()
-                if ema is not None:
-                    _update_ema(ema, network, min(config.ema_decay, (1 + step) / (10 + step)))
-                step += 1
-                losses.append(loss.item())
-                progress(step, total_steps, f"epoch {epoch + 1}/{config.epochs} loss {losses[-1]:.4f}")
-                if config.max_minutes and time.monotonic() - started > config.max_minutes * 60:
-                    break
-            evaluated = ema if ema is not None else network
-            mae = validation_mae(evaluated, validation_items, device_name, config.validation_steps) if rank == 0 else float("nan")
-            seconds = seconds_before + time.monotonic() - started
+    with open_log(out / "train_log.csv", resume, rank) as log_file:
+        while trainer.epoch < config.epochs:
+            losses = train_epoch(trainer, sampler, autocast, progress, cancel, out_of_time)
+            mae = (validation_mae(trainer.evaluated, validation_items, device_name, config.validation_steps,
+                                  config.intensity) if rank == 0 else float("nan"))
+            trainer.epoch += 1
             if rank == 0:
-                writer.writerow([epoch + 1, step, f"{np.mean(losses):.5f}", f"{mae:.2f}", f"{seconds:.0f}"])
+                seconds = trainer.seconds_before + time.monotonic() - started
+                csv.writer(log_file).writerow([trainer.epoch, trainer.step, f"{np.mean(losses):.5f}", f"{mae:.2f}",
+                                               f"{seconds:.0f}"])
                 log_file.flush()
-                log(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}, validation MAE {mae:.1f} HU, {seconds:.0f} s")
-                record = _record(config, choice.device, choice.reason, data, train_cases, validation_cases, step, seconds, mae)
-                if lineage:
-                    record["training"]["initialised_from"] = lineage
-                save_model(out / "last", evaluated, record, model_card(record))
-                if mae < best:
-                    best = mae
-                    save_model(out / "best", evaluated, record, model_card(record))
-                checkpoint = {"model": network.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                              "best": best, "step": step, "seconds": seconds, "config": asdict(config),
-                              "initialised_from": lineage}
-                if ema is not None:
-                    checkpoint["ema"] = ema.state_dict()
-                if discriminator is not None:
-                    checkpoint["discriminator"] = getattr(discriminator, "module", discriminator).state_dict()
-                    checkpoint["optimizer_d"] = optimizer_d.state_dict()
-                torch.save(checkpoint, out / ".checkpoint.tmp")
-                os.replace(out / ".checkpoint.tmp", checkpoint_path)
-                summary = {"epochs": epoch + 1, "steps": step, "seconds": seconds, "best_validation_mae_hu": best}
-            if config.max_minutes and time.monotonic() - started > config.max_minutes * 60:
+                log(f"epoch {trainer.epoch}: loss {np.mean(losses):.4f}, validation MAE {mae:.1f} HU, {seconds:.0f} s")
+                record = _record(config, choice.device, choice.reason, data, train_cases, validation_cases,
+                                 trainer.step, seconds, mae)
+                if trainer.lineage:
+                    record["training"]["initialised_from"] = trainer.lineage
+                save_model(out / "last", trainer.evaluated, record, model_card(record), config.intensity)
+                if mae < trainer.best:
+                    trainer.best = mae
+                    save_model(out / "best", trainer.evaluated, record, model_card(record), config.intensity)
+                save_checkpoint(trainer, checkpoint_path, seconds)
+                summary = {"epochs": trainer.epoch, "steps": trainer.step, "seconds": seconds,
+                           "best_validation_mae_hu": trainer.best}
+            if out_of_time():
                 log(f"stopping after {config.max_minutes} minutes (--max-minutes)")
                 break
     if world > 1:
@@ -293,16 +347,12 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
 def _record(config: TrainConfig, device: str, reason: str, data, train_cases, validation_cases, step: int,
             seconds: float, mae: float) -> dict[str, Any]:
     """The metadata stored beside the weights."""
-    names = {"ddpm": "VP/DDPM diffusion (v-prediction, Min-SNR-5)", "score": "VE score model (noise prediction = DSM)",
-             "cnn": "UNet regression, L1 (CNN baseline)", "gan": "pix2pix: UNet generator + PatchGAN, L1 + LSGAN"}
     return {
         "name": f"mritoct-{config.model}",
         "method": config.model,
-        "description": names[config.model],
+        "description": config.model_type.description,
         "spacing_mm": list(config.spacing_mm),
-        "mri_percentile": config.mri_percentile,
-        "intensity": {"ct": "HU clipped to [-1024, 3000] mapped linearly to [-1, 1]",
-                      "mri": f"0 -> -1, body {config.mri_percentile}th percentile -> +1, clipped to [-1, 1.5]"},
+        "intensity": config.intensity.to_dict(),
         "training": {"data": str(data), "train_cases": [c.name for c in train_cases],
                      "validation_cases": [c.name for c in validation_cases], "steps": step,
                      "seconds": round(seconds), "device": device, "device_reason": reason,

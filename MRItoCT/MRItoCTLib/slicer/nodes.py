@@ -1,15 +1,14 @@
 """MRML node level of MRItoCT: volume nodes in, filled output nodes out, display set up.
 
 Two paths over the same engine: :func:`synthesize_nodes` runs in this process (Slicer's Python
-console, tests); :class:`SynthesisJob` runs ``mritoct synthesize --worker`` in a child process
-(the panel), so the GUI stays responsive and Cancel ends the whole process tree. Imports only
-``slicer``/``vtk`` (Slicer, or the PyPI package ``slicer-core``) besides the engine.
+console, tests); :class:`SynthesisJob` hands a :class:`~MRItoCTLib.settings.SynthesisRequest` to the
+worker ``MRItoCTLib.jobs`` in a child process (the panel), so the GUI stays responsive, imports no
+PyTorch, and Cancel ends the whole process tree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from CTSynthesisCore.slicer.display import (
     add_volume_sequence,
@@ -20,13 +19,13 @@ from CTSynthesisCore.slicer.display import (
 from CTSynthesisCore.slicer.mrml import image_from_volume_node, place_under_transform, update_volume_node_from_image
 from CTSynthesisCore.slicer.node_job import NodeJob, check_output_nodes, target_node
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
+from CTSynthesisCore.device import DEFAULT_DEVICE
 
-from ..model import DEFAULT_MODEL, load_model
-from ..pipeline import SynthesisResult, SynthesisSettings, synthesize
+from ..catalog import DEFAULT_MODEL
+from ..settings import JOB_KIND, SynthesisRequest, SynthesisSettings
 
+WORKER = "MRItoCTLib.jobs"
 WORKER_PACKAGES = ("MRItoCTLib", "CTSynthesisCore")
-CLI_SAMPLER_OPTIONS = {"eta": "--eta", "corrector_steps": "--corrector-steps", "snr": "--snr",
-                       "method": "--ode-method", "rtol": "--tolerance"}
 
 
 @dataclass
@@ -54,12 +53,14 @@ def show_synthesis(outcome: SynthesisOutcome, opacity: float = 0.5) -> None:
 
 
 def synthesize_nodes(input_node, ct_node, uncertainty_node, settings: SynthesisSettings, model: str = DEFAULT_MODEL,
-                     device: str = "auto", progress: ProgressCallback = no_progress,
-                     cancel: CancelToken | None = None) -> SynthesisResult:
-    """Run synthesis in this process; output nodes are filled only after everything succeeded.
-
-    With ``settings.keep_samples`` the Monte-Carlo samples also become a sequence node.
+                     device: str = DEFAULT_DEVICE, progress: ProgressCallback = no_progress,
+                     cancel: CancelToken | None = None):
+    """Run synthesis in this process and return the engine's ``SynthesisResult``; output nodes are filled only
+    after everything succeeded. With ``settings.keep_samples`` the Monte-Carlo samples also become a sequence node.
     """
+    from ..model import load_model
+    from ..pipeline import synthesize
+
     check_output_nodes(input_node, ct_node, uncertainty_node, what="input MRI volume")
     image = image_from_volume_node(input_node)
     result = synthesize(image, load_model(model), settings, device=device, progress=progress, cancel=cancel)
@@ -74,49 +75,27 @@ def synthesize_nodes(input_node, ct_node, uncertainty_node, settings: SynthesisS
     return result
 
 
-def synthesis_arguments(folder: Path, settings: SynthesisSettings, model: str, device: str) -> list[str]:
-    """``mritoct synthesize`` arguments for a job folder (input.mha in, ct.mha/uncertainty.mha out)."""
-    arguments = ["synthesize", str(folder / "input.mha"), "--output", str(folder / "ct.mha"),
-                 "--uncertainty", str(folder / "uncertainty.mha"), "--model", str(model), "--device", device,
-                 "--sampler", settings.sampler, "--mc", str(settings.mc), "--seed", str(settings.seed),
-                 "--precision", settings.precision, "--compile", settings.compile]
-    if settings.batch_size is not None:
-        arguments += ["--batch-size", str(settings.batch_size)]
-    if not settings.channels_last:
-        arguments += ["--no-channels-last"]
-    if settings.steps is not None:
-        arguments += ["--steps", str(settings.steps)]
-    if settings.keep_samples:
-        arguments += ["--samples-dir", str(folder / "samples")]
-    for name, value in settings.sampler_options.items():
-        if name in CLI_SAMPLER_OPTIONS:
-            arguments += [CLI_SAMPLER_OPTIONS[name], str(value)]
-    return arguments
-
-
 class SynthesisJob(NodeJob):
     """Synthesis in a child process; :meth:`finish` fills (or creates) the output nodes on success."""
 
     def __init__(self, input_node, ct_node, uncertainty_node, settings: SynthesisSettings,
-                 model: str = DEFAULT_MODEL, device: str = "auto") -> None:
+                 model: str = DEFAULT_MODEL, device: str = DEFAULT_DEVICE) -> None:
         check_output_nodes(input_node, ct_node, uncertainty_node, what="input MRI volume")
         settings = settings.validated()
         self.ct_node, self.uncertainty_node, self.keep_samples = ct_node, uncertainty_node, settings.keep_samples
-        super().__init__(input_node, "MRItoCTLib.cli", WORKER_PACKAGES,
-                         lambda folder: synthesis_arguments(folder, settings, model, device))
+        super().__init__(input_node, WORKER, WORKER_PACKAGES, JOB_KIND, SynthesisRequest(settings, model, device))
 
     def finish(self, opacity: float = 0.5) -> SynthesisOutcome:
         """Read the results (raising the child's error or Cancelled), then fill nodes and set up display."""
-        images = self.collect(("ct.mha", "uncertainty.mha", "samples/*.nii.gz"))
+        result, images = self.collect()
         ct_name, uncertainty_name, samples_name = output_names(self.input_name)
         outcome = SynthesisOutcome(target_node(self.scene, self.ct_node, ct_name),
                                    target_node(self.scene, self.uncertainty_node, uncertainty_name),
-                                   summary=self.summary(), warnings=self.warnings())
-        update_volume_node_from_image(outcome.ct_node, images["ct.mha"])
-        update_volume_node_from_image(outcome.uncertainty_node, images["uncertainty.mha"])
+                                   summary=result.summary, warnings=result.warnings)
+        update_volume_node_from_image(outcome.ct_node, images["ct"][0])
+        update_volume_node_from_image(outcome.uncertainty_node, images["uncertainty"][0])
         place_under_transform(self.transform_id(), outcome.ct_node, outcome.uncertainty_node)
         if self.keep_samples:
-            samples = [image for name, image in images.items() if name.startswith("samples/")]
-            outcome.sequence_node, _ = add_volume_sequence(self.scene, samples, samples_name)
+            outcome.sequence_node, _ = add_volume_sequence(self.scene, images["samples"], samples_name)
         show_synthesis(outcome, opacity)
         return outcome

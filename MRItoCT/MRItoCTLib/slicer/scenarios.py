@@ -14,9 +14,9 @@ from CTSynthesisCore.slicer.display import CT_LEVEL, CT_WINDOW, INFERNO_NAME, OW
 from CTSynthesisCore.slicer.mrml import image_from_volume_node, update_volume_node_from_image
 from CTSynthesisCore.sample_data import sample_path
 
-from ..model import DEFAULT_MODEL
+from ..catalog import DEFAULT_MODEL
 from .nodes import SynthesisJob, output_names, synthesize_nodes
-from ..pipeline import SynthesisSettings
+from ..settings import SynthesisSettings
 
 
 def add_volume_node(scene, image: sitk.Image, name: str):

@@ -1,0 +1,1 @@
+"""Training and evaluation of SliceInterp's cross-view model (never needed to interpolate)."""

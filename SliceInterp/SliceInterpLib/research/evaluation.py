@@ -7,7 +7,6 @@ observed slices are excluded from every score (including them inflates PSNR).
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +17,15 @@ import SimpleITK as sitk
 
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.metrics import psnr, ssim_map
+from CTSynthesisCore.tables import write_csv
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_scalar_volume
 
 from CTSynthesisCore.plotting import pyplot
 
 from ..classical import INTERPOLATORS
-from ..upsample import UpsampleSettings, upsample
+from ..upsample import upsample
+from ..settings import UpsampleSettings
 
 METHODS = (*INTERPOLATORS, "crossview", "crossview-adapt")
 DATA_RANGE = 4000.0
@@ -111,10 +112,7 @@ def evaluate(thin: sitk.Image, output: str | Path, plan: EvaluationPlan, progres
 
 
 def _write_tables(rows: list[dict], output: Path, name: str, thin: sitk.Image, factor: int) -> None:
-    with open(output / "metrics.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(output / "metrics.csv", rows)
     size, spacing = thin.GetSize(), thin.GetSpacing()
     lines = [f"Removed slices of {name} ({size[0]}x{size[1]}x{size[2]}, {spacing[2]:g} mm slices), "
              f"x{factor}: the input keeps one slice in {factor} ({spacing[2] * factor:g} mm).", "",

@@ -35,7 +35,7 @@ from these; `--adapt` fine-tunes it on the volume being processed.
 - Networks: axial (2 x neighbours observed slices -> middle slice) and one shared coronal/sagittal network,
   both MONAI 2D UNets predicting residuals over linear interpolation; arguments in `metadata.json` (`network`).
 - Intensities: {metadata.get('intensity', '')}.
-- Output: the mean of the three views; their standard deviation is the uncertainty volume. Observed
+- Output: the mean of the three views; their standard deviation is the disagreement volume. Observed
   slices pass through unchanged. Factor 2^n takes n levels; other factors resample the finest level linearly.
 
 ## Training record

@@ -18,24 +18,25 @@ from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_scalar_volume, read_volume
 
+from ..catalog import CPU_BATCH_SIZE
 from ..crossview import view_predictions
 from ..model import save_crossview
-from ..networks import HU_SCALE, CrossViewConfig, CrossViewNet
+from ..networks import INTENSITY, CrossViewConfig, CrossViewNet
 from ..selfsupervised import TrainConfig, TrainingVolume, drop_every_other, optimise
 from .evaluation import psnr_hu
 from .model_card import model_card
 
 
 @torch.no_grad()
-def restoration_psnr(network: CrossViewNet, volume: TrainingVolume, chunk: int = 16) -> float:
+def restoration_psnr(network: CrossViewNet, volume: TrainingVolume, batch_size: int = CPU_BATCH_SIZE) -> float:
     """PSNR of the mean of the views restoring every other slice of the whole volume."""
     was_training = network.training
     network.eval()
     coarse, truth = drop_every_other(volume.values)
-    prediction = view_predictions(network, coarse.to(next(network.parameters()).device), chunk,
+    prediction = view_predictions(network, coarse.to(next(network.parameters()).device), batch_size,
                                   output_device="cpu").mean(dim=0)
     network.train(was_training)
-    return psnr_hu(prediction.numpy() * HU_SCALE, truth.numpy() * HU_SCALE)
+    return psnr_hu(prediction.numpy() * INTENSITY.scale, truth.numpy() * INTENSITY.scale)
 
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
@@ -69,7 +70,7 @@ def load_training_volumes(paths: Sequence[Path]) -> list[TrainingVolume]:
 def linear_restoration_psnr(volume: TrainingVolume) -> float:
     """PSNR of linear interpolation restoring every other slice (the baseline of :func:`restoration_psnr`)."""
     coarse, truth = drop_every_other(volume.values)
-    return psnr_hu(((coarse[:-1] + coarse[1:]) / 2).numpy() * HU_SCALE, truth.numpy() * HU_SCALE)
+    return psnr_hu(((coarse[:-1] + coarse[1:]) / 2).numpy() * INTENSITY.scale, truth.numpy() * INTENSITY.scale)
 
 
 class TrainingLog:
@@ -136,7 +137,6 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
     metadata = {
         "name": name,
         "description": "cross-view mutual distillation slice interpolation (axial + shared coronal/sagittal UNets)",
-        "intensity": "HU clipped to [-1024, 3071] divided by 1000; networks predict residuals over linear interpolation",
         "training": {"volumes": [str(p) for p in volume_paths], "steps": record["step"],
                      "seconds": round(seconds), "device": device, "config": asdict(config)},
         "validation": {"protocol": "restoring every other slice of each training volume (self-supervised; "

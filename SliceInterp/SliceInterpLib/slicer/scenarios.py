@@ -10,7 +10,7 @@ from CTSynthesisCore.slicer.mrml import image_from_volume_node, update_volume_no
 from CTSynthesisCore.sample_data import sample_path
 
 from .nodes import UpsampleJob, upsample_nodes
-from ..upsample import UpsampleSettings
+from ..settings import UpsampleSettings
 
 
 def run_upsample_scenario(scene, check, image: sitk.Image | None = None, factor: int = 2,
@@ -22,15 +22,15 @@ def run_upsample_scenario(scene, check, image: sitk.Image | None = None, factor:
     update_volume_node_from_image(input_node, image)
     settings = UpsampleSettings(method=method, model=model, device="cpu")
     if background:
-        job = UpsampleJob(input_node, None, factor=factor, settings=settings, uncertainty=method == "crossview")
+        job = UpsampleJob(input_node, None, factor=factor, settings=settings, disagreement=method == "crossview")
         job.start().wait()
         outcome = job.finish()
-        output_node, spread_node = outcome.output_node, outcome.uncertainty_node
+        output_node, spread_node = outcome.output_node, outcome.disagreement_node
         check.assertIn("slices", outcome.summary)
     else:
         output_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT fine")
         spread_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT disagreement") if method == "crossview" else None
-        upsample_nodes(input_node, output_node, factor=factor, uncertainty_node=spread_node, settings=settings)
+        upsample_nodes(input_node, output_node, factor=factor, disagreement_node=spread_node, settings=settings)
     result = image_from_volume_node(output_node)
     check.assertEqual(result.GetSize()[:2], image.GetSize()[:2])
     check.assertEqual(result.GetSize()[2], (image.GetSize()[2] - 1) * factor + 1)

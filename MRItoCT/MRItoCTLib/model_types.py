@@ -1,0 +1,175 @@
+"""The model types, one registry entry each.
+
+A :class:`ModelKind` says how a saved network is rebuilt and how it makes CT: ``diffusion`` (a
+:class:`ConditionalDenoiser`, sampled by any sampler, Monte Carlo gives a spread) or ``regression``
+(the CNN and GAN baselines: one forward pass). A :class:`ModelType` is what ``mritoct train --model``
+trains: its kind, its fixed network arguments, its loss, and whether training keeps an EMA copy or a
+discriminator. Adding a type is one entry in :data:`MODEL_TYPES` (plus its loss, if new).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.progress import CancelToken
+
+from .baselines import RegressionConfig, RegressionNet, adversarial_loss
+from .intensity import DEFAULT_INTENSITY, IntensityMapping
+from .network import ConditionalDenoiser, DenoiserConfig, diffusion_loss
+from .samplers import StepCallback, get_sampler
+
+
+@dataclass
+class Draw:
+    """What one batched draw needs besides the network and the condition."""
+
+    sampler: str
+    steps: int
+    options: dict[str, Any]
+    generator: torch.Generator | None = None
+    callback: StepCallback | None = None
+    cancel: CancelToken | None = None
+
+
+def sample_with_sampler(run: Callable[..., Tensor], network: ConditionalDenoiser, condition: Tensor,
+                        draw: Draw) -> tuple[Tensor, int]:
+    """One sample per condition from the chosen sampler; ``run`` is the (accelerated) network to call."""
+    result = get_sampler(draw.sampler)(run, condition, network.process, steps=draw.steps, generator=draw.generator,
+                                       callback=draw.callback, cancel=draw.cancel, **draw.options)
+    return result.sample, result.nfe
+
+
+def predict_once(run: Callable[..., Tensor], network: nn.Module, condition: Tensor, draw: Draw) -> tuple[Tensor, int]:
+    """The deterministic baselines: one forward pass, clamped to [-1, 1]."""
+    return run(condition).clamp(-1.0, 1.0), 1
+
+
+def probe_denoiser(run: Callable[..., Tensor], inputs: Tensor) -> Tensor:
+    return run(inputs[:, :1], torch.full((inputs.shape[0],), 0.5, device=inputs.device), inputs)
+
+
+def probe_regression(run: Callable[..., Tensor], inputs: Tensor) -> Tensor:
+    return run(inputs)
+
+
+def denoiser_channel_options(channels: tuple[int, ...]) -> dict[str, Any]:
+    return {"channels": channels, "attention_levels": tuple([False] * (len(channels) - 1) + [True]),
+            "norm_num_groups": min(16, min(channels)), "num_head_channels": min(32, channels[-1])}
+
+
+def regression_channel_options(channels: tuple[int, ...]) -> dict[str, Any]:
+    return {"channels": channels, "strides": tuple([2] * (len(channels) - 1))}
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """How a saved network of this kind is rebuilt, probed for memory and turned into CT samples."""
+
+    name: str
+    config_class: type
+    network_class: type
+    stochastic: bool  # sampled by a sampler (Monte-Carlo spread) or deterministic
+    draw: Callable[[Callable[..., Tensor], nn.Module, Tensor, Draw], tuple[Tensor, int]]
+    probe: Callable[[Callable[..., Tensor], Tensor], Tensor]
+    channel_options: Callable[[tuple[int, ...]], dict[str, Any]]  # network arguments implied by --channels
+
+    def build(self, config: Any, intensity: IntensityMapping = DEFAULT_INTENSITY, for_synthesis: bool = False) -> nn.Module:
+        """The network of a config (a denoiser built for synthesis clips x0 to [-1, 1])."""
+        if self.network_class is ConditionalDenoiser:
+            return ConditionalDenoiser(config, clip_x0=for_synthesis)
+        return self.network_class(config, intensity)
+
+
+KINDS: dict[str, ModelKind] = {kind.name: kind for kind in [
+    ModelKind("diffusion", DenoiserConfig, ConditionalDenoiser, True, sample_with_sampler, probe_denoiser,
+              denoiser_channel_options),
+    ModelKind("regression", RegressionConfig, RegressionNet, False, predict_once, probe_regression,
+              regression_channel_options),
+]}
+
+
+def model_kind(name: str) -> ModelKind:
+    if name not in KINDS:
+        raise UserInputError(f"unknown model kind '{name}' (one of {', '.join(KINDS)})")
+    return KINDS[name]
+
+
+def kind_of(network: nn.Module) -> ModelKind:
+    """The kind of a network object."""
+    return next(kind for kind in KINDS.values() if isinstance(network, kind.network_class))
+
+
+@dataclass
+class LossInputs:
+    """One training batch and the modules a loss may call."""
+
+    network: nn.Module  # the module being trained
+    trained: nn.Module  # what to call: ``network`` or its DistributedDataParallel wrapper
+    ct: Tensor
+    condition: Tensor
+    generator: torch.Generator | None = None
+    discriminator: nn.Module | None = None
+    gan_l1_weight: float = 100.0
+
+
+def denoising_loss(batch: LossInputs) -> tuple[Tensor, Tensor | None]:
+    """Denoising score matching with Min-SNR-5 weighting (no prediction to hand to a discriminator)."""
+    return diffusion_loss(batch.network, batch.ct, batch.condition, generator=batch.generator,
+                          wrapped=batch.trained), None
+
+
+def l1_loss(batch: LossInputs) -> tuple[Tensor, Tensor | None]:
+    """The CNN baseline: L1 between the predicted and the true CT."""
+    prediction = batch.trained(batch.condition)
+    return torch.nn.functional.l1_loss(prediction, batch.ct), prediction
+
+
+def pix2pix_loss(batch: LossInputs) -> tuple[Tensor, Tensor | None]:
+    """pix2pix's generator: LSGAN term from the discriminator plus weighted L1."""
+    l1, prediction = l1_loss(batch)
+    fake_logits = batch.discriminator(torch.cat([batch.condition, prediction], 1))[-1]
+    return adversarial_loss(fake_logits, True) + batch.gan_l1_weight * l1, prediction
+
+
+@dataclass(frozen=True)
+class ModelType:
+    """What ``mritoct train --model NAME`` trains."""
+
+    name: str
+    kind: str
+    description: str
+    network_defaults: dict[str, Any]  # fixed network arguments of this type (noise process, parameterisation)
+    loss: Callable[[LossInputs], tuple[Tensor, Tensor | None]]
+    ema: bool = False  # validate and save an exponential moving average of the weights
+    adversarial: bool = False  # train a PatchGAN discriminator alongside
+
+    def build(self, context_slices: int, channels: tuple[int, ...] | None = None,
+              network_options: dict[str, Any] | None = None) -> nn.Module:
+        """A freshly initialised network of this type."""
+        kind = KINDS[self.kind]
+        arguments = dict(context_slices=context_slices, **self.network_defaults, **(network_options or {}))
+        if channels:
+            for key, value in kind.channel_options(tuple(channels)).items():
+                arguments[key] = value if key in ("channels", "strides") else arguments.get(key, value)
+        return kind.build(kind.config_class(**arguments))
+
+
+MODEL_TYPES: dict[str, ModelType] = {model_type.name: model_type for model_type in [
+    ModelType("ddpm", "diffusion", "VP/DDPM diffusion (v-prediction, Min-SNR-5)", {"process": "vp", "prediction": "v"},
+              denoising_loss, ema=True),
+    ModelType("score", "diffusion", "VE score model (noise prediction = DSM)", {"process": "ve", "prediction": "eps"},
+              denoising_loss, ema=True),
+    ModelType("cnn", "regression", "UNet regression, L1 (CNN baseline)", {}, l1_loss),
+    ModelType("gan", "regression", "pix2pix: UNet generator + PatchGAN, L1 + LSGAN", {}, pix2pix_loss, adversarial=True),
+]}
+
+
+def model_type(name: str) -> ModelType:
+    if name not in MODEL_TYPES:
+        raise UserInputError(f"unknown model type '{name}' (choose from {', '.join(MODEL_TYPES)})")
+    return MODEL_TYPES[name]

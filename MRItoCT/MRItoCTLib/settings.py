@@ -1,0 +1,67 @@
+"""What a synthesis is asked to do, as typed data: built by the command line from its flags, by the
+Slicer Logic from the panel, and carried to the background worker in a job folder
+(:mod:`CTSynthesisCore.jobs`). Imports no torch, so the panel can build it before PyTorch is installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from CTSynthesisCore.acceleration import InferenceOptions
+from CTSynthesisCore.device import DEFAULT_DEVICE
+from CTSynthesisCore.errors import UserInputError
+
+from .catalog import DEFAULT_MC_SAMPLES, DEFAULT_MODEL, DEFAULT_SAMPLER, DEFAULT_SEED, sampler_info
+
+
+@dataclass
+class SynthesisSettings:
+    """How to sample; ``steps=None`` takes the sampler's default."""
+
+    sampler: str = DEFAULT_SAMPLER
+    steps: int | None = None
+    mc: int = DEFAULT_MC_SAMPLES
+    seed: int = DEFAULT_SEED
+    batch_size: int | None = None  # network inputs per forward pass; None = from free memory (GPU) or 8 (CPU)
+    keep_samples: bool = False
+    sampler_options: dict[str, Any] = field(default_factory=dict)  # keywords of the sampler (catalog.SAMPLERS)
+    precision: str = "auto"  # bf16 autocast on a GPU, fp32 on CPU
+    channels_last: bool = True
+    compile: str = "off"  # a torch.compile mode; "reduce-overhead" uses CUDA graphs
+    context_only_edges: int = 0  # slices at each end used only as the neighbours' context (left at -1024 HU)
+
+    @property
+    def inference(self) -> InferenceOptions:
+        return InferenceOptions(self.precision, self.channels_last, self.compile)
+
+    def validated(self) -> "SynthesisSettings":
+        """These settings checked, with the sampler's options typed; a one-line error otherwise."""
+        info = sampler_info(self.sampler)
+        if self.steps is not None and self.steps < 1:
+            raise UserInputError(f"steps must be at least 1, got {self.steps}")
+        options = info.checked_options(self.sampler_options, self.steps)
+        if self.mc < 1:
+            raise UserInputError(f"the number of Monte-Carlo samples must be at least 1, got {self.mc}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UserInputError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.context_only_edges < 0:
+            raise UserInputError(f"context-only edge slices must be 0 or more, got {self.context_only_edges}")
+        self.inference.validated()
+        return replace(self, sampler_options=options)
+
+    @property
+    def resolved_steps(self) -> int:
+        return self.steps if self.steps is not None else sampler_info(self.sampler).default_steps
+
+
+@dataclass
+class SynthesisRequest:
+    """One synthesis as a worker receives it: the settings, the model (shipped name or folder) and the device."""
+
+    settings: SynthesisSettings = field(default_factory=SynthesisSettings)
+    model: str = DEFAULT_MODEL
+    device: str = DEFAULT_DEVICE
+
+
+JOB_KIND = "mritoct-synthesis"  # the kind of job folder a SynthesisRequest travels in (CTSynthesisCore.jobs)
