@@ -14,6 +14,7 @@ from CTSynthesisCore.volume_io import read_volume, write_volume
 
 from .catalog import DEFAULT_MC_SAMPLES, DEFAULT_MODEL, DEFAULT_SAMPLER, DEFAULT_SEED, SAMPLERS, all_sampler_options
 from .model import load_model
+from .intensity import MRI_SCALES
 from .model_types import MODEL_TYPES
 from .research.training import TrainConfig
 from .settings import SynthesisSettings
@@ -48,7 +49,9 @@ def build_parser() -> ArgumentParser:
     data.add_argument("--cases", type=int, default=20, help="number of phantom cases (default 20)")
     data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     data.add_argument("--from-ct", nargs="*", default=[], metavar="CT",
-                      help="real CT volumes to turn into CT-derived pairs (one case each)")
+                      help="real CT volumes to turn into CT-derived pairs (domain-randomised T2 rendering)")
+    data.add_argument("--per-ct", type=positive_int, default=1,
+                      help="randomised cases per CT (each a new spatial augmentation and tissue contrast; default 1)")
     data.add_argument("--quiet", action="store_true", help="no progress bar")
 
     fit = commands.add_parser("train", help="train the diffusion model or a baseline on paired data")
@@ -72,6 +75,9 @@ def build_parser() -> ArgumentParser:
                      help=f"neighbouring MRI slices each side (default {defaults.context_slices})")
     fit.add_argument("--channels", type=positive_int, nargs="+", help="network channels per level")
     fit.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    fit.add_argument("--mri-scale", choices=list(MRI_SCALES), default="median",
+                     help="MRI standardisation: the bright signal's median -> 0 (default; robust to a full bladder) or "
+                          "its 99.5th percentile -> +1 (the shipped models')")
     fit.add_argument("--mri-gamma", type=float, default=defaults.mri_gamma,
                      help=f"contrast augmentation: MRI gamma drawn in [e^-g, e^g] per crop (default {defaults.mri_gamma:g}; "
                           "0 = off)")
@@ -188,7 +194,7 @@ def command_make_data(args) -> int:
 
     bar = TqdmProgress("making cases", disable=args.quiet)
     try:
-        record = make_dataset(args.out, args.cases, args.seed, args.from_ct, progress=bar)
+        record = make_dataset(args.out, args.cases, args.seed, args.from_ct, progress=bar, per_ct=args.per_ct)
     finally:
         bar.close()
     splits = {s: sum(c["split"] == s for c in record["cases"]) for s in ("train", "validation", "test")}
@@ -209,7 +215,7 @@ def command_train(args) -> int:
                          batch_size=args.batch_size, learning_rate=args.lr, crop=args.crop, seed=args.seed,
                          spacing_mm=tuple(args.spacing), context_slices=args.context_slices,
                          channels=tuple(args.channels) if args.channels else None, max_minutes=args.max_minutes,
-                         init_from=args.init, mri_gamma=args.mri_gamma)
+                         init_from=args.init, mri_gamma=args.mri_gamma, intensity=MRI_SCALES[args.mri_scale])
     bar = TqdmProgress(f"training {args.model}", disable=args.quiet)
     try:
         summary = train(args.data, args.out, config, device=args.device, resume=args.resume, progress=bar,

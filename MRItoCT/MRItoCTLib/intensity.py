@@ -27,8 +27,9 @@ class IntensityMapping:
     version: int = INTENSITY_VERSION
     hu_min: float = -1024.0
     hu_max: float = 3000.0
-    mri_percentile: float = 99.5  # of the body's MRI voxels, mapped to +1
+    mri_percentile: float = 99.5  # of the body's bright MRI voxels: the reference intensity
     mri_max: float = 1.5  # normalised MRI is clipped to [-1, mri_max]
+    mri_reference_unit: float = 1.0  # what the reference intensity maps to (0 stays -1)
 
     @property
     def hu_range(self) -> float:
@@ -47,12 +48,13 @@ class IntensityMapping:
         return std * 0.5 * self.hu_range
 
     def normalize_mri(self, mri: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """MRI -> roughly [-1, 1]: 0 maps to -1, the ``mri_percentile`` of body voxels to +1; clipped at ``mri_max``."""
+        """MRI -> unit range: 0 maps to -1, the ``mri_percentile`` of the masked voxels to ``mri_reference_unit``;
+        clipped at ``mri_max``."""
         inside = mri[mask] if mask.any() else mri.ravel()
         scale = float(np.percentile(inside, self.mri_percentile))
         if scale <= 0:
             scale = float(mri.max()) or 1.0
-        return np.clip(mri / scale * 2.0 - 1.0, -1.0, self.mri_max).astype(np.float32)
+        return np.clip(mri / scale * (self.mri_reference_unit + 1.0) - 1.0, -1.0, self.mri_max).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +77,11 @@ class IntensityMapping:
         return cls(**stored)
 
 
-DEFAULT_INTENSITY = IntensityMapping()
+DEFAULT_INTENSITY = IntensityMapping()  # the shipped models' (and every model saved before versioning)
+# The median of the bright signal moves little with one bright organ (a full bladder) or a coil's hot spot, where
+# the 99.5th percentile follows them: the scale new models are trained with.
+MEDIAN_INTENSITY = IntensityMapping(mri_percentile=50.0, mri_max=4.0, mri_reference_unit=0.0)
+MRI_SCALES = {"median": MEDIAN_INTENSITY, "p99.5": DEFAULT_INTENSITY}
 
 
 def _smoothed(image: sitk.Image) -> sitk.Image:

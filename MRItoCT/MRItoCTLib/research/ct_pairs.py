@@ -1,30 +1,136 @@
-"""Paired T2 MRI / CT made from a real CT: HU-derived tissue fractions rendered with the spin-echo model."""
+"""Paired T2 MRI / CT made from a real CT, with domain randomisation (in the spirit of SynthSeg / SynthSR).
+
+Each pair takes the CT's anatomy through a random spatial augmentation (flip, rotation, in-plane scaling,
+elastic deformation) and renders a T2-weighted image from HU-derived tissue fractions with the spin-echo
+model, every tissue's proton density, T1 and T2 drawn per case within physiological ranges
+(:data:`RECIPE`). CT cannot tell muscle from organs or urine, so the soft tissue is split by a smooth
+random field into muscle-, organ- and fluid-like regions with their own T2: the network learns that dark
+muscle, grey organs and bright fluid are all soft tissue in HU. The acquisition (coil bias and profile,
+turbo-spin-echo blur, Rician noise) and the slice profile follow. The CT target is the augmented CT itself.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
+from CTSynthesisCore.hounsfield import AIR_HU, STORED_MAX_HU
+
 from ..intensity import fill_holes_per_slice
-from .tissue import TISSUE_INDEX, TISSUES, add_mri_acquisition, signal_table
+from .tissue import add_mri_acquisition, smooth_field
 
 # (tissue, HU) anchors: between two anchors a voxel is a linear mixture of the two tissues
-HU_ANCHORS = (("gas", -950.0), ("fat", -100.0), ("muscle", 50.0), ("marrow", 230.0), ("cortical_bone", 1400.0))
+HU_ANCHORS = (("gas", -950.0), ("fat", -100.0), ("soft_tissue", 50.0), ("marrow", 230.0), ("cortical_bone", 1400.0))
+ANCHOR_INDEX = {name: index for index, (name, _) in enumerate(HU_ANCHORS)}
+SOFT_TISSUE_KINDS = ("muscle", "organ", "fluid")
+
+# Per-case ranges of the spin-echo parameters (proton density relative to water, T1 and T2 in ms; fat's T2 is
+# its apparent T2 in turbo spin echo), of the soft tissue's make-up, of the sequence and of the augmentation.
+RECIPE: dict[str, Any] = {
+    "tissues": {
+        "gas": {"proton_density": (0.0, 0.02), "t1_ms": (1.0, 1.0), "t2_ms": (1.0, 5.0)},
+        "fat": {"proton_density": (0.85, 1.0), "t1_ms": (230.0, 400.0), "t2_ms": (100.0, 170.0)},
+        "muscle": {"proton_density": (0.65, 0.85), "t1_ms": (800.0, 1400.0), "t2_ms": (25.0, 50.0)},
+        "organ": {"proton_density": (0.75, 0.95), "t1_ms": (500.0, 1500.0), "t2_ms": (45.0, 110.0)},
+        "fluid": {"proton_density": (0.95, 1.0), "t1_ms": (2000.0, 4000.0), "t2_ms": (300.0, 2000.0)},
+        "marrow": {"proton_density": (0.75, 0.95), "t1_ms": (250.0, 600.0), "t2_ms": (50.0, 140.0)},
+        "cortical_bone": {"proton_density": (0.02, 0.12), "t1_ms": (200.0, 800.0), "t2_ms": (0.5, 3.0)},
+    },
+    "soft_tissue_shares": {"organ": (0.1, 0.5), "fluid": (0.0, 0.15)},  # the rest is muscle
+    "soft_tissue_region_mm": (25.0, 60.0),  # size of the muscle / organ / fluid regions
+    "texture": (0.03, 0.12),  # relative amplitude of fine tissue texture
+    "repetition_ms": (2500.0, 7000.0),
+    "echo_ms": (70.0, 130.0),
+    "slice_mm": (2.5, 4.0),
+    "pixel_mm": (0.8, 1.6),
+    "rotation_degrees": 12.0,
+    "tilt_degrees": 4.0,
+    "scale": (0.85, 1.15),
+    "elastic_mm": (0.0, 6.0),  # standard deviation of the B-spline control-point displacements
+    "flip_probability": 0.5,
+}
+
+
+def draw(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(rng.uniform(*bounds))
 
 
 def tissue_fractions(hu: np.ndarray) -> np.ndarray:
-    """(tissues, ...) fractions from HU by piecewise-linear mixing of neighbouring anchors."""
-    fractions = np.zeros((len(TISSUES), *hu.shape), np.float32)
+    """(anchors, ...) fractions from HU by piecewise-linear mixing of neighbouring anchors."""
     values = np.array([v for _, v in HU_ANCHORS], np.float32)
-    clipped = np.clip(hu, values[0], values[-1])
-    position = np.interp(clipped, values, np.arange(len(values)))
+    fractions = np.zeros((len(values), *hu.shape), np.float32)
+    position = np.interp(np.clip(hu, values[0], values[-1]), values, np.arange(len(values)))
     lower = np.floor(position).astype(int).clip(0, len(values) - 2)
     weight = (position - lower).astype(np.float32)
-    for index, (name, _) in enumerate(HU_ANCHORS):
-        fractions[TISSUE_INDEX[name]] += np.where(lower == index, 1.0 - weight, 0.0)
+    for index in range(len(values)):
+        fractions[index] += np.where(lower == index, 1.0 - weight, 0.0)
         if index > 0:
-            fractions[TISSUE_INDEX[name]] += np.where(lower == index - 1, weight, 0.0)
+            fractions[index] += np.where(lower == index - 1, weight, 0.0)
     return fractions
+
+
+def spin_echo(parameters: dict[str, float], repetition_ms: float, echo_ms: float) -> float:
+    """S = PD (1 - exp(-TR/T1)) exp(-TE/T2)."""
+    return (parameters["proton_density"] * (1.0 - np.exp(-repetition_ms / parameters["t1_ms"]))
+            * np.exp(-echo_ms / parameters["t2_ms"]))
+
+
+def case_signals(rng: np.random.Generator) -> dict[str, float]:
+    """Each tissue's T2-weighted signal for one case: its parameters and the sequence drawn from the recipe."""
+    repetition, echo = draw(rng, RECIPE["repetition_ms"]), draw(rng, RECIPE["echo_ms"])
+    return {name: spin_echo({key: draw(rng, bounds) for key, bounds in ranges.items()}, repetition, echo)
+            for name, ranges in RECIPE["tissues"].items()}
+
+
+def soft_tissue_signal(shape: tuple[int, ...], signals: dict[str, float], spacing: tuple[float, float, float],
+                       rng: np.random.Generator) -> np.ndarray:
+    """The soft tissue's signal per voxel: muscle-, organ- and fluid-like regions from a smooth random field."""
+    region_voxels = draw(rng, RECIPE["soft_tissue_region_mm"]) / spacing[0]
+    field = smooth_field(shape, rng, region_voxels)
+    organ, fluid = (draw(rng, RECIPE["soft_tissue_shares"][kind]) for kind in ("organ", "fluid"))
+    low, high = np.quantile(field, [1.0 - organ - fluid, 1.0 - fluid]) if organ + fluid > 0 else (np.inf, np.inf)
+    kind = np.where(field >= high, 2, np.where(field >= low, 1, 0))
+    return np.array([signals[name] for name in SOFT_TISSUE_KINDS], np.float32)[kind]
+
+
+def render_t2(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, float],
+              rng: np.random.Generator) -> np.ndarray:
+    """A clean T2-weighted signal (before the acquisition) from HU, with per-case randomised tissue parameters."""
+    signals = case_signals(rng)
+    fractions = tissue_fractions(hu)
+    per_anchor = [signals["gas"], signals["fat"], soft_tissue_signal(hu.shape, signals, spacing, rng),
+                  signals["marrow"], signals["cortical_bone"]]
+    clean = sum(fraction * signal for fraction, signal in zip(fractions, per_anchor))
+    clean = clean * (1.0 + draw(rng, RECIPE["texture"]) * smooth_field(hu.shape, rng, 1.5))
+    return np.where(inside, np.clip(clean, 0.0, None), 0.0).astype(np.float32)
+
+
+def random_transform(ct: sitk.Image, rng: np.random.Generator) -> sitk.Transform:
+    """Flip, rotation (mostly about the slice axis), in-plane scaling and an elastic B-spline, about the CT's centre."""
+    centre = ct.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in ct.GetSize()])
+    affine = sitk.AffineTransform(3)
+    affine.SetCenter(centre)
+    flip = -1.0 if rng.random() < RECIPE["flip_probability"] else 1.0
+    scales = np.diag([flip * draw(rng, RECIPE["scale"]), draw(rng, RECIPE["scale"]), 1.0])
+    angle = np.deg2rad(rng.uniform(-1, 1) * RECIPE["rotation_degrees"])
+    tilt = np.deg2rad(rng.uniform(-1, 1) * RECIPE["tilt_degrees"])
+    about_z = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    about_x = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
+    affine.SetMatrix((about_z @ about_x @ scales).flatten().tolist())
+    elastic = sitk.BSplineTransformInitializer(ct, [4, 4, 2])
+    parameters = np.asarray(elastic.GetParameters())
+    elastic.SetParameters((rng.normal(0.0, draw(rng, RECIPE["elastic_mm"]), parameters.shape)).tolist())
+    return sitk.CompositeTransform([affine, elastic])
+
+
+def output_grid(ct: sitk.Image, rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Size and spacing of a rendered case: an MRI-like in-plane pixel and slice thickness over the CT's extent."""
+    pixel, slice_mm = draw(rng, RECIPE["pixel_mm"]), draw(rng, RECIPE["slice_mm"])
+    spacing = (pixel, pixel, slice_mm)
+    extent = [n * s for n, s in zip(ct.GetSize(), ct.GetSpacing())]
+    return tuple(max(1, int(e / s)) for e, s in zip(extent, spacing)), spacing
 
 
 def ct_body_mask(ct: sitk.Image) -> sitk.Image:
@@ -35,24 +141,39 @@ def ct_body_mask(ct: sitk.Image) -> sitk.Image:
     return fill_holes_per_slice(largest)
 
 
-def pair_from_ct(ct: sitk.Image, rng: np.random.Generator, slice_mm: float = 3.0) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
-    """(T2 MRI, CT, body mask) on the CT's in-plane grid with ``slice_mm`` slices."""
-    spacing = (ct.GetSpacing()[0], ct.GetSpacing()[1], slice_mm)
-    size = (ct.GetSize()[0], ct.GetSize()[1], max(1, int(ct.GetSize()[2] * ct.GetSpacing()[2] / slice_mm)))
-    ct = sitk.Resample(ct, size, sitk.Transform(), sitk.sitkLinear, ct.GetOrigin(), spacing, ct.GetDirection(),
-                       -1024.0, sitk.sitkFloat32)
-    mask = ct_body_mask(ct)
-    hu = sitk.GetArrayFromImage(ct)
-    inside = sitk.GetArrayFromImage(mask).astype(bool)
-    fractions = tissue_fractions(hu)
-    clean = np.tensordot(signal_table(rng.uniform(3500, 6000), rng.uniform(85, 120)), fractions, axes=1)
-    clean[~inside] = 0.0
-    mri = add_mri_acquisition(clean.astype(np.float32), spacing, rng)
-    hu_out = np.where(inside, np.clip(hu, -1024, 3071), -1024.0)
+def slice_profile(values: np.ndarray, thin_per_slice: int) -> np.ndarray:
+    """Average groups of ``thin_per_slice`` thin slices into one thick slice (a box slice profile)."""
+    slices = values.shape[0] // thin_per_slice
+    return values[:slices * thin_per_slice].reshape(slices, thin_per_slice, *values.shape[1:]).mean(axis=1)
+
+
+def pair_from_ct(ct: sitk.Image, rng: np.random.Generator,
+                 augment: bool = True) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
+    """(T2 MRI, CT, body mask) of one randomised case from a real CT (``augment=False``: no spatial change)."""
+    size, spacing = output_grid(ct, rng)
+    thin = 3  # thin slices per MRI slice: the slice profile
+    thin_spacing = (spacing[0], spacing[1], spacing[2] / thin)
+    reference = sitk.Image([size[0], size[1], size[2] * thin], sitk.sitkFloat32)
+    reference.SetSpacing(thin_spacing)
+    reference.SetDirection(ct.GetDirection())
+    reference.SetOrigin(ct.GetOrigin())
+    transform = random_transform(ct, rng) if augment else sitk.Transform()
+    thin_ct = sitk.Resample(ct, reference, transform, sitk.sitkLinear, AIR_HU, sitk.sitkFloat32)
+    hu = sitk.GetArrayFromImage(thin_ct)
+    inside = sitk.GetArrayFromImage(ct_body_mask(thin_ct)).astype(bool)
+    mri_thin = render_t2(hu, inside, thin_spacing, rng)
+    mri = add_mri_acquisition(slice_profile(mri_thin, thin), spacing, rng)
+    hu_thick = slice_profile(np.where(inside, np.clip(hu, AIR_HU, STORED_MAX_HU), AIR_HU), thin)
+    mask = slice_profile(inside.astype(np.float32), thin) >= 0.5
+    hu_thick = np.where(mask, hu_thick, AIR_HU)
+    direction = np.array(ct.GetDirection()).reshape(3, 3)
+    origin = np.array(ct.GetOrigin()) + direction @ np.array([0.0, 0.0, thin_spacing[2] * (thin - 1) / 2])
     images = []
-    for array in (mri, hu_out, inside.astype(np.uint8)):
+    for array in (mri, hu_thick, mask.astype(np.uint8)):  # a thick slice sits at the centre of its thin ones
         image = sitk.GetImageFromArray(array)
-        image.CopyInformation(ct)
+        image.SetSpacing(spacing)
+        image.SetDirection(ct.GetDirection())
+        image.SetOrigin(tuple(origin))
         images.append(image)
     images[1] = sitk.Cast(sitk.Round(images[1]), sitk.sitkInt16)
     return images[0], images[1], images[2]

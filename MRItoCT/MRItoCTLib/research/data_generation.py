@@ -11,7 +11,7 @@ from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_scalar_volume, read_volume, write_volume
 
-from .ct_pairs import pair_from_ct
+from .ct_pairs import RECIPE, pair_from_ct
 from .dataset import split_of
 from .phantom import make_phantom_case
 
@@ -24,8 +24,9 @@ def _write_case(folder: Path, mri, ct, mask) -> None:
 
 
 def make_dataset(out: str | Path, cases: int, seed: int, from_ct: list[str] | None = None,
-                 progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> dict:
-    """Write ``cases`` phantom cases and one CT-derived case per given CT; returns the dataset record."""
+                 progress: ProgressCallback = no_progress, cancel: CancelToken | None = None, per_ct: int = 1) -> dict:
+    """Write ``cases`` phantom cases and ``per_ct`` randomised CT-derived cases per given CT; returns the dataset
+    record (``dataset.json``: the cases, their sources and splits, and the rendering recipe)."""
     out = Path(out)
     if cases < 0:
         raise UserInputError("--cases must be 0 or more")
@@ -37,8 +38,8 @@ def make_dataset(out: str | Path, cases: int, seed: int, from_ct: list[str] | No
         raise UserInputError("nothing to make: give --cases N and/or --from-ct files")
     out.mkdir(parents=True, exist_ok=True)
     record = {"generator": "mritoct make-data", "seed": seed, "layout": "SynthRAD task 1 (<case>/mr.nii.gz, ct.nii.gz, mask.nii.gz)",
-              "cases": []}
-    total = cases + len(sources)
+              "ct_derived_recipe": json.loads(json.dumps(RECIPE)), "cases": []}
+    total = cases + len(sources) * per_ct
     for index in range(cases):
         if cancel is not None:
             cancel.raise_if_set()
@@ -47,13 +48,19 @@ def make_dataset(out: str | Path, cases: int, seed: int, from_ct: list[str] | No
         _write_case(out / name, *make_phantom_case(rng))
         record["cases"].append({"name": name, "kind": "phantom", "split": split_of(name)})
         progress(index + 1, total, name)
+    done = cases
     for offset, source in enumerate(sources):
         ct = read_volume(source)
         check_scalar_volume(ct, f"CT {source}")
-        rng = np.random.default_rng([seed, 10_000 + offset])
-        name = "ct_" + source.name.split(".")[0]
-        _write_case(out / name, *pair_from_ct(ct, rng))
-        record["cases"].append({"name": name, "kind": "ct-derived", "source": source.name, "split": split_of(name)})
-        progress(cases + offset + 1, total, name)
+        for copy in range(per_ct):
+            if cancel is not None:
+                cancel.raise_if_set()
+            rng = np.random.default_rng([seed, 10_000 + offset, copy])
+            name = "ct_" + source.name.split(".")[0] + (f"_{copy:03d}" if per_ct > 1 else "")
+            _write_case(out / name, *pair_from_ct(ct, rng))
+            record["cases"].append({"name": name, "kind": "ct-derived", "source": source.name,
+                                    "split": split_of(name)})
+            done += 1
+            progress(done, total, name)
     (out / "dataset.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record

@@ -28,7 +28,7 @@ from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
 from ..baselines import adversarial_loss, patch_discriminator
-from ..intensity import DEFAULT_INTENSITY, IntensityMapping
+from ..intensity import MEDIAN_INTENSITY, IntensityMapping
 from ..model import save_model
 from ..model_types import LossInputs, ModelType, model_type
 from ..network import ConditionalDenoiser
@@ -48,7 +48,7 @@ class TrainConfig:
     crop: int = 96
     seed: int = 0
     spacing_mm: tuple[float, float] = (2.0, 2.0)
-    intensity: IntensityMapping = DEFAULT_INTENSITY
+    intensity: IntensityMapping = MEDIAN_INTENSITY
     context_slices: int = 1
     channels: tuple[int, ...] | None = None
     max_minutes: float | None = None
