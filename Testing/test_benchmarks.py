@@ -92,3 +92,27 @@ def test_real_t2_check_prints_ct_likeness_and_measures_it_right(tmp_path, tiny_m
     stats = ct_likeness(sitk.GetImageFromArray(t2), sitk.GetImageFromArray(hu))
     assert stats["bright_t2_median_hu"] == -100 and stats["dark_t2_median_hu"] == 40
     assert stats["bone_like_pct"] == 100 / 640 and stats["fat_like_pct"] == 50.0
+
+
+def test_slice_consistency_benchmark_prints_its_table(tmp_path, tiny_model):
+    printed = _run("mritoct_slice_consistency.py", "--model", str(tiny_model), "--steps", "2", "--mc", "2",
+                   "--slices", "6", "--csv", str(tmp_path / "steps.csv"), cwd=tmp_path)
+    assert "| real CT (abdomen-pelvis sample) | the CT itself |" in printed
+    assert printed.count("| sCT, shared slice noise") == 4 and (tmp_path / "steps.csv").is_file()
+
+
+def test_roi_benchmark_draws_its_regions_and_prints_a_median_per_region(tmp_path, tiny_model):
+    printed = _run("mritoct_roi.py", "--models", str(tiny_model), "--steps", "2", "--mc", "1", "--figure",
+                   str(tmp_path / "rois.png"), "--csv", str(tmp_path / "roi.csv"), cwd=tmp_path)
+    assert "| 4 | bladder urine | 0 to 20 |" in printed and "regions in range" in printed
+    assert (tmp_path / "rois.png").stat().st_size > 10_000
+
+
+def test_roi_discs_lie_in_the_t2_and_on_distinct_voxels():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from mritoct_roi import REGIONS, disc
+
+    shape = (19, 384, 384)  # ProstateX-0000 T2
+    masks = [disc(shape, region) for region in REGIONS]
+    assert all(mask.sum() >= 9 for mask in masks)
+    assert not np.any(np.sum(masks, axis=0) > 1), "regions must not overlap"

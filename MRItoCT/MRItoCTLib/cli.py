@@ -17,7 +17,7 @@ from .model import load_model
 from .intensity import MRI_SCALES
 from .model_types import MODEL_TYPES
 from .research.training import TrainConfig
-from .settings import SynthesisSettings
+from .settings import SLICE_NOISE, SynthesisSettings
 
 DEVICE_HELP = f"{', '.join(DEVICE_CHOICES)} (default {DEFAULT_DEVICE})"
 
@@ -124,13 +124,15 @@ def add_synthesis_options(parser: ArgumentParser) -> None:
                         help=f"Monte-Carlo samples (default {DEFAULT_MC_SAMPLES})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    parser.add_argument("--slice-noise", choices=SLICE_NOISE, default=SLICE_NOISE[0],
+                        help="shared (default): a Monte-Carlo sample's slices share their noise, so the volume has no "
+                             "stripes between slices; independent: every slice draws its own")
     add_inference_options(parser)
     for option in all_sampler_options().values():
         users = [info.name for info in SAMPLERS.values() if option in info.options]
+        default = f"{option.default:g}" if isinstance(option.default, float) else option.default
         parser.add_argument(option.flag, dest=option.name, type=option.type, choices=option.choices or None,
-                            help=f"{option.help} (sampler {', '.join(users)}; default {option.default:g})"
-                            if isinstance(option.default, float) else
-                            f"{option.help} (sampler {', '.join(users)}; default {option.default})")
+                            help=f"{option.help} (sampler {', '.join(users)}; default {default})")
 
 
 def settings_from_arguments(args, keep_samples: bool = False) -> SynthesisSettings:
@@ -139,7 +141,7 @@ def settings_from_arguments(args, keep_samples: bool = False) -> SynthesisSettin
     return SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed,
                              batch_size=args.batch_size, keep_samples=keep_samples, sampler_options=options,
                              precision=args.precision, channels_last=args.channels_last,
-                             compile=args.compile).validated()
+                             compile=args.compile, slice_noise=args.slice_noise).validated()
 
 
 def command_synthesize(args) -> int:

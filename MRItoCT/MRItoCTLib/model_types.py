@@ -21,7 +21,7 @@ from CTSynthesisCore.progress import CancelToken
 from .baselines import RegressionConfig, RegressionNet, adversarial_loss
 from .intensity import DEFAULT_INTENSITY, IntensityMapping
 from .network import ConditionalDenoiser, DenoiserConfig, diffusion_loss
-from .samplers import StepCallback, get_sampler
+from .samplers import NoiseGenerator, StepCallback, get_sampler
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Draw:
     sampler: str
     steps: int
     options: dict[str, Any]
-    generator: torch.Generator | None = None
+    generator: NoiseGenerator = None
     callback: StepCallback | None = None
     cancel: CancelToken | None = None
 

@@ -25,6 +25,7 @@ from CTSynthesisCore.volume_io import check_memory, check_scalar_volume
 from .intensity import IntensityMapping, body_mask, foreground_mask, looks_like_ct
 from .model import LoadedModel, new_generator
 from .model_types import Draw
+from .samplers import SliceSharedNoise
 from .montecarlo import monte_carlo
 from .settings import SynthesisSettings
 
@@ -171,6 +172,8 @@ class VolumeSampling:
         nfe = 0
         with torch.inference_mode():
             for indices in batches:
+                if settings.slice_noise == "shared":  # every batch replays the same draws: one noise per sample
+                    draw.generator = SliceSharedNoise(new_generator(self.device, settings.seed), len(indices))
                 condition = torch.from_numpy(context_stack(self.padded, indices, self.model.config.context_slices))
                 condition = condition.to(self.device)
                 outcome = monte_carlo(lambda count: self.draw_batch(condition, count, len(indices), draw), settings.mc,

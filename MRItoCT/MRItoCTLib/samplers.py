@@ -33,6 +33,31 @@ class Denoiser(Protocol):
 StepCallback = Callable[[int, int, Tensor], None]
 
 
+class SliceSharedNoise:
+    """Noise shared by the slices of each Monte-Carlo sample: a batch laid out as ``samples x slices`` gets one
+    draw per sample, repeated over its ``slices``. Neighbouring slices then share their random texture, so the
+    volume has no stripes between slices; the spread over samples is unchanged. Pass it as ``generator``."""
+
+    def __init__(self, generator: torch.Generator | None, slices: int) -> None:
+        self.generator, self.slices = generator, slices
+
+    def randn(self, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
+        samples = shape[0] // self.slices
+        draw = torch.randn((samples, *shape[1:]), generator=self.generator, device=device, dtype=dtype)
+        return draw.repeat_interleave(self.slices, dim=0)
+
+
+NoiseGenerator = torch.Generator | SliceSharedNoise | None
+
+
+def randn(generator: NoiseGenerator, shape: tuple[int, ...], device: torch.device,
+          dtype: torch.dtype = torch.float32) -> Tensor:
+    """Standard normal noise from a torch generator, or from a :class:`SliceSharedNoise`."""
+    if isinstance(generator, SliceSharedNoise):
+        return generator.randn(tuple(shape), device, dtype)
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+
 @dataclass
 class SampleResult:
     sample: Tensor
@@ -43,7 +68,7 @@ class _Run:
     """Bookkeeping shared by the samplers: NFE count, time tensors, progress, cancel, noise."""
 
     def __init__(self, denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess, total: int,
-                 generator: torch.Generator | None, callback: StepCallback | None, cancel: CancelToken | None,
+                 generator: NoiseGenerator, callback: StepCallback | None, cancel: CancelToken | None,
                  reference: Tensor) -> None:
         self.denoiser, self.condition, self.process = denoiser, condition, process
         self.total, self.generator, self.callback, self.cancel = total, generator, callback, cancel
@@ -55,8 +80,7 @@ class _Run:
         return self.denoiser(x, t_batch, self.condition)
 
     def noise(self) -> Tensor:
-        return torch.randn(self.reference.shape, generator=self.generator, device=self.reference.device,
-                           dtype=self.reference.dtype)
+        return randn(self.generator, tuple(self.reference.shape), self.reference.device, self.reference.dtype)
 
     def report(self, x0: Tensor) -> None:
         self.step += 1
@@ -83,11 +107,11 @@ def time_grid(process: NoiseProcess, steps: int, spacing: str = "time") -> list[
     return process.t_from_log_snr(torch.linspace(float(ends[0]), float(ends[1]), steps, dtype=torch.float64)).tolist()
 
 
-def _initial(process: NoiseProcess, shape: tuple[int, ...], generator: torch.Generator | None,
+def _initial(process: NoiseProcess, shape: tuple[int, ...], generator: NoiseGenerator,
              device: torch.device, x_init: Tensor | None) -> Tensor:
     if x_init is not None:
         return x_init.clone()
-    return torch.randn(shape, generator=generator, device=device) * process.prior_std()
+    return randn(generator, shape, device) * process.prior_std()
 
 
 def _start(denoiser, condition, process, total, generator, callback, cancel, shape, x_init, device):
@@ -117,7 +141,7 @@ def _run_grid(run: _Run, x: Tensor, times: list[float], alphas: list[float], sig
 
 
 def sample_ddpm(denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess, steps: int = 1000,
-                generator: torch.Generator | None = None, callback: StepCallback | None = None,
+                generator: NoiseGenerator = None, callback: StepCallback | None = None,
                 cancel: CancelToken | None = None, shape: tuple[int, ...] | None = None,
                 x_init: Tensor | None = None, device: torch.device | None = None) -> SampleResult:
     """Ancestral sampling from the DDPM posterior q(x_s | x_t, x0_hat); fewer steps = respacing."""
@@ -135,7 +159,7 @@ def sample_ddpm(denoiser: Denoiser, condition: Tensor | None, process: NoiseProc
 
 
 def sample_ddim(denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess, steps: int = 50,
-                generator: torch.Generator | None = None, callback: StepCallback | None = None,
+                generator: NoiseGenerator = None, callback: StepCallback | None = None,
                 cancel: CancelToken | None = None, shape: tuple[int, ...] | None = None,
                 x_init: Tensor | None = None, device: torch.device | None = None, eta: float = 0.0) -> SampleResult:
     """DDIM: x_s = a_s x0 + sqrt(s_s^2 - sigma^2) eps + sigma z, sigma = eta * (DDPM posterior std)."""
@@ -154,7 +178,7 @@ def sample_ddim(denoiser: Denoiser, condition: Tensor | None, process: NoiseProc
 
 
 def sample_euler_maruyama(denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess, steps: int = 1000,
-                          generator: torch.Generator | None = None, callback: StepCallback | None = None,
+                          generator: NoiseGenerator = None, callback: StepCallback | None = None,
                           cancel: CancelToken | None = None, shape: tuple[int, ...] | None = None,
                           x_init: Tensor | None = None, device: torch.device | None = None) -> SampleResult:
     """Euler–Maruyama on the reverse SDE dx = [f - g^2 score] dt + g dw (time running backwards)."""
@@ -173,7 +197,7 @@ def sample_euler_maruyama(denoiser: Denoiser, condition: Tensor | None, process:
 
 
 def sample_predictor_corrector(denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess,
-                               steps: int = 1000, generator: torch.Generator | None = None,
+                               steps: int = 1000, generator: NoiseGenerator = None,
                                callback: StepCallback | None = None, cancel: CancelToken | None = None,
                                shape: tuple[int, ...] | None = None, x_init: Tensor | None = None,
                                device: torch.device | None = None, snr: float = 0.16,
@@ -252,7 +276,7 @@ def _integrate_rk45(run: _Run, process: NoiseProcess, x: Tensor, t_start: float,
 
 
 def sample_ode(denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess, steps: int = 100,
-               generator: torch.Generator | None = None, callback: StepCallback | None = None,
+               generator: NoiseGenerator = None, callback: StepCallback | None = None,
                cancel: CancelToken | None = None, shape: tuple[int, ...] | None = None,
                x_init: Tensor | None = None, device: torch.device | None = None, method: str = "rk45",
                tolerance: float = 1e-5) -> SampleResult:
@@ -286,7 +310,7 @@ def sample_ode(denoiser: Denoiser, condition: Tensor | None, process: NoiseProce
 
 
 def sample_dpmpp(denoiser: Denoiser, condition: Tensor | None, process: NoiseProcess, steps: int = 20,
-                 generator: torch.Generator | None = None, callback: StepCallback | None = None,
+                 generator: NoiseGenerator = None, callback: StepCallback | None = None,
                  cancel: CancelToken | None = None, shape: tuple[int, ...] | None = None,
                  x_init: Tensor | None = None, device: torch.device | None = None) -> SampleResult:
     """DPM-Solver++(2M): second-order multistep solver of the data-prediction ODE, log-SNR grid."""

@@ -15,6 +15,9 @@ from CTSynthesisCore.errors import UserInputError
 from .catalog import DEFAULT_MC_SAMPLES, DEFAULT_MODEL, DEFAULT_SAMPLER, DEFAULT_SEED, sampler_info
 
 
+SLICE_NOISE = ("shared", "independent")
+
+
 @dataclass
 class SynthesisSettings:
     """How to sample; ``steps=None`` takes the sampler's default."""
@@ -30,6 +33,8 @@ class SynthesisSettings:
     channels_last: bool = True
     compile: str = "off"  # a torch.compile mode; "reduce-overhead" uses CUDA graphs
     context_only_edges: int = 0  # slices at each end used only as the neighbours' context (left at -1024 HU)
+    slice_noise: str = "shared"  # "shared": a Monte-Carlo sample's slices share their noise (no stripes between
+    # slices); "independent": every slice draws its own
 
     @property
     def inference(self) -> InferenceOptions:
@@ -47,6 +52,8 @@ class SynthesisSettings:
             raise UserInputError(f"batch size must be at least 1, got {self.batch_size}")
         if self.context_only_edges < 0:
             raise UserInputError(f"context-only edge slices must be 0 or more, got {self.context_only_edges}")
+        if self.slice_noise not in SLICE_NOISE:
+            raise UserInputError(f"slice noise is one of {', '.join(SLICE_NOISE)}, got '{self.slice_noise}'")
         self.inference.validated()
         return replace(self, sampler_options=options)
 

@@ -76,3 +76,10 @@ def uncertainty_metrics(uncertainty: np.ndarray, prediction: np.ndarray, referen
     if np.all(inside == inside[0]):
         return {"spearman": float("nan"), "ause": float("nan")}
     return {"spearman": spearman(inside, error), "ause": sparsification(inside, error)["ause"]}
+
+
+def slice_step(hu: np.ndarray, mask: np.ndarray) -> float:
+    """Mean absolute HU difference between adjacent slices (axis 0) where both voxels are inside ``mask``: stripes
+    between slices raise it above a real CT's figure at the same slice spacing."""
+    both = mask[1:].astype(bool) & mask[:-1].astype(bool)
+    return float(np.abs(np.diff(hu.astype(np.float64), axis=0))[both].mean())

@@ -1,0 +1,116 @@
+"""Median synthetic-CT HU in regions of interest placed on the bundled real T2 (ProstateX-0000), against
+published CT ranges.
+
+The T2 has no paired CT, so this reads the synthetic CT where the anatomy is known. Each region is a
+disc on one slice of the T2's own voxel grid (slice, row, column of the NIfTI array; radius in voxels of
+0.5 mm). In this image the array's rows run from posterior (row 0) to anterior. A figure shows the discs.
+
+    python benchmarks/mritoct_roi.py [--models mritoct-ddpm mritoct-cnn mritoct-gan] [--mc 4] [--figure rois.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from CTSynthesisCore.plotting import pyplot
+from CTSynthesisCore.sample_data import sample_path
+from CTSynthesisCore.tables import write_csv
+from MRItoCTLib.model import load_model
+from MRItoCTLib.pipeline import synthesize
+from MRItoCTLib.settings import SynthesisSettings
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    slice: int
+    row: int
+    column: int
+    radius: int  # voxels (0.5 mm)
+    low_hu: float  # published CT range of the tissue
+    high_hu: float
+
+
+REGIONS = (
+    Region("subcutaneous fat (anterior)", 13, 364, 192, 6, -120, -80),
+    Region("rectus abdominis muscle", 13, 322, 215, 6, 35, 55),
+    Region("obturator internus muscle", 9, 180, 104, 4, 35, 55),
+    Region("bladder urine", 13, 270, 192, 10, 0, 20),
+    Region("prostate", 9, 196, 192, 10, 30, 50),
+    Region("femoral head marrow (right)", 11, 215, 352, 10, 150, 400),
+    Region("femoral head marrow (left)", 13, 208, 30, 8, 150, 400),
+    Region("acetabulum / femoral head cortex", 11, 224, 328, 2, 700, 3000),
+)
+
+
+def disc(shape: tuple[int, ...], region: Region) -> np.ndarray:
+    """The region's voxels in a (slices, rows, columns) array."""
+    rows, columns = np.ogrid[:shape[1], :shape[2]]
+    mask = np.zeros(shape, bool)
+    mask[region.slice] = (rows - region.row) ** 2 + (columns - region.column) ** 2 <= region.radius**2
+    return mask
+
+
+def region_medians(ct: sitk.Image) -> dict[str, float]:
+    """Median HU of the synthetic CT in each region (the CT is on the T2's grid)."""
+    hu = sitk.GetArrayFromImage(ct)
+    return {region.name: float(np.median(hu[disc(hu.shape, region)])) for region in REGIONS}
+
+
+def regions_figure(t2: sitk.Image, path: str) -> None:
+    """The slices holding regions, with each region drawn and numbered."""
+    plt = pyplot()
+    array = sitk.GetArrayFromImage(t2)
+    slices = sorted({region.slice for region in REGIONS})
+    figure, axes = plt.subplots(1, len(slices), figsize=(6 * len(slices), 6))
+    for axis, index in zip(np.atleast_1d(axes), slices):
+        axis.imshow(array[index], cmap="gray", vmax=float(np.percentile(array, 99.5)))
+        for number, region in enumerate(REGIONS, start=1):
+            if region.slice == index:
+                axis.add_patch(plt.Circle((region.column, region.row), max(region.radius, 3), fill=False, color="red"))
+                axis.text(region.column + region.radius + 3, region.row, str(number), color="yellow", fontsize=11)
+        axis.set_title(f"slice {index} (rows: posterior at the top, anterior at the bottom)", fontsize=9)
+        axis.axis("off")
+    figure.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
+    parser.add_argument("--mc", type=int, default=4)
+    parser.add_argument("--steps", type=int, help="sampler steps (default: the sampler's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--figure", default="mritoct_rois.png")
+    parser.add_argument("--csv", default="mritoct_roi.csv")
+    args = parser.parse_args()
+    t2 = sitk.ReadImage(str(sample_path("t2_pelvis")))
+    regions_figure(t2, args.figure)
+    rows = []
+    for name in args.models:
+        model = load_model(name)
+        settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed)
+        medians = region_medians(synthesize(t2, model, settings, device="cpu").ct)
+        rows.append({"model": model.metadata["name"], **medians})
+        print(rows[-1], flush=True)
+    write_csv(args.csv, rows)
+    print(f"\nMedian synthetic-CT HU per region on ProstateX-0000 T2 (regions drawn in {args.figure})\n")
+    print("| # | region | CT range (HU) | " + " | ".join(row["model"] for row in rows) + " |")
+    print("|---|---|---|" + "---|" * len(rows))
+    for number, region in enumerate(REGIONS, start=1):
+        cells = []
+        for row in rows:
+            value = row[region.name]
+            mark = "" if region.low_hu <= value <= region.high_hu else (" (low)" if value < region.low_hu else " (high)")
+            cells.append(f"{value:.0f}{mark}")
+        print(f"| {number} | {region.name} | {region.low_hu:g} to {region.high_hu:g} | " + " | ".join(cells) + " |")
+    inside = [sum(region.low_hu <= row[region.name] <= region.high_hu for region in REGIONS) for row in rows]
+    print("| | regions in range | | " + " | ".join(f"{count}/{len(REGIONS)}" for count in inside) + " |")
+
+
+if __name__ == "__main__":
+    main()
