@@ -20,12 +20,14 @@ ACKNOWLEDGEMENT = (
 
 
 def model_summary(metadata: dict) -> str:
-    """One line describing a shipped model for a selector tooltip or label."""
-    metrics = metadata.get("validation", {})
-    scores = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float)))
+    """One line describing a shipped model for a selector tooltip or label, in plain words: what it is, what it
+    was trained on, and its validation error named for what it is (simulated data, not a clinical figure)."""
+    validation = metadata.get("validation", {})
     trained = metadata.get("training", {}).get("data", "training data not recorded")
-    return f"{metadata.get('name')}: {metadata.get('description', metadata.get('kind', ''))}; {trained}" + (
-        f"; validation {scores}" if scores else "")
+    text = f"{metadata.get('name')}: {metadata.get('description', metadata.get('kind', ''))}; trained on {trained}"
+    if isinstance(validation.get("mae_hu"), (int, float)):
+        text += f"; MAE {validation['mae_hu']:.0f} HU on simulated validation slices (not a clinical figure)"
+    return text
 
 
 def self_test_can_run(test_case) -> bool:

@@ -66,3 +66,19 @@ def test_inferno_table_runs_dark_to_bright():
     table = inferno_table()
     luminance = table @ np.array([0.2126, 0.7152, 0.0722])
     assert table.shape == (256, 3) and np.all(np.diff(luminance) > 0), "a perceptual map brightens monotonically"
+
+
+def test_model_summary_names_its_figure_for_what_it_is():
+    """The panel's model line must not read like a clinical accuracy: the MAE is on simulated validation slices."""
+    from CTSynthesisCore.slicer.panel import model_summary
+    from CTSynthesisCore.weights import list_models
+
+    for metadata in list_models("mritoct"):
+        summary = model_summary(metadata)
+        assert "simulated validation slices (not a clinical figure)" in summary and "mae_hu" not in summary
+
+
+def test_new_output_nodes_are_named_as_research_output():
+    from MRItoCTLib.slicer.nodes import output_names
+
+    assert all(name.endswith("(research)") for name in output_names("T2"))

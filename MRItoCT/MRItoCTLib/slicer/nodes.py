@@ -39,9 +39,20 @@ class SynthesisOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
+RESEARCH_DESCRIPTION = "Synthetic CT from MRI (MRItoCT) - research use only, not for clinical use"
+
+
 def output_names(input_name: str) -> tuple[str, str, str]:
-    """Names of new nodes: synthetic CT, uncertainty, Monte-Carlo sample sequence."""
-    return f"{input_name} synthetic CT", f"{input_name} uncertainty", f"{input_name} MC samples"
+    """Names of new nodes: synthetic CT, uncertainty, Monte-Carlo sample sequence (marked as research output)."""
+    return (f"{input_name} synthetic CT (research)", f"{input_name} uncertainty (research)",
+            f"{input_name} MC samples (research)")
+
+
+def mark_research_output(*nodes) -> None:
+    """Say in each output node's description that it is research output (shown in Slicer's Data module)."""
+    for node in nodes:
+        if node is not None:
+            node.SetDescription(RESEARCH_DESCRIPTION)
 
 
 def show_synthesis(outcome: SynthesisOutcome, opacity: float = 0.5) -> None:
@@ -68,6 +79,7 @@ def synthesize_nodes(input_node, ct_node, uncertainty_node, settings: SynthesisS
     if uncertainty_node is not None:
         update_volume_node_from_image(uncertainty_node, result.uncertainty)
     place_under_transform(input_node.GetTransformNodeID(), ct_node, uncertainty_node)
+    mark_research_output(ct_node, uncertainty_node)
     sequence = None
     if settings.keep_samples:
         sequence, _ = add_volume_sequence(ct_node.GetScene(), result.samples, output_names(input_node.GetName())[2])
@@ -95,6 +107,7 @@ class SynthesisJob(NodeJob):
         update_volume_node_from_image(outcome.ct_node, images["ct"][0])
         update_volume_node_from_image(outcome.uncertainty_node, images["uncertainty"][0])
         place_under_transform(self.transform_id(), outcome.ct_node, outcome.uncertainty_node)
+        mark_research_output(outcome.ct_node, outcome.uncertainty_node)
         if self.keep_samples:
             outcome.sequence_node, _ = add_volume_sequence(self.scene, images["samples"], samples_name)
         show_synthesis(outcome, opacity)

@@ -63,6 +63,8 @@ def run_synthesis_scenario(scene, check, model: str = DEFAULT_MODEL, image: sitk
     check.assertGreaterEqual(float(spread.min()), 0.0)
     check.assertGreater(float(spread.max()), 0.0, "two Monte-Carlo samples must differ somewhere")
     check_synthesis_display(check, ct_node, std_node, slice_view)
+    for node in (ct_node, std_node):
+        check.assertIn("research use only", node.GetDescription() or "", "outputs are marked as research output")
     if settings.keep_samples:
         check_sample_sequence(check, scene, output_names("T2")[2], settings.mc, image)
     after = image_from_volume_node(input_node)
