@@ -116,3 +116,13 @@ def test_roi_discs_lie_in_the_t2_and_on_distinct_voxels():
     masks = [disc(shape, region) for region in REGIONS]
     assert all(mask.sum() >= 9 for mask in masks)
     assert not np.any(np.sum(masks, axis=0) > 1), "regions must not overlap"
+
+
+def test_heldout_benchmark_frames_a_model_by_water_and_the_case_own_lookup_table(tmp_path, tiny_model, ct_sample):
+    printed = _run("mritoct_heldout.py", "--ct", str(ct_sample), "--models", str(tiny_model), "--cases", "1",
+                   "--slices", "4", "--steps", "2", "--mc", "2", "--csv", str(tmp_path / "heldout.csv"), cwd=tmp_path)
+    rows = {line.split("|")[1].strip(): line for line in printed.splitlines() if line.startswith("| ") and "HU" not in line}
+    assert {"water in body", "lookup table fitted on this case", "tiny-test"} <= set(rows)
+    with open(tmp_path / "heldout.csv", encoding="utf-8") as handle:
+        table = {row["method"]: float(row["mae"]) for row in csv.DictReader(handle)}
+    assert table["lookup table fitted on this case"] < table["water in body"], "the case's own lookup beats water"
