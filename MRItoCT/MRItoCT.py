@@ -173,8 +173,10 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
         if slicer.app.layoutManager():  # none when Slicer runs without its main window
             slicer.util.resetSliceViews()
         high = outcome.uncertainty_node.GetDisplayNode().GetWindowLevelMax()  # set by set_uncertainty_display
-        self.ui.legendLabel.text = (f"Uncertainty (Inferno): 0 HU black → {high:.0f} HU pale yellow; "
-                                    "near-zero voxels transparent")
+        self.ui.legendLabel.text = (
+            f"Uncertainty (Inferno): 0 HU black → {high:.0f} HU pale yellow (this run's scale); near-zero voxels "
+            "transparent. It is the per-voxel standard deviation of the Monte-Carlo samples: it ranks where the "
+            "model is less sure, it is not an error bar, and it is zero for one sample or a CNN/GAN model.")
         warnings = "".join(f"\nWarning: {text}" for text in outcome.warnings)
         self.ui.statusLabel.text = f"Done: {outcome.summary}{warnings}"
 
