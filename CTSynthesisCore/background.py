@@ -1,8 +1,8 @@
 """Engine runs in a child process: progress lines, one-line errors, cancel that ends the process tree.
 
 The Slicer modules run long work this way (as SlicerMONAIAuto3DSeg does) so the GUI stays
-responsive: the child is the module's own command-line tool started with ``--worker``, which
-prints ``@progress DONE TOTAL MESSAGE`` lines on stdout, its ``error:`` line on stderr, and
+responsive: the child is the module's worker on a job folder (:mod:`CTSynthesisCore.jobs`), started with
+``--worker``, which prints ``@progress DONE TOTAL MESSAGE`` lines on stdout, its ``error:`` line on stderr, and
 exits by itself when its parent goes away (its stdin closes). Nothing here imports Qt or
 Slicer; the GUI polls :meth:`BackgroundProcess.poll` from a timer.
 """

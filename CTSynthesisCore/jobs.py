@@ -64,6 +64,8 @@ def _typed(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return from_record(hint, value, where)
     if origin is tuple:
+        if not isinstance(value, list):
+            raise UserInputError(f"{where} must be a list, got {value!r}")
         return tuple(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -94,10 +96,14 @@ def _write_json(path: Path, record: dict[str, Any]) -> Path:
 def _read_json(path: Path, kind: str) -> dict[str, Any]:
     if not path.is_file():
         raise UserInputError(f"{path} is missing")
-    record = json.loads(path.read_text(encoding="utf-8"))
-    if record.get("format") != JOB_FORMAT or record.get("kind") != kind:
-        raise UserInputError(f"{path} is not a {kind} record of format {JOB_FORMAT} "
-                             f"(found {record.get('kind')!r}, format {record.get('format')!r})")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserInputError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(record, dict) or record.get("format") != JOB_FORMAT or record.get("kind") != kind:
+        found = (record.get("kind"), record.get("format")) if isinstance(record, dict) else (None, None)
+        raise UserInputError(f"{path} is not a {kind} record of format {JOB_FORMAT} (found {found[0]!r}, "
+                             f"format {found[1]!r})")
     return record
 
 

@@ -29,6 +29,7 @@ class SamplerOption:
     help: str
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    minimum_excluded: bool = False  # the value must be above ``minimum``, not equal to it
 
     def checked(self, value: Any, sampler: str) -> Any:
         """``value`` as this option's type, or a one-line error."""
@@ -38,8 +39,9 @@ class SamplerOption:
             raise UserInputError(f"{self.flag} of sampler '{sampler}' takes a {self.type.__name__}, got {value!r}") from None
         if self.choices and typed not in self.choices:
             raise UserInputError(f"{self.flag} of sampler '{sampler}' is one of {', '.join(self.choices)}, got {typed!r}")
-        if self.minimum is not None and typed < self.minimum:
-            raise UserInputError(f"{self.flag} of sampler '{sampler}' must be at least {self.minimum:g}, got {typed!r}")
+        if self.minimum is not None and (typed <= self.minimum if self.minimum_excluded else typed < self.minimum):
+            bound = "above" if self.minimum_excluded else "at least"
+            raise UserInputError(f"{self.flag} of sampler '{sampler}' must be {bound} {self.minimum:g}, got {typed!r}")
         return typed
 
 
@@ -106,7 +108,7 @@ SAMPLERS: dict[str, SamplerInfo] = {info.name: info for info in [
                     SamplerOption("method", str, "rk45", "--ode-method", "ODE solver; rk45 is adaptive",
                                   choices=("rk45", "heun", "rk4")),
                     SamplerOption("tolerance", float, 1e-5, "--tolerance", "rk45 relative and absolute tolerance",
-                                  minimum=0.0)),
+                                  minimum=0.0, minimum_excluded=True)),
                 adaptive_when=("method", "rk45")),
     SamplerInfo("ddim", "DDIM", "DDIM", 50, "deterministic at eta = 0", "MRItoCTLib.samplers:sample_ddim",
                 (SamplerOption("eta", float, 0.0, "--eta", "DDIM noise level (0 = deterministic)", minimum=0.0),)),

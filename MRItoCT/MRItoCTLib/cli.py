@@ -14,7 +14,7 @@ from CTSynthesisCore.volume_io import read_volume, write_volume
 
 from .catalog import DEFAULT_MC_SAMPLES, DEFAULT_MODEL, DEFAULT_SAMPLER, DEFAULT_SEED, SAMPLERS, all_sampler_options
 from .model import load_model
-from .intensity import MRI_SCALES
+from .intensity import MEDIAN_INTENSITY, MRI_SCALES
 from .model_types import MODEL_TYPES
 from .research.training import TrainConfig
 from .settings import SLICE_NOISE, SynthesisSettings
@@ -75,9 +75,10 @@ def build_parser() -> ArgumentParser:
                      help=f"neighbouring MRI slices each side (default {defaults.context_slices})")
     fit.add_argument("--channels", type=positive_int, nargs="+", help="network channels per level")
     fit.add_argument("--max-minutes", type=float, help="stop after this much training time")
-    fit.add_argument("--mri-scale", choices=list(MRI_SCALES), default="median",
-                     help="MRI standardisation: the bright signal's median -> 0 (default; robust to a full bladder) or "
-                          "its 99.5th percentile -> +1 (the shipped models')")
+    fit.add_argument("--mri-scale", choices=list(MRI_SCALES),
+                     help="MRI standardisation: the bright signal's median -> 0 (default for a new run; robust to a full "
+                          "bladder) or its 99.5th percentile -> +1 (the shipped models'); --resume and --init keep the "
+                          "scale of the run or model they continue")
     fit.add_argument("--mri-gamma", type=float, default=defaults.mri_gamma,
                      help=f"contrast augmentation: MRI gamma drawn in [e^-g, e^g] per crop (default {defaults.mri_gamma:g}; "
                           "0 = off)")
@@ -204,6 +205,20 @@ def command_make_data(args) -> int:
     return 0
 
 
+def training_intensity(args):
+    """The MRI scale of a training run: as asked, else that of the run resumed or the model fine-tuned, else the
+    median scale."""
+    from .research.training import checkpoint_intensity
+
+    if args.mri_scale:
+        return MRI_SCALES[args.mri_scale]
+    if args.resume:
+        return checkpoint_intensity(Path(args.out) / "checkpoint.pt") or MEDIAN_INTENSITY
+    if args.init:
+        return load_model(args.init).intensity
+    return MEDIAN_INTENSITY
+
+
 def command_train(args) -> int:
     from CTSynthesisCore.progress import TqdmProgress
 
@@ -217,7 +232,7 @@ def command_train(args) -> int:
                          batch_size=args.batch_size, learning_rate=args.lr, crop=args.crop, seed=args.seed,
                          spacing_mm=tuple(args.spacing), context_slices=args.context_slices,
                          channels=tuple(args.channels) if args.channels else None, max_minutes=args.max_minutes,
-                         init_from=args.init, mri_gamma=args.mri_gamma, intensity=MRI_SCALES[args.mri_scale])
+                         init_from=args.init, mri_gamma=args.mri_gamma, intensity=training_intensity(args))
     bar = TqdmProgress(f"training {args.model}", disable=args.quiet)
     try:
         summary = train(args.data, args.out, config, device=args.device, resume=args.resume, progress=bar,

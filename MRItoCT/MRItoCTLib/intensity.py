@@ -62,7 +62,8 @@ class IntensityMapping:
     def describe(self) -> str:
         """In words, for model cards."""
         return (f"CT: HU clipped to [{self.hu_min:g}, {self.hu_max:g}] mapped linearly to [-1, 1]; MRI: 0 -> -1, "
-                f"body {self.mri_percentile:g}th percentile -> +1, clipped to [-1, {self.mri_max:g}] (version {self.version})")
+                f"{self.mri_percentile:g}th percentile of the bright signal -> {self.mri_reference_unit:+g}, clipped "
+                f"to [-1, {self.mri_max:g}] (version {self.version})")
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> "IntensityMapping":

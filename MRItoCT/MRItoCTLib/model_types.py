@@ -149,14 +149,14 @@ class ModelType:
     adversarial: bool = False  # train a PatchGAN discriminator alongside
 
     def build(self, context_slices: int, channels: tuple[int, ...] | None = None,
-              network_options: dict[str, Any] | None = None) -> nn.Module:
-        """A freshly initialised network of this type."""
+              network_options: dict[str, Any] | None = None, intensity: IntensityMapping = DEFAULT_INTENSITY) -> nn.Module:
+        """A freshly initialised network of this type (for the intensity mapping it will be trained with)."""
         kind = KINDS[self.kind]
         arguments = dict(context_slices=context_slices, **self.network_defaults, **(network_options or {}))
         if channels:
             for key, value in kind.channel_options(tuple(channels)).items():
                 arguments[key] = value if key in ("channels", "strides") else arguments.get(key, value)
-        return kind.build(kind.config_class(**arguments))
+        return kind.build(kind.config_class(**arguments), intensity)
 
 
 MODEL_TYPES: dict[str, ModelType] = {model_type.name: model_type for model_type in [

@@ -99,6 +99,19 @@ def test_make_data_command(tmp_path, ct_sample, capsys):
     assert main(["make-data", "--out", str(tmp_path / "e"), "--cases", "0", "--quiet"]) == 2
 
 
+def test_copies_of_one_ct_share_its_split(tmp_path, ct_sample):
+    """Augmented copies of one patient's CT must never be split between training and validation or test."""
+    crop = tmp_path / "crop.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(ct_sample))[20:90, 20:80, 40:52], str(crop))
+    assert main(["make-data", "--out", str(tmp_path / "d"), "--cases", "0", "--from-ct", str(crop), "--per-ct", "3",
+                 "--quiet"]) == 0
+    record = json.loads((tmp_path / "d" / "dataset.json").read_text(encoding="utf-8"))
+    assert len(record["cases"]) == 3 and len({case["split"] for case in record["cases"]}) == 1
+    assert "tissues" in record["ct_derived_recipe"]
+    split = record["cases"][0]["split"]
+    assert len(cases_in_split(tmp_path / "d", split)) == 3
+
+
 @pytest.mark.parametrize("model_type", ["ddpm", "score", "cnn", "gan"])
 def test_train_writes_models_and_resumes(tmp_path, small_dataset, model_type):
     out = tmp_path / model_type
@@ -138,6 +151,15 @@ def test_init_fine_tunes_from_given_weights_and_records_them(tmp_path, small_dat
     assert len(error) == 1 and "--init" in error[0] and "'cnn'" in error[0]
     assert main([*common, "--model", "cnn", "--out", str(tmp_path / "bad"), "--mri-gamma", "-1"]) == 2
     assert "--mri-gamma must be between 0 and 2" in capsys.readouterr().err
+    # the MRI scale travels with the weights: fine-tuning or resuming on another scale is refused
+    assert main([*common, "--model", "cnn", "--out", str(tmp_path / "rescaled"), "--init",
+                 str(tmp_path / "start" / "last"), "--mri-scale", "p99.5"]) == 2
+    assert "another MRI scale" in capsys.readouterr().err
+    assert main([*common, "--model", "cnn", "--out", str(tmp_path / "start"), "--epochs", "2", "--resume",
+                 "--mri-scale", "p99.5"]) == 2
+    assert "another MRI scale" in capsys.readouterr().err
+    assert main([*common, "--model", "cnn", "--out", str(tmp_path / "start"), "--epochs", "2", "--resume"]) == 0
+    assert load_model(str(tmp_path / "start" / "last")).intensity == start.intensity
 
 
 def test_contrast_augmentation_keeps_the_range_and_order():

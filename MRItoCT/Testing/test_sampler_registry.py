@@ -68,6 +68,7 @@ def test_the_evaluation_table_titles_a_new_sampler(toy_sampler):
     (SynthesisSettings(sampler="ode", sampler_options={"method": "euler"}), "one of rk45, heun, rk4"),
     (SynthesisSettings(sampler="pc", sampler_options={"corrector_steps": -1}), "at least 0"),
     (SynthesisSettings(sampler="ddim", sampler_options={"eta": "much"}), "takes a float"),
+    (SynthesisSettings(sampler="ode", sampler_options={"tolerance": 0}), "must be above 0"),
 ])
 def test_an_option_a_sampler_does_not_use_is_an_error(settings, message):
     with pytest.raises(UserInputError, match=message):

@@ -149,7 +149,8 @@ def slice_profile(values: np.ndarray, thin_per_slice: int) -> np.ndarray:
 
 def pair_from_ct(ct: sitk.Image, rng: np.random.Generator,
                  augment: bool = True) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
-    """(T2 MRI, CT, body mask) of one randomised case from a real CT (``augment=False``: no spatial change)."""
+    """(T2 MRI, CT, body mask) of one randomised case from a real CT (``augment=False``: no flip, rotation, scaling
+    or deformation; the case still gets a random MRI-like pixel size and slice thickness)."""
     size, spacing = output_grid(ct, rng)
     thin = 3  # thin slices per MRI slice: the slice profile
     thin_spacing = (spacing[0], spacing[1], spacing[2] / thin)

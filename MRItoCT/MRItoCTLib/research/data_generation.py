@@ -59,7 +59,7 @@ def make_dataset(out: str | Path, cases: int, seed: int, from_ct: list[str] | No
             name = "ct_" + source.name.split(".")[0] + (f"_{copy:03d}" if per_ct > 1 else "")
             _write_case(out / name, *pair_from_ct(ct, rng))
             record["cases"].append({"name": name, "kind": "ct-derived", "source": source.name,
-                                    "split": split_of(name)})
+                                    "split": split_of("ct_" + source.name.split(".")[0])})  # one patient, one split
             done += 1
             progress(done, total, name)
     (out / "dataset.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

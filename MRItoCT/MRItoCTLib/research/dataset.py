@@ -8,6 +8,7 @@ Every case goes through exactly the preprocessing used at inference
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +43,23 @@ def split_of(case_name: str, validation: float = 0.15, test: float = 0.15) -> st
     return "test" if fraction < test else "validation" if fraction < test + validation else "train"
 
 
+def recorded_splits(root: Path) -> dict[str, str]:
+    """The split of each case as ``dataset.json`` records it (copies of one CT share their patient's split)."""
+    path = root / "dataset.json"
+    if not path.is_file():
+        return {}
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return {case["name"]: case["split"] for case in record.get("cases", []) if "split" in case}
+
+
 def cases_in_split(root: str | Path, split: str) -> list[Path]:
-    """The case folders of one split; ``split`` is train, validation, test or all."""
+    """The case folders of one split (train, validation, test or all): as ``dataset.json`` records them, else by a
+    hash of the case name."""
     cases = find_cases(root)
-    return cases if split == "all" else [c for c in cases if split_of(c.name) == split]
+    if split == "all":
+        return cases
+    recorded = recorded_splits(Path(root))
+    return [c for c in cases if recorded.get(c.name, split_of(c.name)) == split]
 
 
 @dataclass

@@ -73,6 +73,9 @@ def initial_weights(network: nn.Module, config: TrainConfig) -> dict[str, Any]:
     if start.metadata.get("method") != config.model or start.network.config != network.config:
         raise UserInputError(f"--init {config.init_from}: that model is a '{start.metadata.get('method')}' with network "
                              f"{start.network.config.to_dict()}, not this '{config.model}' network")
+    if start.intensity != config.intensity:
+        raise UserInputError(f"--init {config.init_from}: that model was trained with another MRI scale "
+                             f"({start.intensity.describe()}); train with the same --mri-scale")
     network.load_state_dict(start.network.state_dict())
     training = start.metadata.get("training", {})
     return {"model": start.metadata["name"], "sha256": start.metadata.get("sha256"),
@@ -166,7 +169,7 @@ def build_trainer(config: TrainConfig, device: str, rank: int, local_rank: int, 
     optimisers and wrappers."""
     kind = config.model_type
     torch.manual_seed(config.seed + rank)
-    network = kind.build(config.context_slices, config.channels, config.network_options)
+    network = kind.build(config.context_slices, config.channels, config.network_options, config.intensity)
     lineage = initial_weights(network, config) if config.init_from and from_init else None
     network = network.to(device)
     if config.crop % network.config.size_multiple:
@@ -189,11 +192,29 @@ def build_trainer(config: TrainConfig, device: str, rank: int, local_rank: int, 
     return Trainer(config, device, network, trained, ema, discriminator, optimizer, optimizer_d, generator, lineage)
 
 
+def intensity_of_config(config: dict[str, Any]) -> IntensityMapping:
+    """The intensity mapping a saved training configuration used (before versioning: only its percentile)."""
+    if isinstance(config.get("intensity"), dict):
+        return IntensityMapping(**config["intensity"])
+    return IntensityMapping(mri_percentile=float(config.get("mri_percentile", IntensityMapping.mri_percentile)))
+
+
+def checkpoint_intensity(path: Path) -> IntensityMapping | None:
+    """The intensity mapping of a run's checkpoint, or None when there is no checkpoint."""
+    if not Path(path).is_file():
+        return None
+    return intensity_of_config(torch.load(path, map_location="cpu", weights_only=False).get("config", {}))
+
+
 def resume_trainer(trainer: Trainer, path: Path) -> None:
     """Continue from ``checkpoint.pt``: weights, optimisers, epoch, best score, steps, time and lineage."""
     if not path.is_file():
         raise UserInputError(f"--resume given but {path} does not exist")
     state = torch.load(path, map_location=trainer.device, weights_only=False)
+    stored = intensity_of_config(state.get("config", {}))
+    if stored != trainer.config.intensity:
+        raise UserInputError(f"--resume: {path} was trained with another MRI scale ({stored.describe()}); resume with "
+                             "the same --mri-scale")
     trainer.network.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     if trainer.ema is not None:

@@ -1,7 +1,8 @@
 """MRML node level of SliceInterp: a CT volume node in, a finer-sliced volume node (and disagreement) out.
 
-:func:`upsample_nodes` runs in this process (console, tests); :class:`UpsampleJob` runs
-``sliceinterp upsample --worker`` in a child process (the panel).
+:func:`upsample_nodes` runs in this process (console, tests); :class:`UpsampleJob` hands an
+:class:`~SliceInterpLib.settings.UpsampleRequest` to the worker ``SliceInterpLib.jobs`` in a child process
+(the panel), so the GUI stays responsive and imports no PyTorch.
 """
 
 from __future__ import annotations
