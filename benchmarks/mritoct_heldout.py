@@ -29,6 +29,7 @@ from MRItoCTLib.pipeline import synthesize
 from MRItoCTLib.research.ct_pairs import pair_from_ct
 from MRItoCTLib.research.metrics import image_metrics, uncertainty_metrics
 from MRItoCTLib.settings import SynthesisSettings
+from mritoct_roi import model_label
 
 COLUMNS = ["mae", "me", "psnr", "ssim", "mae_bone", "spearman", "ause"]
 
@@ -77,7 +78,10 @@ def main() -> None:
     parser.add_argument("--csv", default="mritoct_heldout.csv")
     args = parser.parse_args()
     ct = read_volume(args.ct)
-    models = [load_model(name) for name in args.models]
+    models = {}
+    for name in args.models:
+        model = load_model(name)
+        models[model_label(name, model.metadata)] = model
     rows = []
     for case in range(args.cases):
         mri, truth_image, mask_image = pair_from_ct(ct, np.random.default_rng([args.seed, case]), augment=False)
@@ -87,11 +91,11 @@ def main() -> None:
         rows.append({"case": case, "method": "water in body", **scores(water_in_body(mask), truth, mask, None)})
         rows.append({"case": case, "method": "lookup table fitted on this case",
                      **scores(lookup_table_ct(mri, truth, mask), truth, mask, None)})
-        for model in models:
+        for label, model in models.items():
             settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed)
             result = synthesize(mri, model, settings, device="cpu")
             uncertainty = sitk.GetArrayFromImage(result.uncertainty) if model.kind.stochastic and args.mc > 1 else None
-            rows.append({"case": case, "method": model.metadata["name"],
+            rows.append({"case": case, "method": label,
                          **scores(sitk.GetArrayFromImage(result.ct), truth, mask, uncertainty)})
         print(f"case {case} done", flush=True)
     write_csv(args.csv, rows)

@@ -79,6 +79,11 @@ def regions_figure(t2: sitk.Image, path: str) -> None:
     plt.close(figure)
 
 
+def model_label(name_or_path: str, metadata: dict) -> str:
+    """A shipped model by its name; a model folder by its name and folder (trained runs share shipped names)."""
+    return metadata["name"] if name_or_path == metadata["name"] else f"{metadata['name']} ({name_or_path})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
@@ -95,7 +100,7 @@ def main() -> None:
         model = load_model(name)
         settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed)
         medians = region_medians(synthesize(t2, model, settings, device="cpu").ct)
-        rows.append({"model": model.metadata["name"], **medians})
+        rows.append({"model": model_label(name, model.metadata), **medians})
         print(rows[-1], flush=True)
     write_csv(args.csv, rows)
     print(f"\nMedian synthetic-CT HU per region on ProstateX-0000 T2 (regions drawn in {args.figure})\n")
