@@ -78,7 +78,8 @@ class SamplerInfo:
         known = {option.name: option for option in self.options}
         unknown = sorted(set(options) - set(known))
         if unknown:
-            flags = [all_sampler_options()[name].flag if name in all_sampler_options() else name for name in unknown]
+            every = all_sampler_options()
+            flags = [every[name].flag if name in every else name for name in unknown]
             have = ", ".join(o.flag for o in self.options) or "none"
             raise UserInputError(f"option(s) {', '.join(flags)} do not apply to sampler '{self.name}' "
                                  f"(its options: {have})")

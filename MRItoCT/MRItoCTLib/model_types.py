@@ -66,6 +66,16 @@ def regression_channel_options(channels: tuple[int, ...]) -> dict[str, Any]:
     return {"channels": channels, "strides": tuple([2] * (len(channels) - 1))}
 
 
+def construct_denoiser(config: DenoiserConfig, intensity: IntensityMapping, for_synthesis: bool) -> nn.Module:
+    """A denoiser built for synthesis clips x0 to [-1, 1]; its intensities are the pipeline's business."""
+    return ConditionalDenoiser(config, clip_x0=for_synthesis)
+
+
+def construct_regression(config: RegressionConfig, intensity: IntensityMapping, for_synthesis: bool) -> nn.Module:
+    """The CNN/GAN network predicts a difference from a CT number, placed on its mapping's scale."""
+    return RegressionNet(config, intensity)
+
+
 @dataclass(frozen=True)
 class ModelKind:
     """How a saved network of this kind is rebuilt, probed for memory and turned into CT samples."""
@@ -77,19 +87,18 @@ class ModelKind:
     draw: Callable[[Callable[..., Tensor], nn.Module, Tensor, Draw], tuple[Tensor, int]]
     probe: Callable[[Callable[..., Tensor], Tensor], Tensor]
     channel_options: Callable[[tuple[int, ...]], dict[str, Any]]  # network arguments implied by --channels
+    construct: Callable[[Any, IntensityMapping, bool], nn.Module]  # (config, intensity, for synthesis) -> network
 
     def build(self, config: Any, intensity: IntensityMapping = DEFAULT_INTENSITY, for_synthesis: bool = False) -> nn.Module:
-        """The network of a config (a denoiser built for synthesis clips x0 to [-1, 1])."""
-        if self.network_class is ConditionalDenoiser:
-            return ConditionalDenoiser(config, clip_x0=for_synthesis)
-        return self.network_class(config, intensity)
+        """The network of a config, for the intensity mapping it is trained with and whether it is built for synthesis."""
+        return self.construct(config, intensity, for_synthesis)
 
 
 KINDS: dict[str, ModelKind] = {kind.name: kind for kind in [
     ModelKind("diffusion", DenoiserConfig, ConditionalDenoiser, True, sample_with_sampler, probe_denoiser,
-              denoiser_channel_options),
+              denoiser_channel_options, construct_denoiser),
     ModelKind("regression", RegressionConfig, RegressionNet, False, predict_once, probe_regression,
-              regression_channel_options),
+              regression_channel_options, construct_regression),
 ]}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -146,6 +146,7 @@ class VolumeSampling:
     device: str
     progress: ProgressCallback = no_progress
     cancel: CancelToken | None = None
+    done_steps: int = field(default=0, init=False)  # sampler steps finished in this run, for progress
 
     def probe(self, count: int) -> None:
         """One forward pass of ``count`` zero inputs (to measure memory per input)."""
@@ -160,7 +161,8 @@ class VolumeSampling:
         batches = [self.wanted[i:i + slices_per_batch] for i in range(0, len(self.wanted), slices_per_batch)]
         total_steps = len(batches) * math.ceil(settings.mc / mc_per_pass) * steps
         self.done_steps = 0
-        generator = new_generator(self.device, settings.seed)
+        shared = settings.slice_noise == "shared"
+        generator = None if shared else new_generator(self.device, settings.seed)  # one stream over all batches
         mean = np.full(self.padded.shape, -1.0, np.float32)
         std = np.zeros(self.padded.shape, np.float32)
         samples = np.full((settings.mc, *self.padded.shape), -1.0, np.float32) if settings.keep_samples else None
@@ -172,7 +174,7 @@ class VolumeSampling:
         nfe = 0
         with torch.inference_mode():
             for indices in batches:
-                if settings.slice_noise == "shared":  # every batch replays the same draws: one noise per sample
+                if shared:  # every batch replays the same draws: one noise per Monte-Carlo sample
                     draw.generator = SliceSharedNoise(new_generator(self.device, settings.seed), len(indices))
                 condition = torch.from_numpy(context_stack(self.padded, indices, self.model.config.context_slices))
                 condition = condition.to(self.device)
