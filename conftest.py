@@ -38,6 +38,27 @@ def mrml_scene():
     slicer.mrmlScene = previous
 
 
+@pytest.fixture
+def panel(monkeypatch, mrml_scene):
+    """Open a module's panel (module, widget setup(), enter()) in this process through
+    ``Testing/slicer_app_double.py``; its scene observers are removed (as Slicer's module unload does) and
+    everything else restored after the test."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "Testing"))
+    import slicer_app_double
+
+    monkeypatch.setattr(slicer_app_double, "VALUES", {})  # parameter values start from the defaults in each test
+    opened = []
+
+    def open_(module: str, major: int = 5, minor: int = 10):
+        loaded, widget, shown = slicer_app_double.open_panel(module, major, minor, monkeypatch=monkeypatch,
+                                                             scene=mrml_scene)
+        opened.append(widget)
+        return loaded, widget, shown
+    yield open_
+    for widget in opened:
+        widget.removeObservers()
+
+
 @pytest.fixture(scope="session")
 def t2_sample() -> Path:
     from CTSynthesisCore.sample_data import sample_path

@@ -17,6 +17,7 @@ from .errors import UserInputError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 DEFAULT_DEVICE = "auto"
+DEVICE_TITLES = {"auto": "Automatic (GPU if available)", "cuda": "GPU", "cpu": "CPU"}  # in the panels
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,21 @@ def describe_device_request(requested: str) -> str:
         torch_text = f"PyTorch {build[0]} is a CPU-only build"
     else:
         torch_text = f"PyTorch {build[0]} is built for CUDA {build[1]}"
-    usable = bool(gpus) and build is not None and build[1] is not None
+    usable = gpu_expected(requested)
     if requested == "cuda":
         verdict = "GPU requested" + ("" if usable else ": the run will stop with an error unless a CUDA GPU is usable")
     else:
         verdict = "Automatic: " + ("the GPU is expected to be used" if usable else "the CPU is expected to be used")
     return f"{verdict}. {gpu_text}; {torch_text}. The device actually used is reported when the run ends."
+
+
+def gpu_expected(requested: str) -> bool:
+    """Whether a run on ``requested`` is expected to use a GPU: the driver reports one and the installed PyTorch
+    is a CUDA build (read without importing PyTorch); the worker makes the real choice."""
+    if (requested or "auto").lower() == "cpu":
+        return False
+    build = installed_torch_build()
+    return bool(nvidia_gpus()) and build is not None and build[1] is not None
 
 
 SIMULATE_OOM_ENV = "CTSYNTHESIS_SIMULATE_OOM_ABOVE"

@@ -39,6 +39,7 @@ class JobResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     device: str = ""
+    facts: dict[str, str] = field(default_factory=dict)  # label -> value, for the panel's results box
 
 
 def to_record(value: Any) -> Any:

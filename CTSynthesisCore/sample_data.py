@@ -35,6 +35,12 @@ SAMPLES = {
         "611b8a2daf7c3efc11075a93ee1599f3fc31ef741c0a56f6b1718a940db0af6e",
         "Wasserthal J et al. TotalSegmentator: robust segmentation of 104 anatomic structures in CT images. "
         "Radiology: Artificial Intelligence, 2023 (test file from the Apache-2.0 repository)"),
+    "ct_chest_thick_4p5mm": SampleVolume(
+        "ct_chest_thick_4p5mm", "CT chest thick slices 4.5 mm (from the TotalSegmentator aorta test)",
+        "totalseg_aorta_ct_4p5mm.nii.gz", "4e6b3acd819935c80158c9616ba7d7b00efafe21518805668756318c32f2c66b",
+        "Wasserthal J et al. TotalSegmentator: robust segmentation of 104 anatomic structures in CT images. "
+        "Radiology: Artificial Intelligence, 2023 (test file from the Apache-2.0 repository, 1.5 mm slices averaged "
+        "in threes by scripts/make_thick_sample.py)"),
 }
 
 

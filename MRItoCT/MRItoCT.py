@@ -30,15 +30,19 @@ from CTSynthesisCore.slicer.panel import (  # noqa: E402
     ACKNOWLEDGEMENT,
     CONTRIBUTORS,
     BackgroundRunWidgetMixin,
+    DeviceChoiceWidgetMixin,
     ParameterNodeWidgetMixin,
     self_test_can_run,
 )
 from MRItoCTLib.catalog import (  # noqa: E402 - torch-free: the panel opens before PyTorch is installed
+    CUSTOM_PRESET,
     DEFAULT_MC_SAMPLES,
     DEFAULT_MODEL,
     DEFAULT_SAMPLER,
     DEFAULT_SEED,
+    PRESETS,
     SAMPLERS,
+    matching_preset,
 )
 
 
@@ -68,8 +72,9 @@ def registerSampleData() -> None:
 
 @parameterNodeWrapper
 class MRItoCTParameterNode:
-    """Bound to the panel by ``SlicerParameterName`` in MRItoCT.ui, except ``model`` and ``sampler``: their
-    combo boxes show titles or a list found at run time, so the widget syncs them by hand."""
+    """Bound to the panel by ``SlicerParameterName`` in MRItoCT.ui, except ``model``, ``sampler`` and ``device``:
+    their combo boxes show titles or a list found at run time, so the widget syncs them by hand. The Quality
+    combo box is not a parameter: it shows which preset the sampler, steps and samples match."""
 
     inputVolume: vtkMRMLScalarVolumeNode
     outputVolume: vtkMRMLScalarVolumeNode
@@ -84,8 +89,8 @@ class MRItoCTParameterNode:
     uncertaintyOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
 
 
-class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
-                    VTKObservationMixin):
+class MRItoCTWidget(BackgroundRunWidgetMixin, DeviceChoiceWidgetMixin, ParameterNodeWidgetMixin,
+                    ScriptedLoadableModuleWidget, VTKObservationMixin):
     applyText = "Synthesize CT"
     startFailureText = "Cannot start the synthesis."
     failureText = "Synthesis failed:"
@@ -110,13 +115,17 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
         self.logic = MRItoCTLogic()
         for info in SAMPLERS.values():
             self.ui.samplerComboBox.addItem(info.title, info.name)
+        for preset in PRESETS.values():
+            self.ui.presetComboBox.addItem(preset.title, preset.name)
+        self.ui.presetComboBox.addItem("Custom (see Advanced)", CUSTOM_PRESET)
+        self.setupDeviceChoice()
         self.models = {model["name"]: model for model in self.logic.availableModels()}
         for name in self.models:
             self.ui.modelComboBox.addItem(name)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.samplerComboBox.connect("currentIndexChanged(int)", self.onSamplerChanged)
+        self.ui.presetComboBox.connect("currentIndexChanged(int)", self.onPresetChanged)
         self.ui.modelComboBox.connect("currentTextChanged(QString)", self.onModelChanged)
-        self.ui.deviceComboBox.connect("currentTextChanged(QString)", self.onDeviceChanged)
         self.ui.opacitySlider.connect("valueChanged(double)", self.onOpacityChanged)
         self.observeSceneAndParameters()
         self.refuseUnsupportedSlicer()
@@ -124,22 +133,53 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
     def onParameterNodeSet(self) -> None:
         self.syncUnboundWidgets()
         self.onModelChanged(self.ui.modelComboBox.currentText)
-        self.onDeviceChanged(self.ui.deviceComboBox.currentText)
 
     def syncUnboundWidgets(self) -> None:
-        """The hand-synced combo boxes (sampler, model) follow the parameter node."""
+        """The hand-synced combo boxes (model, sampler, device, quality) follow the parameter node, the controls
+        that do not apply are greyed out, and the time estimate is redone."""
         node = self._parameterNode
         self.ui.samplerComboBox.setCurrentIndex(max(self.ui.samplerComboBox.findData(node.sampler), 0))
-        self.ui.stepsSpinBox.enabled = SAMPLERS[node.sampler].uses_steps({})  # an adaptive solver picks its own steps
+        preset = matching_preset(node.sampler, node.steps, node.mcSamples)
+        self.ui.presetComboBox.setCurrentIndex(self.ui.presetComboBox.findData(preset))
         modelIndex = self.ui.modelComboBox.findText(node.model)
         if modelIndex >= 0:
             self.ui.modelComboBox.setCurrentIndex(modelIndex)
+        self.syncDeviceChoice()
+        self.enableApplicableControls()
+        self.ui.estimateLabel.text = self.logic.estimateText(node.inputVolume, self.models.get(node.model), node)
+
+    def enableApplicableControls(self) -> None:
+        """Grey out what the chosen model and settings ignore: sampling for a deterministic model, steps for an
+        adaptive solver, the uncertainty overlay when there is no spread (one sample)."""
+        node = self._parameterNode
+        model = self.models.get(node.model, {})
+        sampled = model.get("kind", "diffusion") == "diffusion"
+        for widget in (self.ui.presetComboBox, self.ui.samplerComboBox, self.ui.mcSpinBox, self.ui.seedSpinBox,
+                       self.ui.keepSamplesCheckBox):
+            widget.enabled = sampled
+        self.ui.stepsSpinBox.enabled = sampled and SAMPLERS[node.sampler].uses_steps({})
+        self.ui.opacitySlider.enabled = sampled and node.mcSamples > 1
 
     def onSamplerChanged(self, index: int) -> None:
+        """A sampler chosen in the panel starts at its own default steps, and the panel says so."""
         name = self.ui.samplerComboBox.itemData(index)
         if name in SAMPLERS and self._parameterNode and self._parameterNode.sampler != name:
+            info = SAMPLERS[name]
             self._parameterNode.sampler = name
-            self._parameterNode.steps = SAMPLERS[name].default_steps
+            if info.uses_steps({}):
+                self._parameterNode.steps = info.default_steps
+                self.ui.stepsNoteLabel.text = f"Steps set to {info.default_steps}, the default of {info.title}."
+            else:
+                self.ui.stepsNoteLabel.text = f"{info.title} chooses its own steps."
+
+    def onPresetChanged(self, index: int) -> None:
+        """A quality preset sets the sampler, steps and Monte-Carlo samples; "Custom" changes nothing."""
+        preset = PRESETS.get(self.ui.presetComboBox.itemData(index))
+        node = self._parameterNode
+        if preset is None or node is None or matching_preset(node.sampler, node.steps, node.mcSamples) == preset.name:
+            return
+        node.sampler, node.steps, node.mcSamples = preset.sampler, preset.steps, preset.mc
+        self.ui.stepsNoteLabel.text = ""
 
     def onModelChanged(self, name: str) -> None:
         from CTSynthesisCore.slicer.panel import model_summary
@@ -149,13 +189,22 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
         if model and self._parameterNode and self._parameterNode.model != name:
             self._parameterNode.model = name
 
-    def onDeviceChanged(self, device: str) -> None:
-        self.ui.deviceLabel.text = self.logic.describeDevice(device)
-
     def onOpacityChanged(self, value: float) -> None:
         from CTSynthesisCore.slicer.display import set_foreground_opacity
 
         set_foreground_opacity(slicer.mrmlScene, value)
+
+    def confirmStart(self) -> bool:
+        """Ask before a CPU run estimated to take longer than the limit (Slicer's testing mode answers OK)."""
+        node = self._parameterNode
+        estimate = self.logic.estimate(node.inputVolume, self.models.get(node.model), node)
+        if estimate is None or not estimate.needs_confirmation(self.logic.gpuExpected(node.device)):
+            return True
+        from MRItoCTLib.estimate import duration_text
+
+        return slicer.util.confirmOkCancelDisplay(
+            f"This synthesis is estimated to take about {duration_text(estimate.cpu_seconds)} on the CPU. "
+            "Start it? (The Fast quality or fewer Monte-Carlo samples take less time; Cancel stops a run.)")
 
     def createJob(self):
         node = self._parameterNode
@@ -168,6 +217,8 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
         return {"opacity": self.ui.opacitySlider.value}
 
     def onJobSucceeded(self, outcome) -> None:
+        from CTSynthesisCore.slicer.panel import facts_html, show_warnings
+
         node = self._parameterNode
         node.outputVolume, node.uncertaintyVolume = outcome.ct_node, outcome.uncertainty_node
         if slicer.app.layoutManager():  # none when Slicer runs without its main window
@@ -177,8 +228,10 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scripted
             f"Uncertainty (Inferno): 0 HU black → {high:.0f} HU pale yellow (this run's scale); near-zero voxels "
             "transparent. It is the per-voxel standard deviation of the Monte-Carlo samples: it ranks where the "
             "model is less sure, it is not an error bar, and it is zero for one sample or a CNN/GAN model.")
-        warnings = "".join(f"\nWarning: {text}" for text in outcome.warnings)
-        self.ui.statusLabel.text = f"Done: {outcome.summary}{warnings}"
+        self.ui.statusLabel.text = f"Done: {outcome.summary}"
+        self.ui.resultsLabel.text = facts_html(outcome.facts)
+        self.ui.resultsCollapsibleButton.collapsed = False
+        show_warnings(outcome.warnings)
 
 
 class MRItoCTLogic(ScriptedLoadableModuleLogic):
@@ -201,6 +254,28 @@ class MRItoCTLogic(ScriptedLoadableModuleLogic):
         from CTSynthesisCore.device import describe_device_request
 
         return describe_device_request(device)
+
+    def gpuExpected(self, device: str) -> bool:
+        from CTSynthesisCore.device import gpu_expected
+
+        return gpu_expected(device)
+
+    def estimate(self, inputNode, model: dict | None, parameters):
+        """The expected cost of synthesizing ``inputNode`` with ``model`` (its metadata) and the parameter node's
+        settings (``MRItoCTLib.estimate``); None without an input volume or a model."""
+        from CTSynthesisCore.slicer.mrml import volume_node_geometry
+        from MRItoCTLib.estimate import estimate_run, volume_layout
+
+        if inputNode is None or inputNode.GetImageData() is None or model is None:
+            return None
+        layout = volume_layout(*volume_node_geometry(inputNode))
+        return estimate_run(model, layout, parameters.sampler, parameters.steps, parameters.mcSamples)
+
+    def estimateText(self, inputNode, model: dict | None, parameters) -> str:
+        estimate = self.estimate(inputNode, model, parameters)
+        if estimate is None:
+            return "Choose an input volume to see the estimated time."
+        return estimate.text(self.gpuExpected(parameters.device))
 
     def synthesize(self, inputNode, outputNode, uncertaintyNode=None, sampler: str = DEFAULT_SAMPLER, steps=None,
                    mc: int = DEFAULT_MC_SAMPLES, seed: int = DEFAULT_SEED, model: str = DEFAULT_MODEL, device: str = DEFAULT_DEVICE,

@@ -28,16 +28,18 @@ from CTSynthesisCore.slicer.panel import (  # noqa: E402
     ACKNOWLEDGEMENT,
     CONTRIBUTORS,
     BackgroundRunWidgetMixin,
+    DeviceChoiceWidgetMixin,
     ParameterNodeWidgetMixin,
     self_test_can_run,
 )
-from CTSynthesisCore.device import DEFAULT_DEVICE  # noqa: E402
+from CTSynthesisCore.device import DEFAULT_DEVICE, DEVICE_CHOICES  # noqa: E402
 from SliceInterpLib.catalog import (  # noqa: E402 - torch-free
     DEFAULT_ADAPT_MINUTES,
     DEFAULT_FACTOR,
     DEFAULT_METHOD,
     METHODS,
     NETWORK_METHOD,
+    SAMPLE,
 )
 
 
@@ -61,7 +63,7 @@ def registerSampleData() -> None:
     """A thick-slice CT in the Sample Data module, from the file shipped with the extension."""
     from CTSynthesisCore.slicer.sample_data import register_sample_data
 
-    register_sample_data(("ct_abdomen_pelvis_3mm",))
+    register_sample_data((SAMPLE,))
 
 
 @parameterNodeWrapper
@@ -75,11 +77,13 @@ class SliceInterpParameterNode:
     method: Annotated[str, Choice(list(METHODS))] = DEFAULT_METHOD
     adapt: bool = False
     disagreement: bool = True
+    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = DEFAULT_DEVICE  # synced by hand (titles in words)
+    disagreementOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
 
 
-class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
-                        VTKObservationMixin):
-    applyText = "Apply"
+class SliceInterpWidget(BackgroundRunWidgetMixin, DeviceChoiceWidgetMixin, ParameterNodeWidgetMixin,
+                        ScriptedLoadableModuleWidget, VTKObservationMixin):
+    applyText = "Interpolate slices"
     startFailureText = "Cannot start the interpolation."
     failureText = "Slice interpolation failed:"
 
@@ -101,23 +105,29 @@ class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scri
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SliceInterpLogic()
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.ui.spacingCheckBox.connect("toggled(bool)", self.onSpacingToggled)
-        self.ui.methodComboBox.connect("currentTextChanged(QString)", self.onMethodChanged)
+        self.ui.opacitySlider.connect("valueChanged(double)", self.onOpacityChanged)
+        self.setupDeviceChoice()
         self.observeSceneAndParameters()
         self.refuseUnsupportedSlicer()
 
-    def onParameterNodeSet(self) -> None:
-        self.onSpacingToggled(self._parameterNode.useSpacing)
-        self.onMethodChanged(self._parameterNode.method)
-
-    def onSpacingToggled(self, useSpacing: bool) -> None:
-        self.ui.factorSpinBox.enabled = not useSpacing
-        self.ui.spacingSpinBox.enabled = useSpacing
-
-    def onMethodChanged(self, method: str) -> None:
-        network = method == NETWORK_METHOD
-        for widget in (self.ui.adaptCheckBox, self.ui.disagreementCheckBox, self.ui.disagreementSelector):
+    def syncUnboundWidgets(self) -> None:
+        """Device in words, the controls that apply to the chosen method, and the spacing before and after."""
+        node = self._parameterNode
+        self.syncDeviceChoice()
+        self.ui.factorSpinBox.enabled = not node.useSpacing
+        self.ui.spacingSpinBox.enabled = node.useSpacing
+        network = node.method == NETWORK_METHOD
+        for widget in (self.ui.adaptCheckBox, self.ui.disagreementCheckBox, self.ui.disagreementSelector,
+                       self.ui.deviceComboBox):
             widget.enabled = network
+        self.ui.opacitySlider.enabled = network and node.disagreement
+        self.ui.spacingSummaryLabel.text = self.logic.spacingText(
+            node.inputVolume, None if node.useSpacing else node.factor, node.spacing if node.useSpacing else None)
+
+    def onOpacityChanged(self, value: float) -> None:
+        from CTSynthesisCore.slicer.display import set_foreground_opacity
+
+        set_foreground_opacity(slicer.mrmlScene, value)
 
     def createJob(self):
         node = self._parameterNode
@@ -127,16 +137,29 @@ class SliceInterpWidget(BackgroundRunWidgetMixin, ParameterNodeWidgetMixin, Scri
             spacing=node.spacing if node.useSpacing else None, method=node.method,
             disagreement=network and node.disagreement,
             disagreementNode=node.disagreementVolume if network and node.disagreement else None,
-            adapt=network and node.adapt)
+            adapt=network and node.adapt, device=node.device)
+
+    def finishArguments(self) -> dict:
+        return {"opacity": self.ui.opacitySlider.value}
 
     def onJobSucceeded(self, outcome) -> None:
+        from CTSynthesisCore.slicer.panel import facts_html, show_warnings
+
         node = self._parameterNode
         node.outputVolume = outcome.output_node
         if outcome.disagreement_node is not None:
             node.disagreementVolume = outcome.disagreement_node
+            high = outcome.disagreement_node.GetDisplayNode().GetWindowLevelMax()  # set by set_uncertainty_display
+            self.ui.legendLabel.text = (
+                f"Disagreement (Inferno): 0 HU black → {high:.0f} HU pale yellow (this run's scale); near-zero voxels "
+                "transparent. It is where the network's coronal and sagittal views differ: it ranks where the new "
+                "slices are less certain, it is not an error bar, and observed slices have none.")
         if slicer.app.layoutManager():  # none when Slicer runs without its main window
             slicer.util.resetSliceViews()
         self.ui.statusLabel.text = f"Done: {outcome.summary}"
+        self.ui.resultsLabel.text = facts_html(outcome.facts)
+        self.ui.resultsCollapsibleButton.collapsed = False
+        show_warnings(outcome.warnings)
 
 
 class SliceInterpLogic(ScriptedLoadableModuleLogic):
@@ -144,6 +167,17 @@ class SliceInterpLogic(ScriptedLoadableModuleLogic):
 
     def getParameterNode(self):
         return SliceInterpParameterNode(super().getParameterNode())
+
+    def spacingText(self, inputNode, factor: int | None, spacing: float | None) -> str:
+        """'5 mm -> 2.5 mm (factor 2)': the input's slice spacing and the one the factor or target gives."""
+        if inputNode is None or inputNode.GetImageData() is None:
+            return "Choose an input volume to see the new slice spacing."
+        old = inputNode.GetSpacing()[2]
+        if factor is not None:
+            return f"Slice spacing {old:.4g} mm → {old / factor:.4g} mm (factor {factor})."
+        if spacing >= old:
+            return f"The target {spacing:.4g} mm is not finer than the input's {old:.4g} mm."
+        return f"Slice spacing {old:.4g} mm → {spacing:.4g} mm (factor {old / spacing:.3g})."
 
     def upsample(self, inputNode, outputNode, factor=None, spacing=None, method: str = DEFAULT_METHOD,
                  disagreementNode=None, adapt: bool = False, adaptMinutes: float = DEFAULT_ADAPT_MINUTES, device: str = DEFAULT_DEVICE,

@@ -460,6 +460,10 @@ class FakeApp:
     def connect(self, signature: str, slot) -> None:
         self.connections.append((signature, slot))
 
+    def layoutManager(self):
+        """None, as qSlicerApplication::layoutManager() gives when Slicer runs without its main window."""
+        return None
+
 
 def install(scene, major: int = 5, minor: int = 10, monkeypatch=None) -> dict[str, list]:
     """Put the double into ``sys.modules`` over slicer-core and return the record of dialogs shown; with
@@ -469,7 +473,7 @@ def install(scene, major: int = 5, minor: int = 10, monkeypatch=None) -> dict[st
 
     setattr_ = monkeypatch.setattr if monkeypatch else setattr
     setitem = monkeypatch.setitem if monkeypatch else (lambda mapping, key, value: mapping.__setitem__(key, value))
-    shown = {"errors": [], "questions": []}
+    shown = {"errors": [], "questions": [], "warnings": []}
     wrapper_module = types.ModuleType("slicer.parameterNodeWrapper")
     for name in ("parameterNodeWrapper", "WithinRange", "Choice", "Minimum", "Maximum", "Validator"):
         setattr(wrapper_module, name, globals()[name])
@@ -487,6 +491,7 @@ def install(scene, major: int = 5, minor: int = 10, monkeypatch=None) -> dict[st
             (slicer, "app", FakeApp(major, minor)), (slicer, "mrmlScene", scene),
             (slicer.util, "loadUI", load_ui), (slicer.util, "childWidgetVariables", child_widget_variables),
             (slicer.util, "errorDisplay", lambda text, *a, **k: shown["errors"].append(text)),
+            (slicer.util, "warningDisplay", lambda text, *a, **k: shown["warnings"].append(text)),
             (slicer.util, "confirmOkCancelDisplay", lambda text, *a, **k: shown["questions"].append(text) or False),
             (slicer.util, "resetSliceViews", lambda: None),
             (slicer.util, "tryWithErrorDisplay", try_with_error_display(shown))):

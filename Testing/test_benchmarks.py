@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +37,18 @@ def test_mritoct_speed_benchmark(tmp_path, tiny_model):
     for row in rows:
         assert float(row["seconds_per_volume"]) > 0 and float(row["peak_host_mib"]) > 0
         assert np.isclose(float(row["seconds_per_volume"]), float(row["seconds_per_slice"]) * 128 * int(row["mc"]))
+
+
+def test_mritoct_cost_benchmark_prints_the_cost_and_leaves_metadata_alone(tmp_path, tiny_model):
+    before = (tiny_model / "metadata.json").read_text(encoding="utf-8")
+    printed = _run("mritoct_cost.py", "--slices", "1", "--models", str(tiny_model), cwd=tmp_path)
+    row = re.search(rf"\| {re.escape(str(tiny_model))} \| (\d+) \| (\d+) \| 1 \| ([\d.]+) \| ([\d.]+) \|", printed)
+    assert row, printed
+    nfe, mc, seconds, per_megapixel = int(row[1]), int(row[2]), float(row[3]), float(row[4])
+    assert nfe == 10 and mc == 4 and per_megapixel > 0
+    megapixels = math.ceil(256 * 2.0 / 3.0) ** 2 / 1e6  # a 256 x 256 slab at 2 mm, on the tiny model's 3 mm grid
+    assert abs(per_megapixel * nfe * mc * megapixels - seconds) <= 0.05 + 0.01 * seconds  # printed to 0.1 s
+    assert (tiny_model / "metadata.json").read_text(encoding="utf-8") == before, "only --write changes metadata"
 
 
 def test_mritoct_quality_benchmark(tmp_path, tiny_model, ct_sample):
@@ -102,10 +116,14 @@ def test_slice_consistency_benchmark_prints_its_table(tmp_path, tiny_model):
 
 
 def test_roi_benchmark_draws_its_regions_and_prints_a_median_per_region(tmp_path, tiny_model):
-    printed = _run("mritoct_roi.py", "--models", str(tiny_model), "--steps", "2", "--mc", "1", "--figure",
-                   str(tmp_path / "rois.png"), "--csv", str(tmp_path / "roi.csv"), cwd=tmp_path)
+    model = Path(shutil.copytree(tiny_model, tmp_path / "model"))
+    printed = _run("mritoct_roi.py", "--models", str(model), "--steps", "2", "--mc", "1", "--figure",
+                   str(tmp_path / "rois.png"), "--csv", str(tmp_path / "roi.csv"), "--record", cwd=tmp_path)
     assert "| 4 | bladder urine | 0 to 20 |" in printed and "regions in range" in printed
     assert (tmp_path / "rois.png").stat().st_size > 10_000
+    card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "### Regions of interest on the real ProstateX-0000 T2" in card and "| bladder urine | 0 to 20 |" in card
+    assert "regions in range" in card and "--record" in card
 
 
 def test_roi_discs_lie_in_the_t2_and_on_distinct_voxels():
@@ -127,3 +145,12 @@ def test_heldout_benchmark_frames_a_model_by_water_and_the_case_own_lookup_table
     with open(tmp_path / "heldout.csv", encoding="utf-8") as handle:
         table = {row["method"]: float(row["mae"]) for row in csv.DictReader(handle)}
     assert table["lookup table fitted on this case"] < table["water in body"], "the case's own lookup beats water"
+
+
+def test_heldout_benchmark_records_the_table_and_whether_the_ct_was_a_training_ct(tmp_path, tiny_model, ct_sample):
+    model = Path(shutil.copytree(tiny_model, tmp_path / "model"))
+    _run("mritoct_heldout.py", "--ct", str(ct_sample), "--models", str(model), "--cases", "1", "--slices", "2",
+         "--steps", "2", "--mc", "2", "--csv", str(tmp_path / "heldout.csv"), "--record", cwd=tmp_path)
+    card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "### MRI/CT pairs rendered from the real CT" in card and "| water in body |" in card
+    assert "among this model's training CTs" in card

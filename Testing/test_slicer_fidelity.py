@@ -26,22 +26,6 @@ import slicer_app_double  # noqa: E402
 from slicer_gui_rules import INT_MIN, bound_widgets, check_panel_bindings, connector_for  # noqa: E402
 
 
-@pytest.fixture
-def panel(monkeypatch, mrml_scene):
-    """Open a module's panel (module, widget setup(), enter()) in this process; its scene observers are removed
-    (as Slicer's module unload does) and everything else restored after the test."""
-    opened = []
-
-    def open_(module: str, major: int = 5, minor: int = 10):
-        loaded, widget, shown = slicer_app_double.open_panel(module, major, minor, monkeypatch=monkeypatch,
-                                                             scene=mrml_scene)
-        opened.append(widget)
-        return loaded, widget, shown
-    yield open_
-    for widget in opened:
-        widget.removeObservers()
-
-
 def parameter_hints(widget) -> dict[str, typing.Any]:
     return widget._parameterNode.allParameters
 
@@ -224,6 +208,9 @@ def test_minimum_slicer_version_is_declared_in_cmake_and_readme():
     cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     assert f"find_package(Slicer {needed} REQUIRED)" in cmake  # checked by Slicer's SlicerConfigVersion.cmake
     assert f"Requires 3D Slicer {needed} or newer" in cmake
+    # The CMake range of Slicer 5.10's own extension template (Utilities/Templates/Extensions/Default/
+    # CMakeLists.txt at v5.10.0): Slicer 5.10 itself needs CMake 3.20.6 or newer.
+    assert cmake.startswith("cmake_minimum_required(VERSION 3.20.6...3.22.6 FATAL_ERROR)")
     assert f"3D Slicer {needed}" in (REPO / "README.md").read_text(encoding="utf-8")
     assert slicer_version_problem(5, 8) and slicer_version_problem(4, 11)
     assert slicer_version_problem(*MINIMUM_SLICER_VERSION) is None and slicer_version_problem(6, 0) is None

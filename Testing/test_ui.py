@@ -2,6 +2,7 @@
 
 import os
 import re
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,29 @@ def names_used_by_code(module: str) -> set[str]:
     return set(re.findall(r"self\.ui\.(\w+)", source + mixins))
 
 
+INTERACTIVE = ("QComboBox", "QSpinBox", "QDoubleSpinBox", "QCheckBox", "QPushButton", "qMRMLNodeComboBox",
+               "ctkSliderWidget", "QProgressBar")
+
+
+def ui_widgets(module: str, property_name: str) -> dict[str, str]:
+    """Widget name -> the text of one of its properties, for every widget of the module's .ui that has it."""
+    root = ElementTree.parse(REPO / module / "Resources" / "UI" / f"{module}.ui").getroot()
+    found = {}
+    for widget in root.iter("widget"):
+        value = widget.find(f"property[@name='{property_name}']/string")
+        if value is not None:
+            found[widget.get("name")] = value.text or ""
+    return found
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_control_has_a_tooltip(module):
+    root = ElementTree.parse(REPO / module / "Resources" / "UI" / f"{module}.ui").getroot()
+    controls = {w.get("name") for w in root.iter("widget") if w.get("class") in INTERACTIVE}
+    tips = {name for name, text in ui_widgets(module, "toolTip").items() if len(text) > 10}
+    assert controls and not controls - tips, f"controls without a tooltip: {sorted(controls - tips)}"
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_ui_holds_every_widget_the_code_uses(qt_app, module, screenshot_dir):
     from PySide6.QtWidgets import QWidget
@@ -58,8 +82,7 @@ def test_ui_holds_every_widget_the_code_uses(qt_app, module, screenshot_dir):
 @pytest.mark.parametrize("module", MODULES)
 def test_parameter_names_in_ui_match_parameter_node(module):
     """Widgets bound with SlicerParameterName must name a field of the module's parameter node."""
-    ui = (REPO / module / "Resources" / "UI" / f"{module}.ui").read_text(encoding="utf-8")
-    bound = set(re.findall(r'name="SlicerParameterName" stdset="0"><string>(\w+)</string>', ui))
+    bound = set(ui_widgets(module, "SlicerParameterName").values())
     source = (REPO / module / f"{module}.py").read_text(encoding="utf-8")
     block = source.split(f"class {module}ParameterNode:")[1].split("\nclass ")[0]
     fields = set(re.findall(r"^    (\w+):", block, re.MULTILINE))

@@ -17,10 +17,13 @@ Diffusion models also get the uncertainty's Spearman correlation with the absolu
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from CTSynthesisCore.model_cards import record_evaluation
 from CTSynthesisCore.tables import write_csv
 from CTSynthesisCore.volume_io import read_volume
 from MRItoCTLib.model import load_model
@@ -28,10 +31,13 @@ from MRItoCTLib.intensity import foreground_mask
 from MRItoCTLib.pipeline import synthesize
 from MRItoCTLib.research.ct_pairs import pair_from_ct
 from MRItoCTLib.research.metrics import image_metrics, uncertainty_metrics
+from MRItoCTLib.research.model_card import model_card
 from MRItoCTLib.settings import SynthesisSettings
 from mritoct_roi import model_label
 
 COLUMNS = ["mae", "me", "psnr", "ssim", "mae_bone", "spearman", "ause"]
+HEADER = ["method", "MAE (HU)", "ME (HU)", "PSNR (dB)", "SSIM", "bone MAE (HU)", "Spearman(unc, err)", "AUSE"]
+REFERENCES = ("water in body", "lookup table fitted on this case")
 
 
 def central(image: sitk.Image, slices: int | None) -> sitk.Image:
@@ -76,6 +82,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="sampler steps (default: the sampler's)")
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--csv", default="mritoct_heldout.csv")
+    parser.add_argument("--record", action="store_true", help="store each model's result in its metadata and card")
     args = parser.parse_args()
     ct = read_volume(args.ct)
     models = {}
@@ -88,8 +95,8 @@ def main() -> None:
         mri, truth_image, mask_image = (central(image, args.slices) for image in (mri, truth_image, mask_image))
         truth = sitk.GetArrayFromImage(truth_image).astype(np.float64)
         mask = sitk.GetArrayFromImage(mask_image).astype(bool)
-        rows.append({"case": case, "method": "water in body", **scores(water_in_body(mask), truth, mask, None)})
-        rows.append({"case": case, "method": "lookup table fitted on this case",
+        rows.append({"case": case, "method": REFERENCES[0], **scores(water_in_body(mask), truth, mask, None)})
+        rows.append({"case": case, "method": REFERENCES[1],
                      **scores(lookup_table_ct(mri, truth, mask), truth, mask, None)})
         for label, model in models.items():
             settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed)
@@ -99,17 +106,36 @@ def main() -> None:
                          **scores(sitk.GetArrayFromImage(result.ct), truth, mask, uncertainty)})
         print(f"case {case} done", flush=True)
     write_csv(args.csv, rows)
-    methods = list(dict.fromkeys(row["method"] for row in rows))
-    print(f"\nHeld-out CT {args.ct.split('/')[-1]}: {args.cases} rendered pairs, "
-          f"{args.slices or 'all'} central slices, inside the body\n")
-    print("| method | MAE (HU) | ME (HU) | PSNR (dB) | SSIM | bone MAE (HU) | Spearman(unc, err) | AUSE |")
-    print("|---|---|---|---|---|---|---|---|")
-    for method in methods:
-        mean = {c: float(np.nanmean([r[c] for r in rows if r["method"] == method]))
-                if any(np.isfinite(r[c]) for r in rows if r["method"] == method) else float("nan") for c in COLUMNS}
-        cells = [f"{mean[c]:.1f}" if c in ("mae", "me", "mae_bone") else f"{mean[c]:.2f}" if c == "psnr"
-                 else "–" if not np.isfinite(mean[c]) else f"{mean[c]:.3f}" for c in COLUMNS]
-        print(f"| {method} | " + " | ".join(cells) + " |")
+    stem = Path(args.ct).name.split(".")[0]
+    print(f"\nHeld-out CT {stem}: {args.cases} rendered pairs, {args.slices or 'all'} central slices, inside the body\n")
+    print("| " + " | ".join(HEADER) + " |\n|" + "---|" * len(HEADER))
+    for method in dict.fromkeys(row["method"] for row in rows):
+        print("| " + " | ".join(mean_cells(rows, method)) + " |")
+    if args.record:
+        for label, model in models.items():
+            record_evaluation(model.metadata["folder"], f"ct_pairs_{stem}", evaluation_record(rows, label, model, stem, args),
+                              model_card)
+
+
+def mean_cells(rows: list[dict], method: str) -> list[str]:
+    """A method's row of the table: its scores averaged over the cases, formatted."""
+    own = [row for row in rows if row["method"] == method]
+    mean = {c: float(np.nanmean([r[c] for r in own])) if any(np.isfinite(r[c]) for r in own) else float("nan")
+            for c in COLUMNS}
+    return [method] + [f"{mean[c]:.1f}" if c in ("mae", "me", "mae_bone") else f"{mean[c]:.2f}" if c == "psnr"
+                       else "–" if not np.isfinite(mean[c]) else f"{mean[c]:.3f}" for c in COLUMNS]
+
+
+def evaluation_record(rows: list[dict], label: str, model, stem: str, args) -> dict:
+    """The model's result beside the two references, for its metadata and model card; says whether the CT was
+    among the model's own training CTs (then it is not a held-out result)."""
+    trained_on = any(stem in case for case in model.metadata.get("training", {}).get("train_cases", []))
+    note = (f"{stem} was among this model's training CTs (its pairs were rendered by an older simulator), so this is "
+            "not a held-out result." if trained_on else f"{stem} was not among this model's training CTs.")
+    return {"title": f"MRI/CT pairs rendered from the real CT {stem} ({args.cases} pairs, "
+                     f"{args.slices or 'all'} central slices, inside the body, MC {args.mc})",
+            "columns": HEADER, "rows": [mean_cells(rows, method) for method in (*REFERENCES, label)],
+            "note": note, "command": "python benchmarks/mritoct_heldout.py " + " ".join(sys.argv[1:])}
 
 
 if __name__ == "__main__":

@@ -11,16 +11,19 @@ disc on one slice of the T2's own voxel grid (slice, row, column of the NIfTI ar
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
 
+from CTSynthesisCore.model_cards import record_evaluation
 from CTSynthesisCore.plotting import pyplot
 from CTSynthesisCore.sample_data import sample_path
 from CTSynthesisCore.tables import write_csv
 from MRItoCTLib.model import load_model
 from MRItoCTLib.pipeline import synthesize
+from MRItoCTLib.research.model_card import model_card
 from MRItoCTLib.settings import SynthesisSettings
 
 
@@ -92,6 +95,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", default="mritoct_rois.png")
     parser.add_argument("--csv", default="mritoct_roi.csv")
+    parser.add_argument("--record", action="store_true", help="store each model's medians in its metadata and card")
     args = parser.parse_args()
     t2 = sitk.ReadImage(str(sample_path("t2_pelvis")))
     regions_figure(t2, args.figure)
@@ -102,19 +106,37 @@ def main() -> None:
         medians = region_medians(synthesize(t2, model, settings, device="cpu").ct)
         rows.append({"model": model_label(name, model.metadata), **medians})
         print(rows[-1], flush=True)
+        if args.record:
+            record_evaluation(model.metadata["folder"], "roi_prostatex_t2", evaluation_record(medians, args), model_card)
     write_csv(args.csv, rows)
     print(f"\nMedian synthetic-CT HU per region on ProstateX-0000 T2 (regions drawn in {args.figure})\n")
     print("| # | region | CT range (HU) | " + " | ".join(row["model"] for row in rows) + " |")
     print("|---|---|---|" + "---|" * len(rows))
     for number, region in enumerate(REGIONS, start=1):
-        cells = []
-        for row in rows:
-            value = row[region.name]
-            mark = "" if region.low_hu <= value <= region.high_hu else (" (low)" if value < region.low_hu else " (high)")
-            cells.append(f"{value:.0f}{mark}")
+        cells = [median_cell(region, row[region.name]) for row in rows]
         print(f"| {number} | {region.name} | {region.low_hu:g} to {region.high_hu:g} | " + " | ".join(cells) + " |")
-    inside = [sum(region.low_hu <= row[region.name] <= region.high_hu for region in REGIONS) for row in rows]
+    inside = [regions_in_range(row) for row in rows]
     print("| | regions in range | | " + " | ".join(f"{count}/{len(REGIONS)}" for count in inside) + " |")
+
+
+def median_cell(region: Region, value: float) -> str:
+    """'-96', or '-996 (low)' outside the region's published CT range."""
+    mark = "" if region.low_hu <= value <= region.high_hu else (" (low)" if value < region.low_hu else " (high)")
+    return f"{value:.0f}{mark}"
+
+
+def regions_in_range(medians: dict[str, float]) -> int:
+    return sum(region.low_hu <= medians[region.name] <= region.high_hu for region in REGIONS)
+
+
+def evaluation_record(medians: dict[str, float], args) -> dict:
+    """One model's medians with the published ranges, for its metadata and model card."""
+    return {"title": f"Regions of interest on the real ProstateX-0000 T2 (median synthetic-CT HU, MC {args.mc})",
+            "columns": ["region", "CT range (HU)", "median sCT (HU)"],
+            "rows": [[region.name, f"{region.low_hu:g} to {region.high_hu:g}", median_cell(region, medians[region.name])]
+                     for region in REGIONS],
+            "note": f"{regions_in_range(medians)}/{len(REGIONS)} regions in range.",
+            "command": "python benchmarks/mritoct_roi.py " + " ".join(sys.argv[1:])}
 
 
 if __name__ == "__main__":

@@ -96,13 +96,11 @@ def timed_run(volume: sitk.Image, model, settings: SynthesisSettings, device: st
 def full_nfe(sampler: str, steps: int, volume: sitk.Image, model, device: str, options: dict,
              ode_tolerance: float) -> int:
     """NFE per sample at ``steps`` (adaptive RK45: counted on the middle slice)."""
-    if sampler == "pc":
-        return 2 * steps
     if sampler == "ode":
         settings = SynthesisSettings(sampler="ode", mc=1, batch_size=1, **options,
                                      sampler_options=ode_options(ode_tolerance))
         return synthesize(volume[:, :, volume.GetSize()[2] // 2:][:, :, :1], model, settings, device=device).nfe
-    return steps
+    return SAMPLERS[sampler].network_evaluations(steps, {})
 
 
 def parse_runs(items: list[str]) -> list[tuple[str, int]]:

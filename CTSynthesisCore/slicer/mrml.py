@@ -36,6 +36,16 @@ def _vtk_matrix_to_numpy(vtk_matrix) -> np.ndarray:
     return np.array([[vtk_matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
 
 
+def volume_node_geometry(node) -> tuple[tuple[int, ...], tuple, tuple]:
+    """Size (i, j, k), spacing and LPS direction (row-major) of a volume node, without copying its voxels."""
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    spacing, _, direction = geometry_from_ijk_to_ras(_vtk_matrix_to_numpy(matrix))
+    return tuple(node.GetImageData().GetDimensions()), spacing, direction
+
+
 def image_from_volume_node(node) -> sitk.Image:
     """A SimpleITK image (a copy) with the voxels and geometry of a scalar volume node."""
     import slicer

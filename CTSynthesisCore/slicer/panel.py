@@ -30,6 +30,24 @@ def model_summary(metadata: dict) -> str:
     return text
 
 
+def facts_html(facts: dict[str, str]) -> str:
+    """A run's facts (label -> value) as a small rich-text table for the panel's results box."""
+    import html
+
+    rows = "".join(f"<tr><td>{html.escape(label)}:&nbsp;</td><td>{html.escape(value)}</td></tr>"
+                   for label, value in facts.items())
+    return f"<table>{rows}</table>" if rows else "No details were reported for this run."
+
+
+def show_warnings(warnings: list[str]) -> None:
+    """A run's warnings in one warning dialog (Slicer's ``warningDisplay`` only logs them in testing mode or
+    without a main window: Base/Python/slicer/util.py)."""
+    import slicer
+
+    if warnings:
+        slicer.util.warningDisplay("\n".join(f"• {text}" for text in warnings), windowTitle="Check the result")
+
+
 def self_test_can_run(test_case) -> bool:
     """Whether a module self-test can run here; if not, say why in the test log. slicer_add_python_unittest runs
     it in a freshly built Slicer, where the PyTorch extension has installed nothing yet."""
@@ -116,6 +134,31 @@ class ParameterNodeWidgetMixin:
         """Hook for controls the parameter node cannot bind by itself: show its values (runs on every change)."""
 
 
+class DeviceChoiceWidgetMixin:
+    """The device combo box in words (``ui.deviceComboBox``, ``ui.deviceLabel``), synced by hand with the parameter
+    node's ``device`` field (a bound combo box would show the raw names ``auto``/``cpu``/``cuda``)."""
+
+    def setupDeviceChoice(self) -> None:
+        from ..device import DEVICE_CHOICES, DEVICE_TITLES
+
+        for device in DEVICE_CHOICES:
+            self.ui.deviceComboBox.addItem(DEVICE_TITLES[device], device)
+        self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
+
+    def syncDeviceChoice(self) -> None:
+        """Show the node's device and which device a run is expected to use (without importing PyTorch)."""
+        from ..device import describe_device_request
+
+        device = self._parameterNode.device
+        self.ui.deviceComboBox.setCurrentIndex(max(self.ui.deviceComboBox.findData(device), 0))
+        self.ui.deviceLabel.text = describe_device_request(device)
+
+    def onDeviceChanged(self, index: int) -> None:
+        device = self.ui.deviceComboBox.itemData(index)
+        if device and self._parameterNode and self._parameterNode.device != device:
+            self._parameterNode.device = device
+
+
 class BackgroundRunWidgetMixin:
     """An Apply button that starts a :class:`~CTSynthesisCore.slicer.node_job.NodeJob` and turns into Cancel.
 
@@ -146,6 +189,8 @@ class BackgroundRunWidgetMixin:
             self.cancelJob()
             return
         if not ensure_requirements_in_slicer():  # its own dialogs; no wait cursor over the questions
+            return
+        if not self.confirmStart():
             return
         with slicer.util.tryWithErrorDisplay(self.startFailureText, waitCursor=True):
             self.startJob(self.createJob())
@@ -222,6 +267,10 @@ class BackgroundRunWidgetMixin:
 
     def finishArguments(self) -> dict:
         return {}
+
+    def confirmStart(self) -> bool:
+        """Whether to start (a widget asks before a long run); by default yes."""
+        return True
 
     def createJob(self):
         """The not yet started job for the panel's current settings."""

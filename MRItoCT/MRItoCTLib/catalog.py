@@ -57,6 +57,7 @@ class SamplerInfo:
     function: str | Callable[..., Any]
     options: tuple[SamplerOption, ...] = ()
     adaptive_when: tuple[str, Any] | None = None  # (option, value) with which the solver picks its own steps
+    evaluations: Callable[[int, dict[str, Any]], int] = lambda steps, options: steps  # NFE of (steps, options)
 
     def resolve(self) -> Callable[..., Any]:
         """The sampler function."""
@@ -72,6 +73,12 @@ class SamplerInfo:
         option, value = self.adaptive_when
         default = next(o.default for o in self.options if o.name == option)
         return options.get(option, default) != value
+
+    def network_evaluations(self, steps: int | None, options: dict[str, Any]) -> int | None:
+        """Network evaluations per sample (NFE) for ``steps`` (None: the default); None for an adaptive solver."""
+        if not self.uses_steps(options):
+            return None
+        return self.evaluations(steps or self.default_steps, options)
 
     def checked_options(self, options: dict[str, Any], steps: int | None) -> dict[str, Any]:
         """``options`` typed and checked: an option this sampler does not have, or steps it would ignore, is an error."""
@@ -102,7 +109,8 @@ SAMPLERS: dict[str, SamplerInfo] = {info.name: info for info in [
                 "MRItoCTLib.samplers:sample_predictor_corrector", (
                     SamplerOption("snr", float, 0.16, "--snr", "Langevin signal-to-noise ratio", minimum=0.0),
                     SamplerOption("corrector_steps", int, 1, "--corrector-steps", "Langevin corrector steps per time",
-                                  minimum=0))),
+                                  minimum=0)),
+                evaluations=lambda steps, options: steps * (1 + int(options.get("corrector_steps", 1)))),
     SamplerInfo("ode", "Probability-flow ODE", "ODE", 100,
                 "adaptive RK45 at tolerance 1e-5 (paper 1; it picks its own steps), or fixed-step Heun/RK4",
                 "MRItoCTLib.samplers:sample_ode", (
@@ -110,7 +118,8 @@ SAMPLERS: dict[str, SamplerInfo] = {info.name: info for info in [
                                   choices=("rk45", "heun", "rk4")),
                     SamplerOption("tolerance", float, 1e-5, "--tolerance", "rk45 relative and absolute tolerance",
                                   minimum=0.0, minimum_excluded=True)),
-                adaptive_when=("method", "rk45")),
+                adaptive_when=("method", "rk45"),
+                evaluations=lambda steps, options: {"heun": 2, "rk4": 4}[options["method"]] * (steps - 1) + 1),
     SamplerInfo("ddim", "DDIM", "DDIM", 50, "deterministic at eta = 0", "MRItoCTLib.samplers:sample_ddim",
                 (SamplerOption("eta", float, 0.0, "--eta", "DDIM noise level (0 = deterministic)", minimum=0.0),)),
     SamplerInfo("dpmpp", "DPM-Solver++", "DPM-Solver++", 20, "DPM-Solver++(2M) multistep, 10–25 steps",
@@ -130,6 +139,35 @@ def all_sampler_options() -> dict[str, SamplerOption]:
     return {option.name: option for info in SAMPLERS.values() for option in info.options}
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A named quality setting of the panel's basic section: sampler, steps and Monte-Carlo samples."""
+
+    name: str
+    title: str
+    sampler: str
+    steps: int
+    mc: int
+    description: str
+
+
+PRESETS: dict[str, Preset] = {preset.name: preset for preset in [
+    Preset("fast", "Fast", "ddpm", 10, 2, "DDPM, 10 steps, 2 Monte-Carlo samples: a CT and a rough uncertainty"),
+    Preset("standard", "Standard", "ddpm", 10, 4,
+           "DDPM, 10 steps, 4 Monte-Carlo samples (the default; 10 steps are within 0.5 dB PSNR of 1000)"),
+    Preset("paper", "Paper", "ddpm", 1000, 4,
+           "DDPM, 1000 steps, 4 Monte-Carlo samples, as in paper 1 (100 times the Standard time)"),
+]}
+CUSTOM_PRESET = "custom"  # the panel's name for settings that match no preset
+
+
+def matching_preset(sampler: str, steps: int, mc: int) -> str:
+    """The name of the preset with these settings, or :data:`CUSTOM_PRESET`."""
+    return next((p.name for p in PRESETS.values() if (p.sampler, p.steps, p.mc) == (sampler, steps, mc)),
+                CUSTOM_PRESET)
+
+
+DEFAULT_PRESET = "standard"
 DEFAULT_SAMPLER = "ddpm"  # at its default 10 steps: the fewest NFE within 0.5 dB PSNR of DDPM-1000 (README)
 DEFAULT_MODEL = "mritoct-ddpm"
 DEFAULT_MC_SAMPLES = 4

@@ -148,7 +148,7 @@ def settings_from_arguments(args, keep_samples: bool = False) -> SynthesisSettin
 def command_synthesize(args) -> int:
     from CTSynthesisCore.batch import batch_cases
 
-    from .jobs import closing_summary, synthesize_file
+    from .jobs import closing_summary, result_facts, synthesize_file
 
     settings = settings_from_arguments(args, keep_samples=bool(args.samples_dir))
     cases = batch_cases(args.input)
@@ -164,6 +164,8 @@ def command_synthesize(args) -> int:
     finally:
         bar.close()
     print(f"done: {closing_summary(result, settings)}; wrote {args.output}")
+    for label, value in result_facts(result, settings, model).items():
+        print(f"  {label}: {value}")
     return 0
 
 

@@ -222,6 +222,7 @@ def test_evaluate_and_demo_commands(tmp_path, small_dataset, tiny_model, capsys)
     assert all(float(r["mae"]) >= 0 and 0 < float(r["ssim"]) <= 1 for r in rows)
     assert rows[1]["spearman"] != "nan" and rows[0]["spearman"] == "nan"
     assert (output / "example_slice.png").stat().st_size > 0 and (output / "uncertainty_vs_error.png").exists()
+    assert (output / "example_slice_error.png").stat().st_size > 0
     assert "| DDIM-M |" in (output / "metrics.md").read_text(encoding="utf-8")
     demo = tmp_path / "demo"
     assert main(["demo", "--output", str(demo), "--model", str(tiny_model), "--steps", "2", "--mc", "2", "--quiet"]) == 0

@@ -21,3 +21,4 @@ DEFAULT_FACTOR = 2
 CPU_BATCH_SIZE = 16  # cross-view images per network pass on CPU
 DEFAULT_SEED = 0
 DEFAULT_ADAPT_MINUTES = 2.0  # the time budget of test-time adaptation
+SAMPLE = "ct_chest_thick_4p5mm"  # the module's Sample Data: a thick-slice CT that is not a training volume

@@ -84,6 +84,8 @@ def build_parser() -> ArgumentParser:
     evaluate.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     evaluate.add_argument("--seed", type=int, default=DEFAULT_SEED)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.add_argument("--record", action="store_true",
+                          help="store the table in the model's metadata.json and model card")
     return parser
 
 
@@ -155,10 +157,20 @@ def command_evaluate(args) -> int:
     thin = read_volume(args.input)
     bar = TqdmProgress("evaluating", disable=args.quiet)
     try:
-        evaluate(thin, args.output, plan, progress=bar, name=Path(args.input).name)
+        rows = evaluate(thin, args.output, plan, progress=bar, name=Path(args.input).name)
     finally:
         bar.close()
     print((Path(args.output) / "metrics.md").read_text(encoding="utf-8"))
+    if args.record:
+        from CTSynthesisCore.model_cards import record_evaluation
+        from CTSynthesisCore.weights import resolve_model_folder
+
+        from .research.evaluation import evaluation_record
+        from .research.model_card import model_card
+
+        folder = resolve_model_folder(args.model or DEFAULT_MODEL)
+        record = evaluation_record(rows, Path(args.input).name, plan.factor, folder, "sliceinterp " + " ".join(sys.argv[1:]))
+        record_evaluation(folder, f"thin_ct_{Path(args.input).name.split('.')[0]}_x{plan.factor}", record, model_card)
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Sequence
 
 import SimpleITK as sitk
 
+from CTSynthesisCore.hounsfield import spread_text
 from CTSynthesisCore.jobs import INPUT_FILE, JobResult, run_worker
 from CTSynthesisCore.progress import ProgressCallback
 from CTSynthesisCore.volume_io import check_scalar_volume, read_volume, write_volume
@@ -46,6 +47,19 @@ def closing_summary(image: sitk.Image, result) -> str:
     return f"{image.GetSize()[2]} -> {result.summary()}"
 
 
+def result_facts(image: sitk.Image, result) -> dict[str, str]:
+    """What to check after a run, label -> value: method, slices before and after, time, disagreement."""
+    after = result.image
+    facts = {"Method": result.method + (" (adapted to this volume)" if result.adapted else ""),
+             "Slices": f"{image.GetSize()[2]} at {image.GetSpacing()[2]:.4g} mm → {after.GetSize()[2]} at "
+                       f"{after.GetSpacing()[2]:.4g} mm",
+             "Time": f"{result.seconds:.0f} s on {result.device}"}
+    if result.disagreement is not None:
+        facts["Disagreement"] = spread_text(sitk.GetArrayViewFromImage(after),
+                                            sitk.GetArrayViewFromImage(result.disagreement))
+    return facts
+
+
 def run_job(request: UpsampleRequest, folder: Path, progress: ProgressCallback) -> JobResult:
     """The worker's run: ``input.mha`` of the job folder in, the finer volume (and disagreement) beside it."""
     request = request.checked()
@@ -53,7 +67,8 @@ def run_job(request: UpsampleRequest, folder: Path, progress: ProgressCallback) 
     disagreement = folder / DISAGREEMENT_FILE if request.disagreement else None
     result = upsample_file(image, spacing, folder / OUTPUT_FILE, disagreement, request.settings.validated(), progress)
     outputs = {"output": [OUTPUT_FILE], "disagreement": [DISAGREEMENT_FILE] if disagreement else []}
-    return JobResult(outputs, closing_summary(image, result), result.warnings, result.seconds, result.device)
+    return JobResult(outputs, closing_summary(image, result), result.warnings, result.seconds, result.device,
+                     result_facts(image, result))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -228,10 +228,13 @@ def test_cli_train_then_evaluate(tmp_path, ct, capsys):
     capsys.readouterr()
     report = tmp_path / "report"
     assert main(["evaluate", str(source), "--factor", "2", "--output", str(report), "--model", str(run / "model"),
-                 "--methods", "linear", "crossview", "--device", "cpu", "--quiet"]) == 0
+                 "--methods", "linear", "crossview", "--device", "cpu", "--quiet", "--record"]) == 0
     table = (report / "metrics.md").read_text(encoding="utf-8")
     assert "| linear |" in table and "| crossview |" in table
     assert (report / "metrics.csv").is_file() and (report / "views_x2.png").stat().st_size > 10_000
+    card = (run / "model" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "### Restoring removed slices of train.nii.gz at x2" in card and "| crossview |" in card
+    assert "train.nii.gz was a training volume: not a held-out result" in card
 
 
 def test_cli_train_and_evaluate_errors(tmp_path, capsys):

@@ -1,10 +1,34 @@
-"""The model card written beside every trained MRItoCT model."""
+"""The model card written beside every trained MRItoCT model, rendered from its metadata alone."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from CTSynthesisCore.model_cards import closing_sections, cpu_hours, evaluation_sections, source_lines
+
 from ..intensity import IntensityMapping
+
+UNCERTAINTY_LIMITATION = {
+    "diffusion": "The uncertainty ranks where samples disagree; it is not calibrated as an error bar.",
+    "regression": "No uncertainty: a wrong value looks as confident as a right one.",
+}
+WHAT_IT_IS = {
+    "diffusion": "A conditional diffusion model: each Monte-Carlo sample is a plausible CT for the MRI; their mean "
+                 "is the synthetic CT and their per-voxel standard deviation the uncertainty.",
+    "regression": "A deterministic baseline, kept to compare the diffusion model against: one pass per slice gives "
+                  "the synthetic CT, and its uncertainty output is zero everywhere (it has no notion of spread).",
+}
+
+
+def training_data(metadata: dict[str, Any]) -> str:
+    training = metadata.get("training", {})
+    cases = training.get("train_cases", [])
+    phantoms = sum(name.startswith("phantom") for name in cases)
+    return f"""Synthetic pairs, not real paired MRI/CT: `{training.get('data', 'not recorded')}`;
+{len(cases)} training and {len(training.get('validation_cases', []))} validation cases, split by case (copies of
+one CT share its split). {phantoms} of the training cases are digital pelvis phantoms made by `mritoct make-data`
+(this project, Apache-2.0); the others are MRIs rendered by spin-echo physics from these real CTs:
+{source_lines(cases)}"""
 
 
 def model_card(metadata: dict[str, Any]) -> str:
@@ -15,42 +39,69 @@ def model_card(metadata: dict[str, Any]) -> str:
     parent = training.get("initialised_from")
     lineage = (f"\n- Initialised from `{parent['model']}` (sha256 {str(parent.get('sha256'))[:12]}..., {parent.get('steps')} "
                f"steps, {parent.get('seconds')} s of earlier training), then trained as below." if parent else "")
+    cost = metadata.get("cpu_cost", {})
+    speed = (f"- Synthesis cost: {cost['seconds_per_megapixel']} s per megapixel network evaluation on a "
+             f"{cost.get('measured_on', 'CPU')} (`{cost.get('command', '')}`); the panel's time estimate uses it."
+             if "seconds_per_megapixel" in cost else "- Synthesis cost: not measured.")
+    kind = metadata.get("kind", "diffusion")
     return f"""# Model card: {metadata['name']}
 
 **{metadata.get('description', '')}** for MRI-to-CT synthesis (T2-weighted pelvis MRI -> CT in HU).
+{WHAT_IT_IS.get(kind, '')}
 
 ## Intended use
 Research use only: method development, teaching, and comparison of samplers and uncertainty estimates.
 **Not for clinical decisions**, treatment planning or diagnosis. No regulatory clearance.
+**Dosimetric accuracy has not been evaluated**: no dose was computed on these synthetic CTs.
+
+## Out of scope
+- Anatomy other than the male pelvis (abdomen, chest, head, female pelvis were not the target; the output
+  there is not a CT, see the README's out-of-domain example).
+- Sequences other than T2-weighted (turbo) spin echo: T1, Dixon, diffusion, contrast-enhanced images.
+- Field strengths, coils and vendors were simulated, not sampled from real scanners; one real 3 T T2 was
+  used for the region-of-interest check below.
+- Metal implants (hip prostheses, seeds, fixation): their artefacts were not simulated.
+- Children, and images with strong motion or fold-over artefacts.
+
+## Input
+A scalar MRI volume of any size and orientation (reoriented to axial), resampled in-plane to
+{metadata.get('spacing_mm')} mm; each slice is synthesized with {metadata.get('network', {}).get('context_slices', 1)}
+neighbouring slice(s) on each side as context; the output is returned on the input's own grid.
+Intensities: {IntensityMapping.from_metadata(metadata).describe()}.
 
 ## Training data
-Trained on **synthetic paired data** made by `mritoct make-data` (digital pelvis phantoms with spin-echo
-T2 physics, plus MRI rendered from real CT volumes by the same physics), not on real paired MRI/CT.
-Data folder: `{training.get('data', '?')}`; {len(training.get('train_cases', []))} training and
-{len(training.get('validation_cases', []))} validation cases (split by case).
-Real T2 images differ from these simulations (coil profiles, motion, fat-water shifts, anatomy variants);
-expect errors on real scans, especially in bone and air/gas.
+{training_data(metadata)}
+
+Real T2 images differ from these simulations (coil profiles, motion, fat-water shifts, anatomy variants).
 
 ## Model
-- Network: `{metadata.get('kind')}` — arguments in `metadata.json` (`network`).
-- In-plane spacing: {metadata.get('spacing_mm')} mm (inputs are resampled, outputs returned on the input grid).
-- Intensities: {IntensityMapping.from_metadata(metadata).describe()}.
+- Network: `{kind}` — arguments in `metadata.json` (`network`).
+{speed}
 
 ## Training record{lineage}
 - Steps: {training.get('steps')}, batch {config.get('batch_size')}, crop {config.get('crop')} px,
   learning rate {config.get('learning_rate')}, seed {config.get('seed')}.
-- Time: {training.get('seconds')} s on {training.get('device')} ({training.get('device_reason', '')}).
-- Validation MAE: {validation.get('mae_hu')} HU ({validation.get('protocol', '')}).
+- Time: {training.get('seconds')} s on {training.get('device')} ({training.get('device_reason', '')}); {cpu_hours(metadata):.2f}
+  hours of training in all, earlier training included.
+- Validation MAE: {validation.get('mae_hu')} HU on simulated validation slices ({validation.get('protocol', '')});
+  a figure on simulated data, not a clinical accuracy.
+
+## Results
+
+{evaluation_sections(metadata)}
+## Known limitations
+- Trained on simulated MRI: bone marrow, urine and dark muscle are where real T2 contrast departs most from
+  the simulation; check these regions first.
+- {UNCERTAINTY_LIMITATION.get(kind, '')}
+- Slices are synthesized in 2.5D: small steps between slices remain in coronal and sagittal views.
 
 ## How to retrain
 ```
-mritoct make-data --out data/pelvis --cases 36 --seed 0 --from-ct CT1.nii.gz CT2.nii.gz
+mritoct make-data --out data/pelvis --cases 12 --seed 0 --from-ct CT1.nii.gz CT2.nii.gz --per-ct 20
 mritoct train --data data/pelvis --model {metadata.get('method', 'ddpm')} --out runs/{metadata.get('method', 'ddpm')} --epochs 40
 ```
 or on your own paired data in the SynthRAD task-1 layout (`<case>/mr.nii.gz`, `ct.nii.gz`, `mask.nii.gz`);
 add `--init {metadata['name']}` to fine-tune these weights instead of starting from random ones.
 On several GPUs: `torchrun --nproc_per_node N -m MRItoCTLib.cli train ...`.
 
-## Checksum
-The weights file's sha256 is recorded in `metadata.json` and verified on every load.
-"""
+{closing_sections(metadata, "mritoct")}"""

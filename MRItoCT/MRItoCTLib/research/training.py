@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import datetime
 import json
 import os
 import time
@@ -374,6 +375,7 @@ def _record(config: TrainConfig, device: str, reason: str, data, train_cases, va
         "description": config.model_type.description,
         "spacing_mm": list(config.spacing_mm),
         "intensity": config.intensity.to_dict(),
+        "date": datetime.date.today().isoformat(),
         "training": {"data": str(data), "train_cases": [c.name for c in train_cases],
                      "validation_cases": [c.name for c in validation_cases], "steps": step,
                      "seconds": round(seconds), "device": device, "device_reason": reason,

@@ -37,6 +37,7 @@ class SynthesisOutcome:
     sequence_node: object | None = None
     summary: str = ""
     warnings: list[str] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)  # for the panel's results box (MRItoCTLib.jobs.result_facts)
 
 
 RESEARCH_DESCRIPTION = "Synthetic CT from MRI (MRItoCT) - research use only, not for clinical use"
@@ -103,7 +104,7 @@ class SynthesisJob(NodeJob):
         ct_name, uncertainty_name, samples_name = output_names(self.input_name)
         outcome = SynthesisOutcome(target_node(self.scene, self.ct_node, ct_name),
                                    target_node(self.scene, self.uncertainty_node, uncertainty_name),
-                                   summary=result.summary, warnings=result.warnings)
+                                   summary=result.summary, warnings=result.warnings, facts=result.facts)
         update_volume_node_from_image(outcome.ct_node, images["ct"][0])
         update_volume_node_from_image(outcome.uncertainty_node, images["uncertainty"][0])
         place_under_transform(self.transform_id(), outcome.ct_node, outcome.uncertainty_node)

@@ -49,6 +49,8 @@ def run_synthesis_scenario(scene, check, model: str = DEFAULT_MODEL, image: sitk
         check.assertIn("NFE", outcome.summary)
         check.assertNotIn("ctsynthesis-job", outcome.summary, "no temporary paths in the status line")
         check.assertFalse(job.folder.exists(), "the job's temporary folder must be removed")
+        check.assertIn("median", outcome.facts["Uncertainty"], "the results box reports the uncertainty")
+        check.assertIn(f"{settings.mc} Monte-Carlo samples", outcome.facts["Sampling"])
     else:
         ct_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "sCT")
         std_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "sCT uncertainty")

@@ -111,6 +111,21 @@ def evaluate(thin: sitk.Image, output: str | Path, plan: EvaluationPlan, progres
     return rows
 
 
+def evaluation_record(rows: list[dict], name: str, factor: int, model_folder: Path, command: str) -> dict:
+    """The table of one evaluation for a model's metadata and card; says whether the volume was a training one."""
+    from CTSynthesisCore.weights import read_metadata
+
+    volumes = read_metadata(model_folder).get("training", {}).get("volumes", [])
+    trained = any(Path(volume).name == name for volume in volumes)
+    return {"title": f"Restoring removed slices of {name} at x{factor} (removed slices only)",
+            "columns": ["method", "PSNR (dB)", "SSIM", "MAE (HU)", "seconds"],
+            "rows": [[r["method"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['mae']:.1f}", f"{r['seconds']:.1f}"]
+                     for r in rows],
+            "note": f"{name} was {'a training volume: not a held-out result' if trained else 'not a training volume'}. "
+                    "PSNR of HU + 1024 clipped to [0, 4000] (data range 4000).",
+            "command": command}
+
+
 def _write_tables(rows: list[dict], output: Path, name: str, thin: sitk.Image, factor: int) -> None:
     write_csv(output / "metrics.csv", rows)
     size, spacing = thin.GetSize(), thin.GetSpacing()
@@ -129,6 +144,7 @@ def _write_figure(reconstructions: dict[str, np.ndarray], truth: np.ndarray, spa
     panels = {"reference": truth, **reconstructions}
     aspect_coronal, aspect_sagittal = spacing[2] / spacing[0], spacing[2] / spacing[1]
     figure, axes = plt.subplots(len(panels), 4, figsize=(12, 2.6 * len(panels)), squeeze=False)
+    shown = {}
     for axis_row, (method, volume) in zip(axes, panels.items()):
         images = [(volume[:, row, :], aspect_coronal, "gray"), (np.abs(volume[:, row, :] - truth[:, row, :]), aspect_coronal, "magma"),
                   (volume[:, :, column], aspect_sagittal, "gray"), (np.abs(volume[:, :, column] - truth[:, :, column]), aspect_sagittal, "magma")]
@@ -138,11 +154,14 @@ def _write_figure(reconstructions: dict[str, np.ndarray], truth: np.ndarray, spa
             if method == "reference" and colours != "gray":
                 continue
             limits = (-850, 650) if colours == "gray" else (0, 300)
-            axis.imshow(image.astype(np.float32), cmap=colours, vmin=limits[0], vmax=limits[1], aspect=aspect,
-                        origin="lower", interpolation="nearest")
+            shown[colours] = axis.imshow(image.astype(np.float32), cmap=colours, vmin=limits[0], vmax=limits[1],
+                                         aspect=aspect, origin="lower", interpolation="nearest")
             axis.set_title(f"{method}: {title}", fontsize=8)
     figure.suptitle(f"x{factor}: one slice in {factor} kept; errors 0-300 HU (only removed slices can differ)", fontsize=9)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.09, 1, 1))
+    for left, (colours, label) in zip((0.08, 0.55), (("gray", "HU"), ("magma", "|error| (HU)"))):
+        figure.colorbar(shown[colours], cax=figure.add_axes((left, 0.05, 0.37, 0.012)), orientation="horizontal",
+                        label=label)
     figure.savefig(path, dpi=90)
     plt.close(figure)
 

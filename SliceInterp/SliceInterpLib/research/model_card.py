@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from CTSynthesisCore.model_cards import closing_sections, cpu_hours, evaluation_sections, source_lines
+
 
 def model_card(metadata: dict[str, Any]) -> str:
     """Markdown model card from a model's metadata."""
@@ -20,14 +22,24 @@ def model_card(metadata: dict[str, Any]) -> str:
 ## Intended use
 Research use only: method development, teaching, and comparison with classical interpolation.
 **Not for clinical decisions** or diagnosis; interpolated slices are estimates, not measurements.
-No regulatory clearance.
+No regulatory clearance. Measurements on the new slices (volumes, distances, dose) have not been evaluated.
+
+## Out of scope
+- Images other than CT in HU (MRI, PET, CBCT with its own artefacts).
+- Slice spacings far from the training volumes' (3 and 5 mm) and factors above 8.
+- Volumes whose slices are not evenly spaced, or gantry-tilted series not resampled to a regular grid.
+
+## Input
+A scalar CT volume in HU with at least three slices along its third voxel axis; a factor 2-8 or a target
+slice spacing; the output keeps the in-plane grid and the observed slices, and adds slices between them.
 
 ## Training data
 Self-supervised: targets are only slices of the training volumes themselves (every other slice dropped
 and restored) and, on the {config.get('distill_levels', 1)} finer level(s) above them (x2, x4, ...), the views'
 agreeing predictions (mutual distillation). No thin-slice ground truth was used. Volumes: {volumes or '?'}.
-The thin chest CT shipped as `Resources/SampleData/totalseg_aorta_ct_1p5mm.nii.gz` was held out for evaluation
-(results in the README).
+{source_lines(training.get('volumes', []))}
+
+The thin chest CT shipped as `Resources/SampleData/totalseg_aorta_ct_1p5mm.nii.gz` was held out for evaluation.
 Expect the network to be weaker on anatomy, contrast phases, reconstruction kernels and slice spacings far
 from these; `--adapt` fine-tunes it on the volume being processed.
 
@@ -42,7 +54,7 @@ from these; `--adapt` fine-tunes it on the volume being processed.
 - Steps: {training.get('steps')}, block {config.get('block_slices')} slices x {config.get('block_size')} px,
   learning rate {config.get('learning_rate')}, distillation weight {config.get('distill_weight')} on the
   {config.get('distill_keep')} most consistent voxels, seed {config.get('seed')}.
-- Time: {training.get('seconds')} s on {training.get('device')}.
+- Time: {training.get('seconds')} s on {training.get('device')} ({cpu_hours(metadata):.2f} hours).
 
 Restoring every other slice of each training volume (PSNR, dB; HU + 1024 clipped to [0, 4000]):
 
@@ -50,12 +62,18 @@ Restoring every other slice of each training volume (PSNR, dB; HU + 1024 clipped
 |---|---|---|
 {score_lines}
 
+## Results
+
+{evaluation_sections(metadata)}
+## Known limitations
+- Trained on two CTs: its gain over linear interpolation on an unseen thin CT is about 1 dB (results above).
+- New slices are estimates: small structures that lie between observed slices cannot be recovered.
+- The disagreement ranks where the views differ; it is not calibrated as an error bar.
+
 ## How to retrain
 ```
 sliceinterp train --data CT1.nii.gz CT2.nii.gz --out runs/crossview --steps 3000
 ```
 Any folder of CT volumes works (no thin-slice data needed).
 
-## Checksum
-The weights file's sha256 is recorded in `metadata.json` and verified on every load.
-"""
+{closing_sections(metadata, "sliceinterp")}"""

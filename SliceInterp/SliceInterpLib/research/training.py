@@ -8,6 +8,7 @@ PSNR per volume, and the model folder with its card.
 from __future__ import annotations
 
 import csv
+import datetime
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -136,6 +137,7 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
                        "linear_db": round(linear_restoration_psnr(v), 2)} for v in volumes}
     metadata = {
         "name": name,
+        "date": datetime.date.today().isoformat(),
         "description": "cross-view mutual distillation slice interpolation (axial + shared coronal/sagittal UNets)",
         "training": {"volumes": [str(p) for p in volume_paths], "steps": record["step"],
                      "seconds": round(seconds), "device": device, "config": asdict(config)},

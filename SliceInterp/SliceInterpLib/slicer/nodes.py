@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
@@ -29,6 +29,8 @@ class UpsampleOutcome:
     output_node: object
     disagreement_node: object | None
     summary: str = ""
+    warnings: list[str] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)  # for the panel's results box (SliceInterpLib.jobs)
 
 
 def check_upsample_nodes(input_node, output_node, disagreement_node, settings: UpsampleSettings,
@@ -93,7 +95,7 @@ class UpsampleJob(NodeJob):
         """Read the results (raising the child's error or Cancelled), then fill nodes and set up display."""
         result, images = self.collect()
         outcome = UpsampleOutcome(target_node(self.scene, self.output_node, f"{self.input_name} {self.label}"), None,
-                                  result.summary)
+                                  result.summary, result.warnings, result.facts)
         update_volume_node_from_image(outcome.output_node, images["output"][0])
         if self.disagreement:
             outcome.disagreement_node = target_node(self.scene, self.disagreement_node,

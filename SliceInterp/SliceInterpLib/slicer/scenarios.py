@@ -10,6 +10,7 @@ from CTSynthesisCore.slicer.mrml import image_from_volume_node, update_volume_no
 from CTSynthesisCore.sample_data import sample_path
 
 from .nodes import UpsampleJob, upsample_nodes
+from ..catalog import SAMPLE
 from ..settings import UpsampleSettings
 
 
@@ -17,7 +18,7 @@ def run_upsample_scenario(scene, check, image: sitk.Image | None = None, factor:
                           method: str = "crossview", model: str | None = None, background: bool = False) -> None:
     """Upsample the CT sample (or ``image``) in this process or in a background worker; check the finer
     grid, the untouched observed slices and input, and for the network the disagreement overlay."""
-    image = image if image is not None else sitk.ReadImage(str(sample_path("ct_abdomen_pelvis_3mm")))
+    image = image if image is not None else sitk.ReadImage(str(sample_path(SAMPLE)))
     input_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
     update_volume_node_from_image(input_node, image)
     settings = UpsampleSettings(method=method, model=model, device="cpu")
@@ -27,6 +28,7 @@ def run_upsample_scenario(scene, check, image: sitk.Image | None = None, factor:
         outcome = job.finish()
         output_node, spread_node = outcome.output_node, outcome.disagreement_node
         check.assertIn("slices", outcome.summary)
+        check.assertIn("→", outcome.facts["Slices"], "the results box reports the slices before and after")
     else:
         output_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT fine")
         spread_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT disagreement") if method == "crossview" else None

@@ -1,0 +1,92 @@
+"""Model-card sections both modules share, and the evaluation records benchmarks store in a model's metadata.
+
+A model card is rendered from ``metadata.json`` alone, so a card can always be regenerated and never
+disagrees with the model it describes. Benchmarks add their results with :func:`record_evaluation`
+(``metadata["evaluation"][key]``: title, command, note, columns, rows), and the card shows every record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+CITATIONS = {
+    "mritoct": "Lyu Q, Wang G. Conversion Between CT and MRI Images Using Diffusion and Score-Matching Models. "
+               "arXiv:2209.12104, 2022.",
+    "sliceinterp": "Fang C, Wang L, Zhang D, Xu J, Yuan Y, Han J. Incremental Cross-view Mutual Distillation for "
+                   "Self-supervised Medical CT Synthesis. CVPR 2022, pp. 20645-20654.",
+}
+EXTENSION = "CTSynthesis: MRItoCT and SliceInterp for 3D Slicer (Apache-2.0)"
+TOTALSEGMENTATOR = ("Wasserthal J et al. TotalSegmentator: robust segmentation of 104 anatomic structures in CT images. "
+                    "Radiology: Artificial Intelligence, 2023; file from the wasserth/TotalSegmentator repository, "
+                    "Apache-2.0")
+CT_SOURCES = {  # a training volume's file stem -> what it is, citation and licence
+    "totalseg_example_ct_3mm": f"abdomen-pelvis CT, 3 mm. {TOTALSEGMENTATOR}",
+    "totalseg_aorta_ct_1p5mm": f"chest and upper abdomen CT, 1.5 mm. {TOTALSEGMENTATOR}",
+    "crlm1004_abdomen_ct_5mm": "abdominal CT, 5 mm (CRLM-CT-1004). Simpson AL et al. Preoperative CT and survival "
+                               "data for patients undergoing resection of colorectal liver metastases. Scientific Data "
+                               "11, 172 (2024); TCIA Colorectal-Liver-Metastases, doi:10.7937/QXK2-QG03, CC BY 4.0",
+}
+
+
+def source_lines(names: list[str]) -> str:
+    """One markdown bullet per known real CT among training case or volume names (with citation and licence)."""
+    found = [(stem, text) for stem, text in CT_SOURCES.items() if any(stem in name for name in names)]
+    return "\n".join(f"- `{stem}`: {text}." for stem, text in found) or "- no real CT"
+
+
+def version_line(metadata: dict[str, Any]) -> str:
+    """'Version: <name> <sha256 prefix>, trained <date>' (the weights' checksum identifies a version)."""
+    date = metadata.get("date") or metadata.get("training", {}).get("date", "date not recorded")
+    return f"Version: `{metadata['name']}` weights sha256 `{str(metadata.get('sha256', ''))[:12]}`, {date}."
+
+
+def cpu_hours(metadata: dict[str, Any]) -> float:
+    """Training time in hours, earlier training this model was initialised from included."""
+    training = metadata.get("training", {})
+    earlier = training.get("initialised_from", {}) or {}
+    return (float(training.get("seconds") or 0) + float(earlier.get("seconds") or 0)) / 3600
+
+
+def evaluation_sections(metadata: dict[str, Any]) -> str:
+    """Every evaluation record as a markdown section: title, table, note and the command that produced it."""
+    parts = []
+    for record in metadata.get("evaluation", {}).values():
+        header = "| " + " | ".join(record["columns"]) + " |\n|" + "---|" * len(record["columns"])
+        rows = "\n".join("| " + " | ".join(str(cell) for cell in row) + " |" for row in record["rows"])
+        parts.append(f"### {record['title']}\n\n{header}\n{rows}\n\n{record.get('note', '')}\n"
+                     f"Command: `{record['command']}`\n")
+    return "\n".join(parts) if parts else "No evaluation recorded beyond the validation figure above.\n"
+
+
+def closing_sections(metadata: dict[str, Any], task: str) -> str:
+    """Licence, how to cite, version and checksum: the end of every card."""
+    return f"""## Licence
+{metadata.get('licence', 'Apache-2.0')}. The training data's own licences are listed under Training data.
+
+## How to cite
+The method: {CITATIONS[task]}
+The implementation and weights: {EXTENSION}.
+
+## Version and checksum
+{version_line(metadata)} The sha256 is recorded in `metadata.json` and verified on every load.
+"""
+
+
+def update_model_metadata(folder: str | Path, update: Callable[[dict[str, Any]], None],
+                          render: Callable[[dict[str, Any]], str]) -> None:
+    """Change a model folder's ``metadata.json`` in place with ``update`` and rewrite its MODEL_CARD.md with
+    ``render`` (the module's card function). The weights and their checksum are not touched."""
+    path = Path(folder) / "metadata.json"
+    metadata = json.loads(path.read_text(encoding="utf-8"))
+    update(metadata)
+    path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    (Path(folder) / "MODEL_CARD.md").write_text(render(metadata), encoding="utf-8")
+
+
+def record_evaluation(folder: str | Path, key: str, record: dict[str, Any],
+                      render: Callable[[dict[str, Any]], str]) -> None:
+    """Store a benchmark's ``record`` as ``evaluation[key]`` in a model folder's metadata (and card)."""
+    update_model_metadata(folder, lambda metadata: metadata.setdefault("evaluation", {}).update({key: record}),
+                          render)
