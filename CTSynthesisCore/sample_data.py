@@ -41,6 +41,12 @@ SAMPLES = {
         "Wasserthal J et al. TotalSegmentator: robust segmentation of 104 anatomic structures in CT images. "
         "Radiology: Artificial Intelligence, 2023 (test file from the Apache-2.0 repository, 1.5 mm slices averaged "
         "in threes by scripts/make_thick_sample.py)"),
+    "mr_abdomen": SampleVolume(
+        "mr_abdomen", "MR upper abdomen (TotalSegmentator example; not a pelvis)", "totalseg_example_mr_abdomen.nii.gz",
+        "209b46efaff595dd54a9332872e17a722b62654bbb68dbd89acd5090701bbd4f",
+        "Akinci D'Antonoli T, Berger LK, et al. TotalSegmentator MRI: robust sequence-independent segmentation of "
+        "multiple anatomic structures in MRI. Radiology, 2025 (example file from the Apache-2.0 repository "
+        "wasserth/TotalSegmentator)"),
 }
 
 

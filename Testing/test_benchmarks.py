@@ -126,6 +126,13 @@ def test_roi_benchmark_draws_its_regions_and_prints_a_median_per_region(tmp_path
     assert "regions in range" in card and "--record" in card
 
 
+def test_montage_of_the_out_of_domain_sample_prints_its_figures(tmp_path, tiny_model):
+    printed = _run("mritoct_montage.py", "--input", "mr_abdomen", "--model", str(tiny_model), "--steps", "2", "--mc",
+                   "2", "--output", str(tmp_path / "montage.png"), cwd=tmp_path)
+    assert "MR upper abdomen" in printed and "| Uncertainty |" in printed and "| Voxels above 300 HU" in printed
+    assert (tmp_path / "montage.png").stat().st_size > 10_000
+
+
 def test_roi_discs_lie_in_the_t2_and_on_distinct_voxels():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from mritoct_roi import REGIONS, disc

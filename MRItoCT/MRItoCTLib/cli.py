@@ -52,6 +52,8 @@ def build_parser() -> ArgumentParser:
                       help="real CT volumes to turn into CT-derived pairs (domain-randomised T2 rendering)")
     data.add_argument("--per-ct", type=positive_int, default=1,
                       help="randomised cases per CT (each a new spatial augmentation and tissue contrast; default 1)")
+    data.add_argument("--allow-contrast", action="store_true",
+                      help="accept CTs that look contrast-enhanced (refused by default: MRI cannot see iodine)")
     data.add_argument("--quiet", action="store_true", help="no progress bar")
 
     fit = commands.add_parser("train", help="train the diffusion model or a baseline on paired data")
@@ -199,7 +201,8 @@ def command_make_data(args) -> int:
 
     bar = TqdmProgress("making cases", disable=args.quiet)
     try:
-        record = make_dataset(args.out, args.cases, args.seed, args.from_ct, progress=bar, per_ct=args.per_ct)
+        record = make_dataset(args.out, args.cases, args.seed, args.from_ct, progress=bar, per_ct=args.per_ct,
+                              allow_contrast=args.allow_contrast)
     finally:
         bar.close()
     splits = {s: sum(c["split"] == s for c in record["cases"]) for s in ("train", "validation", "test")}

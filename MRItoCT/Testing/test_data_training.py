@@ -99,6 +99,28 @@ def test_make_data_command(tmp_path, ct_sample, capsys):
     assert main(["make-data", "--out", str(tmp_path / "e"), "--cases", "0", "--quiet"]) == 2
 
 
+def test_contrast_enhanced_ct_is_refused_unless_allowed(tmp_path, ct_sample, capsys):
+    """A T2 image cannot show iodine: a CT angiogram's blood at 300 HU would be taught as bone-like tissue."""
+    from MRItoCTLib.research.ct_pairs import CONTRAST_SHARE, enhanced_share
+
+    ct = sitk.ReadImage(str(ct_sample))[20:90, 20:80, 40:52]
+    assert enhanced_share(ct) < CONTRAST_SHARE, "the non-contrast sample CT passes"
+    values = sitk.GetArrayFromImage(ct)
+    inside = values > 0  # soft tissue and organs: fill them with contrast-enhanced blood
+    values[inside] = 320
+    enhanced = sitk.GetImageFromArray(values)
+    enhanced.CopyInformation(ct)
+    source = tmp_path / "cta.nii.gz"
+    sitk.WriteImage(enhanced, str(source))
+    assert main(["make-data", "--out", str(tmp_path / "d"), "--cases", "0", "--from-ct", str(source), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "looks contrast-enhanced" in error and "--allow-contrast" in error and not (tmp_path / "d").exists()
+    assert main(["make-data", "--out", str(tmp_path / "d"), "--cases", "0", "--from-ct", str(source),
+                 "--allow-contrast", "--quiet"]) == 0
+    record = json.loads((tmp_path / "d" / "dataset.json").read_text(encoding="utf-8"))
+    assert record["cases"][0]["enhanced_share"] > CONTRAST_SHARE
+
+
 def test_copies_of_one_ct_share_its_split(tmp_path, ct_sample):
     """Augmented copies of one patient's CT must never be split between training and validation or test."""
     crop = tmp_path / "crop.nii.gz"

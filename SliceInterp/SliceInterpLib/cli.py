@@ -66,6 +66,9 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--distill-levels", type=int, default=defaults.distill_levels, choices=[0, 1, 2, 3],
                        help="finer levels distilled above the given slices: 0 = none, 1 = x2, 2 = x2 and x4 "
                             f"(default {defaults.distill_levels})")
+    train.add_argument("--inplane-weight", type=float, default=defaults.inplane_weight,
+                       help="weight of in-plane restoration: axial slices degraded into thick rows train the "
+                            f"coronal/sagittal network at the native fine scale (default {defaults.inplane_weight:g}: off)")
     train.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     train.add_argument("--seed", type=int, default=DEFAULT_SEED)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -130,7 +133,7 @@ def command_train(args) -> int:
     config = TrainConfig(steps=args.steps, max_minutes=args.max_minutes, learning_rate=args.lr,
                          block_slices=args.block_slices, block_size=args.block_size,
                          distill_weight=args.distill_weight, distill_keep=args.distill_keep,
-                         distill_levels=args.distill_levels, seed=args.seed)
+                         distill_levels=args.distill_levels, inplane_weight=args.inplane_weight, seed=args.seed)
     device = choose_device(args.device)
     bar = TqdmProgress("training crossview", disable=args.quiet)
     try:

@@ -1,6 +1,6 @@
 """Self-supervised learning of the cross-view networks from the volumes themselves (Fang et al. 2022).
 
-Every step takes a random block of observed slices from a volume and adds two losses:
+Every step takes a random block of observed slices from a volume and adds up to three losses:
 
 * restoration (given level): drop every other slice of the block and ask each of
   the three views to restore the dropped slices (squared error against the observed
@@ -9,7 +9,11 @@ Every step takes a random block of observed slices from a volume and adds two lo
   predicts the slices half-way between the block's slices (x2, then x4 from the x2
   result, ...) and learns from the mean of the other two views, only where the three
   agree best (the ``distill_keep`` fraction with the smallest spread, the top-k rule
-  of the paper's code).
+  of the paper's code);
+* in-plane restoration (``inplane_weight``, SMORE-style, Zhao et al. 2020): axial slices,
+  whose in-plane pixels are finer than the slice spacing, are averaged along one in-plane
+  axis into thick rows like the slices, and the coronal/sagittal network restores every
+  other row: training pairs at the volume's native fine scale.
 
 No target ever comes from outside the given volumes, so the same loop trains the shipped
 model (``research.training``) and adapts it to a user's volume at test time (:func:`adapt`).
@@ -46,6 +50,8 @@ class TrainConfig:
     distill_from: float = 0.25  # fraction of the steps trained on restoration alone
     squared_error: bool = True  # restoration loss: squared error (the PSNR objective) or L1
     distill_levels: int = 2  # finer levels distilled: 0 = none, 1 = x2 above the given slices, 2 = also x4
+    inplane_weight: float = 0.0  # weight of in-plane (SMORE-style) restoration; 0 = off (the shipped model's run)
+    inplane_images: int = 8  # axial slices of the block degraded into thick rows per step
     validate_every: int = 250
     seed: int = 0
 
@@ -101,6 +107,34 @@ def restoration_loss(network: CrossViewNet, block: torch.Tensor, phase: int = 0,
     return error.square().mean() if squared else error.abs().mean()
 
 
+def thick_rows(images: torch.Tensor, thickness: int) -> torch.Tensor:
+    """(B, Y, X) images -> (B, R, X): rows averaged over ``thickness`` pixels (a box slice profile), one every
+    ``thickness / 2`` pixels, so that every other row lies half-way between its two neighbours."""
+    stride = max(1, thickness // 2)
+    return torch.nn.functional.avg_pool2d(images[:, None], kernel_size=(thickness, 1), stride=(stride, 1))[:, 0]
+
+
+def inplane_thickness(spacing: Sequence[float], level: int = 0) -> int:
+    """Row thickness in in-plane pixels matching the slice spacing of ``level`` (0: the observed slices, 1: the x2
+    level, ...): an even number of at least 2, so that rows one stride apart sit half-way between others."""
+    ratio = spacing[2] / min(spacing[:2]) / 2 ** level
+    return max(2, 2 * round(ratio / 2))
+
+
+def inplane_restoration_loss(network: CrossViewNet, block: torch.Tensor, thickness: int, images: int,
+                             rng: np.random.Generator, squared: bool = False) -> torch.Tensor:
+    """Axial slices of ``block`` averaged along one in-plane axis into thick rows, and the coronal/sagittal network
+    asked to restore every other row from the rows around it (L1, or squared error)."""
+    chosen = np.sort(rng.choice(block.shape[0], size=min(images, block.shape[0]), replace=False))
+    slices = block[torch.from_numpy(chosen).to(block.device)]
+    if rng.random() < 0.5:
+        slices = slices.transpose(1, 2)
+    rows = thick_rows(slices, thickness).transpose(0, 1)  # (R, B, X): rows first, as drop_every_other wants
+    coarse, truth = drop_every_other(rows)
+    error = network.planar_midrows(coarse.transpose(0, 1)) - truth.transpose(0, 1)
+    return error.square().mean() if squared else error.abs().mean()
+
+
 def agreement_loss(views: torch.Tensor, keep: float) -> torch.Tensor:
     """Each view against the mean of the other two, on the ``keep`` fraction of voxels where the views agree best."""
     others = (views.sum(dim=0, keepdim=True) - views).detach() / 2
@@ -149,17 +183,22 @@ def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: T
         volume = volumes[int(rng.integers(len(volumes)))]
         block = random_block(volume, config, rng).to(device)
         restore = restoration_loss(network, block, phase=int(rng.integers(2)), squared=config.squared_error)
-        distill = torch.zeros(())
+        distill, inplane = torch.zeros(()), torch.zeros(())
         if step >= config.distill_from * config.steps and config.distill_weight > 0 and config.distill_levels > 0:
             distill = distillation_loss(network, block, config.distill_keep, config.distill_levels)
+        if config.inplane_weight > 0:
+            level = int(rng.integers(max(1, config.distill_levels)))  # the network serves every level's spacing
+            inplane = inplane_restoration_loss(network, block, inplane_thickness(volume.spacing, level),
+                                               config.inplane_images, rng, config.squared_error)
         optimiser.zero_grad(set_to_none=True)
-        (restore + config.distill_weight * distill).backward()
+        (restore + config.distill_weight * distill + config.inplane_weight * inplane).backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
         optimiser.step()
         schedule.step()
         step += 1
         restoration_hu = (restore.item() ** 0.5 if config.squared_error else restore.item()) * INTENSITY.scale
-        record = {"step": step, "restoration": restoration_hu, "distillation": distill.item() * INTENSITY.scale}
+        record = {"step": step, "restoration": restoration_hu, "distillation": distill.item() * INTENSITY.scale,
+                  "inplane": (inplane.item() ** 0.5 if config.squared_error else inplane.item()) * INTENSITY.scale}
         progress(step, config.steps, f"{'RMS' if config.squared_error else 'L1'} {restoration_hu:.1f} HU")
         if cancel is not None:
             cancel.raise_if_set()

@@ -14,8 +14,8 @@ from SliceInterpLib.crossview import axial_neighbours, upsample_crossview, view_
 from SliceInterpLib.model import load_crossview, save_crossview
 from SliceInterpLib.networks import INTENSITY, CrossViewConfig, CrossViewNet
 from SliceInterpLib.research.training import restoration_psnr
-from SliceInterpLib.selfsupervised import (TrainConfig, TrainingVolume, adapt, distillation_loss, optimise,
-                                           restoration_loss)
+from SliceInterpLib.selfsupervised import (TrainConfig, TrainingVolume, adapt, distillation_loss, inplane_restoration_loss,
+                                           inplane_thickness, optimise, restoration_loss, thick_rows)
 
 TINY = CrossViewConfig(channels=(8, 16), strides=(2,), num_res_units=1)
 
@@ -119,6 +119,40 @@ def test_training_restores_dropped_slices_better_than_linear(ct):
     assert restoration_psnr(network, volume) > before + 0.03  # deterministic: +0.055 dB measured
     block = volume.values[:8, :32, :32]
     assert restoration_loss(network, block).item() < restoration_loss(CrossViewNet(TINY), block).item()
+
+
+def test_thick_rows_average_a_box_profile_every_half_thickness():
+    images = torch.arange(12.0).view(1, 12, 1).expand(2, 12, 3)  # each row holds its own index
+    rows = thick_rows(images, 4)
+    assert rows.shape == (2, 5, 3)  # rows 0-3, 2-5, 4-7, 6-9, 8-11
+    assert torch.equal(rows[0, :, 0], torch.tensor([1.5, 3.5, 5.5, 7.5, 9.5]))
+    assert inplane_thickness((0.8, 0.8, 5.0)) == 6 and inplane_thickness((0.8, 0.8, 5.0), level=1) == 4
+    assert inplane_thickness((1.5, 1.5, 1.5)) == 2, "an isotropic volume still makes pairs"
+
+
+def test_untrained_inplane_loss_is_the_error_of_linear_interpolation_between_thick_rows(ct):
+    """A fresh network is linear interpolation, so its in-plane loss is linear interpolation's error on the rows."""
+    block = TrainingVolume.from_image(ct, "ct").values[:6, :48, :40]
+    loss = inplane_restoration_loss(CrossViewNet(TINY), block, 4, images=6, rng=np.random.default_rng(3))
+    same_draws = np.random.default_rng(3)
+    same_draws.choice(6, size=6, replace=False)  # every slice is used
+    images = block.transpose(1, 2) if same_draws.random() < 0.5 else block
+    rows = thick_rows(images, 4)
+    linear = 0.5 * (rows[:, 0:-2:2] + rows[:, 2::2])
+    assert loss.item() == pytest.approx((linear - rows[:, 1:-1:2]).abs().mean().item(), rel=1e-5)
+    assert loss.item() > 0
+
+
+def test_inplane_training_lowers_the_inplane_loss(ct):
+    volume = TrainingVolume.from_image(ct, "ct")
+    block = volume.values[:8, :48, :48]
+    torch.manual_seed(0)
+    network = CrossViewNet(TINY)
+    before = inplane_restoration_loss(network, block, 2, 8, np.random.default_rng(0)).item()
+    optimise(network, [volume], TrainConfig(steps=40, block_slices=8, block_size=48, learning_rate=3e-3,
+                                            distill_weight=0.0, inplane_weight=1.0))
+    after = inplane_restoration_loss(network, block, 2, 8, np.random.default_rng(0)).item()
+    assert after < before
 
 
 def test_training_is_deterministic_with_a_seed(ct):
