@@ -46,7 +46,7 @@ REGIONS = (
     Region("prostate", 9, 196, 192, 10, 30, 50),
     Region("femoral head marrow (right)", 11, 215, 352, 10, 150, 400),
     Region("femoral head marrow (left)", 13, 208, 30, 8, 150, 400),
-    Region("acetabulum / femoral head cortex", 11, 224, 328, 2, 700, 3000),
+    Region("femoral head cortex (right)", 11, 224, 319, 2, 700, 3000),  # the dark rim beside the marrow
 )
 
 
