@@ -226,8 +226,9 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, DeviceChoiceWidgetMixin, Parameter
         high = outcome.uncertainty_node.GetDisplayNode().GetWindowLevelMax()  # set by set_uncertainty_display
         self.ui.legendLabel.text = (
             f"Uncertainty (Inferno): 0 HU black → {high:.0f} HU pale yellow (this run's scale); near-zero voxels "
-            "transparent. It is the per-voxel standard deviation of the Monte-Carlo samples: it ranks where the "
-            "model is less sure, it is not an error bar, and it is zero for one sample or a CNN/GAN model.")
+            f"transparent. It is the per-voxel standard deviation, in HU, of the {node.mcSamples} Monte-Carlo "
+            "samples: it ranks where the model is less sure, it is not an error bar, and it is zero for one sample "
+            "or a CNN/GAN model.")
         self.ui.statusLabel.text = f"Done: {outcome.summary}"
         self.ui.resultsLabel.text = facts_html(outcome.facts)
         self.ui.resultsCollapsibleButton.collapsed = False

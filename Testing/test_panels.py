@@ -154,6 +154,7 @@ def test_results_box_and_warnings_dialog_after_a_run(panel, mrml_scene):
     assert len(shown["warnings"]) == 1 and "looks like a CT" in shown["warnings"][0]
     assert "looks like a CT" not in widget.ui.statusLabel.text, "warnings go to the dialog, not the status line"
     assert "80 HU" in widget.ui.legendLabel.text and "not an error bar" in widget.ui.legendLabel.text
+    assert f"of the {widget._parameterNode.mcSamples} Monte-Carlo samples" in widget.ui.legendLabel.text
 
 
 def test_sliceinterp_shows_the_spacing_before_and_after(panel, mrml_scene, ct_sample):
