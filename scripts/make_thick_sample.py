@@ -16,6 +16,8 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image
 
+from MRItoCTLib.research.ct_pairs import slice_profile
+
 SAMPLES = Path(__file__).resolve().parents[1] / "Resources" / "SampleData"
 THIN, THICK, THUMBNAIL = "totalseg_aorta_ct_1p5mm.nii.gz", "totalseg_aorta_ct_4p5mm.nii.gz", "ct_chest_thick_4p5mm.png"
 GROUP = 3
@@ -23,9 +25,7 @@ GROUP = 3
 
 def thick_slices(thin: sitk.Image, group: int = GROUP) -> sitk.Image:
     """Average each ``group`` consecutive slices (array axis 0) into one; the remainder at the end is dropped."""
-    values = sitk.GetArrayFromImage(thin).astype(np.float32)
-    count = values.shape[0] // group
-    averaged = values[:count * group].reshape(count, group, *values.shape[1:]).mean(axis=1)
+    averaged = slice_profile(sitk.GetArrayFromImage(thin).astype(np.float32), group)
     thick = sitk.GetImageFromArray(np.round(averaged).astype(np.int16))
     spacing = thin.GetSpacing()
     thick.SetSpacing((spacing[0], spacing[1], spacing[2] * group))
