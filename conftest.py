@@ -73,6 +73,38 @@ def ct_sample() -> Path:
     return sample_path("ct_abdomen_pelvis_3mm")
 
 
+def _names_for(split: str, count: int) -> list[str]:
+    """``count`` case names that fall in ``split``."""
+    from MRItoCTLib.research.dataset import split_of
+
+    names, index = [], 0
+    while len(names) < count:
+        name = f"case_{index:04d}"
+        if split_of(name) == split:
+            names.append(name)
+        index += 1
+    return names
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory, ct_sample):
+    """Five CT-derived cases (3 train, 1 validation, 1 test) from crops of the shipped CT sample."""
+    from CTSynthesisCore.volume_io import write_volume
+    from MRItoCTLib.research.ct_pairs import pair_from_ct
+
+    root = tmp_path_factory.mktemp("pairs")
+    ct = sitk.ReadImage(str(ct_sample))
+    names = _names_for("train", 3) + _names_for("validation", 1) + _names_for("test", 1)
+    for index, name in enumerate(names):
+        crop = ct[10:110, 5:95, 20 + 12 * index: 44 + 12 * index]
+        mri, hu, mask = pair_from_ct(crop, np.random.default_rng(index))
+        (root / name).mkdir()
+        write_volume(mri, root / name / "mr.nii.gz")
+        write_volume(hu, root / name / "ct.nii.gz")
+        write_volume(mask, root / name / "mask.nii.gz")
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, ct_sample) -> Path:
     """A very small conditional denoiser trained for a few steps on CT slices, saved as a model folder.

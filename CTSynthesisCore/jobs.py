@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from .errors import UserInputError
+from .errors import UserInputError, read_json
 from .progress import ProgressCallback
 
 INPUT_FILE = "input.mha"
@@ -95,12 +95,7 @@ def _write_json(path: Path, record: dict[str, Any]) -> Path:
 
 
 def _read_json(path: Path, kind: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserInputError(f"{path} is missing")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserInputError(f"{path} is not valid JSON ({error})") from None
+    record = read_json(path, f"{path} is missing")
     if not isinstance(record, dict) or record.get("format") != JOB_FORMAT or record.get("kind") != kind:
         found = (record.get("kind"), record.get("format")) if isinstance(record, dict) else (None, None)
         raise UserInputError(f"{path} is not a {kind} record of format {JOB_FORMAT} (found {found[0]!r}, "

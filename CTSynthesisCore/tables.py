@@ -15,3 +15,9 @@ def write_csv(path: str | Path, rows: list[dict[str, Any]], columns: Sequence[st
         writer.writeheader()
         writer.writerows(rows)
     return Path(path)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table: the header, the separator, one line per row."""
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])

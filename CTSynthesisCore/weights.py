@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import UserInputError
+from .errors import UserInputError, read_json
 
 WEIGHTS_ENV = "CTSYNTHESIS_WEIGHTS"
 
@@ -55,12 +55,9 @@ def resolve_model_folder(name_or_path: str | os.PathLike) -> Path:
 def read_metadata(folder: str | os.PathLike) -> dict[str, Any]:
     """The parsed ``metadata.json`` of a model folder, with its folder recorded under ``folder``."""
     path = Path(folder) / "metadata.json"
-    if not path.is_file():
-        raise UserInputError(f"model folder {folder} has no metadata.json")
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserInputError(f"model metadata {path} is not valid JSON ({error.msg if hasattr(error, 'msg') else error})") from None
+    metadata = read_json(path, f"model folder {folder} has no metadata.json")
+    if not isinstance(metadata, dict):
+        raise UserInputError(f"model metadata {path} is not a JSON object")
     for key in ("name", "weights_file", "sha256"):
         if key not in metadata:
             raise UserInputError(f"model metadata {path} lacks '{key}'")

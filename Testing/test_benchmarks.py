@@ -51,6 +51,14 @@ def test_mritoct_cost_benchmark_prints_the_cost_and_leaves_metadata_alone(tmp_pa
     assert (tiny_model / "metadata.json").read_text(encoding="utf-8") == before, "only --write changes metadata"
 
 
+def test_whole_volume_benchmark_times_a_complete_run_of_the_pelvis_series(tmp_path, tiny_model):
+    printed = _run("mritoct_whole_volume.py", "--models", str(tiny_model), "--slices", "2", cwd=tmp_path)
+    assert "275 x 275 x 2 voxels at 1.5 x 1.5 x 3.0 mm, preset standard" in printed
+    row = next(line for line in printed.splitlines() if str(tiny_model) in line).split("|")
+    assert row[2].strip() == "ddpm, 10 NFE, MC 4" and row[3].strip() == "cpu"
+    assert float(row[4]) > 0 and row[6].strip() == "yes"
+
+
 def test_mritoct_quality_benchmark(tmp_path, tiny_model, ct_sample):
     from CTSynthesisCore.volume_io import write_volume
     from MRItoCTLib.research.ct_pairs import pair_from_ct

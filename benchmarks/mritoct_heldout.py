@@ -24,7 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from CTSynthesisCore.model_cards import record_evaluation
-from CTSynthesisCore.tables import write_csv
+from CTSynthesisCore.tables import markdown_table, write_csv
 from CTSynthesisCore.volume_io import read_volume
 from MRItoCTLib.model import load_model
 from MRItoCTLib.intensity import foreground_mask
@@ -108,9 +108,7 @@ def main() -> None:
     write_csv(args.csv, rows)
     stem = Path(args.ct).name.split(".")[0]
     print(f"\nHeld-out CT {stem}: {args.cases} rendered pairs, {args.slices or 'all'} central slices, inside the body\n")
-    print("| " + " | ".join(HEADER) + " |\n|" + "---|" * len(HEADER))
-    for method in dict.fromkeys(row["method"] for row in rows):
-        print("| " + " | ".join(mean_cells(rows, method)) + " |")
+    print(markdown_table(HEADER, [mean_cells(rows, method) for method in dict.fromkeys(row["method"] for row in rows)]))
     if args.record:
         for label, model in models.items():
             record_evaluation(model.metadata["folder"], f"ct_pairs_{stem}", evaluation_record(rows, label, model, stem, args),

@@ -89,6 +89,8 @@ def build_parser() -> ArgumentParser:
     fit.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     fit.add_argument("--init", metavar="MODEL", help="start from these weights (a shipped name such as mritoct-ddpm, or "
                      "a model folder) instead of random ones: fine-tuning on your own data")
+    fit.add_argument("--mean-model", metavar="MODEL", help="--model residual: the trained CNN (model folder or "
+                     "shipped name) whose prediction is the mean; the diffusion model learns the residual")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 
     check = commands.add_parser("evaluate", help="SynthRAD metrics of models and samplers on held-out cases")
@@ -237,7 +239,8 @@ def command_train(args) -> int:
                          batch_size=args.batch_size, learning_rate=args.lr, crop=args.crop, seed=args.seed,
                          spacing_mm=tuple(args.spacing), context_slices=args.context_slices,
                          channels=tuple(args.channels) if args.channels else None, max_minutes=args.max_minutes,
-                         init_from=args.init, mri_gamma=args.mri_gamma, intensity=training_intensity(args))
+                         init_from=args.init, mean_model=args.mean_model, mri_gamma=args.mri_gamma,
+                         intensity=training_intensity(args))
     bar = TqdmProgress(f"training {args.model}", disable=args.quiet)
     try:
         summary = train(args.data, args.out, config, device=args.device, resume=args.resume, progress=bar,

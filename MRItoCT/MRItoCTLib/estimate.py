@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from .catalog import sampler_info
 
 CONFIRM_ABOVE_SECONDS = 600.0  # the panel asks before a run estimated to take longer
+SAMPLED_KINDS = ("diffusion", "residual")  # model kinds run by a sampler (the rest: one pass)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def duration_text(seconds: float) -> str:
 def estimate_run(metadata: dict[str, Any], layout: VolumeLayout, sampler: str, steps: int | None, mc: int,
                  options: dict[str, Any] | None = None) -> RunEstimate:
     """The cost of synthesizing a volume of ``layout`` with a model (its metadata) and these settings."""
-    stochastic = metadata.get("kind", "diffusion") == "diffusion"
+    stochastic = metadata.get("kind", "diffusion") in SAMPLED_KINDS
     evaluations = sampler_info(sampler).network_evaluations(steps, options or {}) if stochastic else 1
     mc = mc if stochastic else 1
     cost = metadata.get("cpu_cost", {})

@@ -1,8 +1,9 @@
 """The model types, one registry entry each.
 
 A :class:`ModelKind` says how a saved network is rebuilt and how it makes CT: ``diffusion`` (a
-:class:`ConditionalDenoiser`, sampled by any sampler, Monte Carlo gives a spread) or ``regression``
-(the CNN and GAN baselines: one forward pass). A :class:`ModelType` is what ``mritoct train --model``
+:class:`ConditionalDenoiser`, sampled by any sampler, Monte Carlo gives a spread), ``residual`` (a
+regression mean plus a sampled residual, :mod:`~MRItoCTLib.residual`) or ``regression`` (the CNN and
+GAN baselines: one forward pass). A :class:`ModelType` is what ``mritoct train --model``
 trains: its kind, its fixed network arguments, its loss, and whether training keeps an EMA copy or a
 discriminator. Adding a type is one entry in :data:`MODEL_TYPES` (plus its loss, if new).
 """
@@ -21,6 +22,7 @@ from CTSynthesisCore.progress import CancelToken
 from .baselines import RegressionConfig, RegressionNet, adversarial_loss
 from .intensity import DEFAULT_INTENSITY, IntensityMapping
 from .network import ConditionalDenoiser, DenoiserConfig, diffusion_loss
+from .residual import ResidualConfig, ResidualDiffusion
 from .samplers import NoiseGenerator, StepCallback, get_sampler
 
 
@@ -44,6 +46,14 @@ def sample_with_sampler(run: Callable[..., Tensor], network: ConditionalDenoiser
     return result.sample, result.nfe
 
 
+def sample_residual(run: Callable[..., Tensor], network: ResidualDiffusion, condition: Tensor,
+                    draw: Draw) -> tuple[Tensor, int]:
+    """Residual diffusion: the regression's mean plus one sampled residual per condition."""
+    mean = network.mean(condition)
+    residual, nfe = sample_with_sampler(run, network, network.extended_condition(condition, mean), draw)
+    return network.ct_from_residual(mean, residual), nfe
+
+
 def predict_once(run: Callable[..., Tensor], network: nn.Module, condition: Tensor, draw: Draw) -> tuple[Tensor, int]:
     """The deterministic baselines: one forward pass, clamped to [-1, 1]."""
     return run(condition).clamp(-1.0, 1.0), 1
@@ -51,6 +61,10 @@ def predict_once(run: Callable[..., Tensor], network: nn.Module, condition: Tens
 
 def probe_denoiser(run: Callable[..., Tensor], inputs: Tensor) -> Tensor:
     return run(inputs[:, :1], torch.full((inputs.shape[0],), 0.5, device=inputs.device), inputs)
+
+
+def probe_residual(run: Callable[..., Tensor], inputs: Tensor) -> Tensor:
+    return probe_denoiser(run, torch.cat([inputs, inputs[:, :1]], dim=1))
 
 
 def probe_regression(run: Callable[..., Tensor], inputs: Tensor) -> Tensor:
@@ -69,6 +83,10 @@ def regression_channel_options(channels: tuple[int, ...]) -> dict[str, Any]:
 def construct_denoiser(config: DenoiserConfig, intensity: IntensityMapping, for_synthesis: bool) -> nn.Module:
     """A denoiser built for synthesis clips x0 to [-1, 1]; its intensities are the pipeline's business."""
     return ConditionalDenoiser(config, clip_x0=for_synthesis)
+
+
+def construct_residual(config: ResidualConfig, intensity: IntensityMapping, for_synthesis: bool) -> nn.Module:
+    return ResidualDiffusion(config, intensity, clip_x0=for_synthesis)
 
 
 def construct_regression(config: RegressionConfig, intensity: IntensityMapping, for_synthesis: bool) -> nn.Module:
@@ -97,6 +115,8 @@ class ModelKind:
 KINDS: dict[str, ModelKind] = {kind.name: kind for kind in [
     ModelKind("diffusion", DenoiserConfig, ConditionalDenoiser, True, sample_with_sampler, probe_denoiser,
               denoiser_channel_options, construct_denoiser),
+    ModelKind("residual", ResidualConfig, ResidualDiffusion, True, sample_residual, probe_residual,
+              denoiser_channel_options, construct_residual),
     ModelKind("regression", RegressionConfig, RegressionNet, False, predict_once, probe_regression,
               regression_channel_options, construct_regression),
 ]}
@@ -109,8 +129,8 @@ def model_kind(name: str) -> ModelKind:
 
 
 def kind_of(network: nn.Module) -> ModelKind:
-    """The kind of a network object."""
-    return next(kind for kind in KINDS.values() if isinstance(network, kind.network_class))
+    """The kind of a network object (its exact class: a residual model is also a denoiser)."""
+    return next(kind for kind in KINDS.values() if type(network) is kind.network_class)
 
 
 @dataclass
@@ -129,6 +149,15 @@ class LossInputs:
 def denoising_loss(batch: LossInputs) -> tuple[Tensor, Tensor | None]:
     """Denoising score matching with Min-SNR-5 weighting (no prediction to hand to a discriminator)."""
     return diffusion_loss(batch.network, batch.ct, batch.condition, generator=batch.generator,
+                          wrapped=batch.trained), None
+
+
+def residual_denoising_loss(batch: LossInputs) -> tuple[Tensor, Tensor | None]:
+    """The same denoising loss on the scaled residual of the frozen mean network, conditioned on MRI and mean."""
+    network = batch.network
+    mean = network.mean(batch.condition)
+    return diffusion_loss(network, network.residual_target(batch.ct, mean),
+                          network.extended_condition(batch.condition, mean), generator=batch.generator,
                           wrapped=batch.trained), None
 
 
@@ -173,6 +202,8 @@ MODEL_TYPES: dict[str, ModelType] = {model_type.name: model_type for model_type 
               denoising_loss, ema=True),
     ModelType("score", "diffusion", "VE score model (noise prediction = DSM)", {"process": "ve", "prediction": "eps"},
               denoising_loss, ema=True),
+    ModelType("residual", "residual", "regression mean + VP diffusion of its residual (CorrDiff-style)",
+              {"process": "vp", "prediction": "v"}, residual_denoising_loss, ema=True),
     ModelType("cnn", "regression", "UNet regression, L1 (CNN baseline)", {}, l1_loss),
     ModelType("gan", "regression", "pix2pix: UNet generator + PatchGAN, L1 + LSGAN", {}, pix2pix_loss, adversarial=True),
 ]}

@@ -37,6 +37,11 @@ class DenoiserConfig:
         return 1 + 2 * self.context_slices
 
     @property
+    def unet_condition_channels(self) -> int:
+        """Condition channels the UNet itself takes (the MRI stack, plus what a subclass adds)."""
+        return self.condition_channels
+
+    @property
     def size_multiple(self) -> int:
         """Image sizes must be a multiple of this (one halving per level after the first)."""
         return 2 ** (len(self.channels) - 1)
@@ -59,7 +64,7 @@ def build_unet(config: DenoiserConfig, out_channels: int = 1, time_conditioned: 
 
     return DiffusionModelUNet(
         spatial_dims=2,
-        in_channels=(1 if time_conditioned else 0) + config.condition_channels,
+        in_channels=(1 if time_conditioned else 0) + config.unet_condition_channels,
         out_channels=out_channels,
         channels=config.channels,
         attention_levels=config.attention_levels,

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CTSynthesisCore.volume_io import write_volume
 from MRItoCTLib.cli import main
 from MRItoCTLib.research.ct_pairs import ANCHOR_INDEX, pair_from_ct, tissue_fractions
 from MRItoCTLib.research.dataset import cases_in_split, find_cases, split_of
@@ -47,32 +46,6 @@ def test_split_is_by_case_and_deterministic():
     assert splits == [split_of(n) for n in names]
     shares = {s: splits.count(s) / len(names) for s in ("train", "validation", "test")}
     assert 0.55 < shares["train"] < 0.85 and 0.05 < shares["test"] < 0.3
-
-
-def _names_for(split: str, count: int) -> list[str]:
-    names, index = [], 0
-    while len(names) < count:
-        name = f"case_{index:04d}"
-        if split_of(name) == split:
-            names.append(name)
-        index += 1
-    return names
-
-
-@pytest.fixture(scope="module")
-def small_dataset(tmp_path_factory, ct_sample):
-    """Five CT-derived cases (3 train, 1 validation, 1 test) from crops of the shipped CT sample."""
-    root = tmp_path_factory.mktemp("pairs")
-    ct = sitk.ReadImage(str(ct_sample))
-    names = _names_for("train", 3) + _names_for("validation", 1) + _names_for("test", 1)
-    for index, name in enumerate(names):
-        crop = ct[10:110, 5:95, 20 + 12 * index: 44 + 12 * index]
-        mri, hu, mask = pair_from_ct(crop, np.random.default_rng(index))
-        (root / name).mkdir()
-        write_volume(mri, root / name / "mr.nii.gz")
-        write_volume(hu, root / name / "ct.nii.gz")
-        write_volume(mask, root / name / "mask.nii.gz")
-    return root
 
 
 def test_ct_derived_pairs_and_split_helpers(small_dataset):

@@ -10,11 +10,16 @@ from ..intensity import IntensityMapping
 
 UNCERTAINTY_LIMITATION = {
     "diffusion": "The uncertainty ranks where samples disagree; it is not calibrated as an error bar.",
+    "residual": "The uncertainty is the spread of the sampled residual only: where the mean network is wrong and the "
+                "denoiser did not learn to correct it, the spread can be small.",
     "regression": "No uncertainty: a wrong value looks as confident as a right one.",
 }
 WHAT_IT_IS = {
     "diffusion": "A conditional diffusion model: each Monte-Carlo sample is a plausible CT for the MRI; their mean "
                  "is the synthetic CT and their per-voxel standard deviation the uncertainty.",
+    "residual": "A residual diffusion model (CorrDiff-style): a frozen regression UNet gives the mean CT, and a "
+                "conditional diffusion model, shown the MRI and that mean, samples what the mean misses; each "
+                "Monte-Carlo sample is mean + residual, their mean the synthetic CT and their spread the uncertainty.",
     "regression": "A deterministic baseline, kept to compare the diffusion model against: one pass per slice gives "
                   "the synthetic CT, and its uncertainty output is zero everywhere (it has no notion of spread).",
 }

@@ -31,10 +31,8 @@ from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from ..baselines import adversarial_loss, patch_discriminator
 from ..intensity import MEDIAN_INTENSITY, IntensityMapping
 from ..model import save_model
-from ..model_types import LossInputs, ModelType, model_type
-from ..network import ConditionalDenoiser
+from ..model_types import Draw, LossInputs, ModelType, kind_of, model_type
 from ..pipeline import context_stack
-from ..samplers import sample_ddim
 from .dataset import PreparedCase, SliceSampler, cases_in_split, prepare_case
 from .model_card import model_card
 
@@ -59,6 +57,7 @@ class TrainConfig:
     gan_l1_weight: float = 100.0
     mri_gamma: float = 0.3  # MRI contrast augmentation: gamma drawn log-uniformly in [e^-g, e^g]
     init_from: str | None = None  # a model (shipped name or folder) whose weights start the training
+    mean_model: str | None = None  # the trained regression model a residual model's mean comes from
     network_options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -83,6 +82,27 @@ def initial_weights(network: nn.Module, config: TrainConfig) -> dict[str, Any]:
             "steps": training.get("steps"), "seconds": training.get("seconds"), "data": training.get("data")}
 
 
+def mean_network_options(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Tensor] | None]:
+    """The network options of this run and, for a residual model, the weights of its frozen mean network
+    (``--mean-model``: a trained regression model with this run's spacing and MRI scale)."""
+    if config.model_type.kind != "residual":
+        return config.network_options, None
+    from ..model import load_model
+
+    if not config.mean_model:
+        raise UserInputError(f"--model {config.model} needs --mean-model: a trained CNN (model folder or shipped name)")
+    mean = load_model(config.mean_model)
+    if mean.kind.name != "regression":
+        raise UserInputError(f"--mean-model {config.mean_model} is a '{mean.kind.name}' model, not a regression (CNN)")
+    if mean.intensity != config.intensity or tuple(mean.spacing_mm) != tuple(config.spacing_mm):
+        raise UserInputError(f"--mean-model {config.mean_model} was trained with spacing {mean.spacing_mm} mm and "
+                             f"{mean.intensity.describe()}; train with the same --spacing and --mri-scale")
+    if mean.config.context_slices != config.context_slices:
+        raise UserInputError(f"--mean-model {config.mean_model} sees {mean.config.context_slices} context slices; "
+                             f"train with --context-slices {mean.config.context_slices}")
+    return {**config.network_options, "mean_network": mean.config.to_dict()}, mean.network.state_dict()
+
+
 def _distributed() -> tuple[int, int, int]:
     """(rank, local rank, world size), initialising torch.distributed when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -105,12 +125,11 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 @torch.inference_mode()
 def predict_slices(network: nn.Module, conditions: Tensor, seed: int, steps: int) -> Tensor:
-    """CT in [-1, 1] for a batch of conditions: one DDIM sample (diffusion) or one pass (regression)."""
-    if isinstance(network, ConditionalDenoiser):
-        generator = torch.Generator(device=conditions.device).manual_seed(seed)
-        sample = sample_ddim(network.clipped_eps, conditions, network.process, steps=steps, generator=generator).sample
-        return sample.clamp(-1, 1)
-    return network(conditions).clamp(-1, 1)
+    """CT in [-1, 1] for a batch of conditions: one DDIM sample with x0 clipped (sampled kinds) or one pass."""
+    kind = kind_of(network)
+    generator = torch.Generator(device=conditions.device).manual_seed(seed)
+    run = network.clipped_eps if kind.stochastic else network
+    return kind.draw(run, network, conditions, Draw("ddim", steps, {}, generator))[0].clamp(-1, 1)
 
 
 def validation_set(cases: list[PreparedCase], count: int, context: int, size: int, seed: int):
@@ -170,7 +189,10 @@ def build_trainer(config: TrainConfig, device: str, rank: int, local_rank: int, 
     optimisers and wrappers."""
     kind = config.model_type
     torch.manual_seed(config.seed + rank)
-    network = kind.build(config.context_slices, config.channels, config.network_options, config.intensity)
+    options, mean_weights = mean_network_options(config)
+    network = kind.build(config.context_slices, config.channels, options, config.intensity)
+    if mean_weights is not None:
+        network.mean_network.load_state_dict(mean_weights)
     lineage = initial_weights(network, config) if config.init_from and from_init else None
     network = network.to(device)
     if config.crop % network.config.size_multiple:

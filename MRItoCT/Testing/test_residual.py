@@ -1,0 +1,95 @@
+"""Residual diffusion: a frozen regression mean plus a sampled residual, trained, saved, loaded and synthesized."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from MRItoCTLib.baselines import RegressionConfig
+from MRItoCTLib.cli import main
+from MRItoCTLib.model import load_model
+from MRItoCTLib.model_types import Draw, kind_of, model_kind
+from MRItoCTLib.residual import ResidualConfig, ResidualDiffusion
+
+TINY = dict(channels=(8, 16), attention_levels=(False, False), norm_num_groups=4, num_head_channels=8)
+TINY_MEAN = RegressionConfig(channels=(8, 16), strides=(2,)).to_dict()
+
+
+def tiny_residual(prediction: str = "v") -> ResidualDiffusion:
+    torch.manual_seed(0)
+    config = ResidualConfig(context_slices=1, prediction=prediction, mean_network=TINY_MEAN, **TINY)
+    return ResidualDiffusion(config, clip_x0=True).eval()
+
+
+def test_the_unet_sees_the_mri_and_the_mean_and_the_kind_is_told_apart_from_plain_diffusion():
+    network = tiny_residual()
+    assert network.config.condition_channels == 3 and network.config.unet_condition_channels == 4
+    assert kind_of(network).name == "residual" and model_kind("residual").stochastic
+    assert not any(p.requires_grad for p in network.mean_network.parameters())
+    network.train()
+    assert not network.mean_network.training, "batch-norm statistics of the mean network stay frozen"
+    round_trip = ResidualConfig.from_dict(json.loads(json.dumps(network.config.to_dict())))
+    assert round_trip == network.config
+
+
+def test_a_zero_residual_gives_back_the_regression_mean_with_any_sampler():
+    """With x0-prediction and a zeroed output layer, the sampled residual is 0: every sample is the CNN's CT."""
+    network = tiny_residual(prediction="x0")
+    for parameter in network.unet.out.parameters():
+        torch.nn.init.zeros_(parameter)
+    condition = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    mean = network.mean(condition)
+    for sampler in ("ddim", "ddpm"):
+        draw = Draw(sampler, 4, {}, torch.Generator().manual_seed(0))
+        ct, nfe = model_kind("residual").draw(network, network, condition, draw)
+        torch.testing.assert_close(ct, mean, atol=1e-5, rtol=0)
+        assert nfe >= 4
+
+
+def test_the_residual_is_scaled_and_clipped_as_sampled_x0_is():
+    network = tiny_residual()
+    mean = torch.zeros(1, 1, 2, 2)
+    ct = torch.tensor([[[[0.05, -0.1], [0.9, -0.9]]]])
+    target = network.residual_target(ct, mean)
+    torch.testing.assert_close(target, torch.tensor([[[[0.2, -0.4], [1.0, -1.0]]]]))
+    torch.testing.assert_close(network.ct_from_residual(mean[..., :1, :], target[..., :1, :]), ct[..., :1, :])
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(tmp_path_factory, small_dataset):
+    out = tmp_path_factory.mktemp("cnn")
+    assert main(["train", "--data", str(small_dataset), "--model", "cnn", "--out", str(out), "--steps-per-epoch", "2",
+                 "--batch-size", "2", "--crop", "32", "--channels", "8", "16", "--epochs", "1", "--quiet"]) == 0
+    return out / "last"
+
+
+def test_residual_training_keeps_the_mean_network_and_the_model_synthesizes(tmp_path, small_dataset, trained_cnn,
+                                                                            capsys):
+    from MRItoCTLib.pipeline import synthesize
+    from MRItoCTLib.settings import SynthesisSettings
+
+    out = tmp_path / "residual"
+    common = ["train", "--data", str(small_dataset), "--model", "residual", "--out", str(out), "--steps-per-epoch", "2",
+              "--batch-size", "2", "--crop", "32", "--channels", "8", "16", "--quiet"]
+    assert main([*common, "--epochs", "1", "--mean-model", str(trained_cnn)]) == 0
+    assert main([*common, "--epochs", "2", "--resume", "--mean-model", str(trained_cnn)]) == 0
+    cnn, model = load_model(str(trained_cnn)), load_model(str(out / "last"))
+    assert model.kind.name == "residual" and model.metadata["training"]["config"]["mean_model"] == str(trained_cnn)
+    for name, weight in cnn.network.state_dict().items():  # frozen: the CNN's weights and statistics, unchanged
+        torch.testing.assert_close(model.network.mean_network.state_dict()[name], weight)
+    case = sorted(p for p in small_dataset.iterdir() if p.is_dir())[0]
+    mri = sitk.ReadImage(str(case / "mr.nii.gz"))
+    result = synthesize(mri, model, SynthesisSettings(sampler="ddim", steps=3, mc=2, seed=0))
+    assert result.ct.GetSize() == mri.GetSize() and result.ct.GetOrigin() == mri.GetOrigin()
+    assert result.ct.GetSpacing() == mri.GetSpacing() and result.ct.GetDirection() == mri.GetDirection()
+    ct, spread = sitk.GetArrayFromImage(result.ct), sitk.GetArrayFromImage(result.uncertainty)
+    assert np.isfinite(ct).all() and spread.max() > 0
+    capsys.readouterr()
+    assert main([*common, "--epochs", "1", "--out", str(tmp_path / "no_mean")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--mean-model" in error[0]
+    assert main([*common, "--epochs", "1", "--out", str(tmp_path / "wrong_mean"), "--mean-model",
+                 str(out / "last")]) == 2
+    assert "not a regression" in capsys.readouterr().err
