@@ -36,6 +36,7 @@ class Draw:
     generator: NoiseGenerator = None
     callback: StepCallback | None = None
     cancel: CancelToken | None = None
+    copies: int = 1  # the condition is this many copies of one batch stacked (Monte-Carlo samples drawn together)
 
 
 def sample_with_sampler(run: Callable[..., Tensor], network: ConditionalDenoiser, condition: Tensor,
@@ -48,8 +49,10 @@ def sample_with_sampler(run: Callable[..., Tensor], network: ConditionalDenoiser
 
 def sample_residual(run: Callable[..., Tensor], network: ResidualDiffusion, condition: Tensor,
                     draw: Draw) -> tuple[Tensor, int]:
-    """Residual diffusion: the regression's mean plus one sampled residual per condition."""
-    mean = network.mean(condition)
+    """Residual diffusion: the regression's mean (computed once for stacked copies) plus one sampled residual per
+    condition."""
+    batch = condition.shape[0] // draw.copies
+    mean = network.mean(condition[:batch]).repeat(draw.copies, 1, 1, 1)
     residual, nfe = sample_with_sampler(run, network, network.extended_condition(condition, mean), draw)
     return network.ct_from_residual(mean, residual), nfe
 

@@ -193,6 +193,7 @@ class VolumeSampling:
         if self.settings.channels_last:  # once here, not at every network evaluation
             repeated = channels_last(repeated)
         raise_if_simulated_out_of_memory(repeated.shape[0])
+        draw.copies = count
         sample, nfe = self.model.kind.draw(self.network, self.model.network, repeated, draw)
         self.done_steps += draw.steps
         return sample.reshape(count, slices, *sample.shape[1:]), nfe

@@ -48,6 +48,19 @@ def test_a_zero_residual_gives_back_the_regression_mean_with_any_sampler():
         assert nfe >= 4
 
 
+def test_stacked_monte_carlo_copies_share_one_mean_pass_and_give_the_same_samples():
+    network = tiny_residual()
+    condition = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    stacked = condition.repeat(3, 1, 1, 1)
+    calls = []
+    network.mean_network.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    once = model_kind("residual").draw(network, network, stacked, Draw("ddim", 3, {}, torch.Generator().manual_seed(0),
+                                                                       copies=3))[0]
+    every = model_kind("residual").draw(network, network, stacked, Draw("ddim", 3, {}, torch.Generator().manual_seed(0)))[0]
+    assert calls == [2, 6]
+    torch.testing.assert_close(once, every)
+
+
 def test_the_residual_is_scaled_and_clipped_as_sampled_x0_is():
     network = tiny_residual()
     mean = torch.zeros(1, 1, 2, 2)
