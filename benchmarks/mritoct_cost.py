@@ -25,7 +25,7 @@ from CTSynthesisCore.weights import list_models, resolve_model_folder
 from MRItoCTLib.catalog import DEFAULT_PRESET, PRESETS
 from MRItoCTLib.estimate import volume_layout
 from MRItoCTLib.model import load_model
-from MRItoCTLib.pipeline import synthesize
+from MRItoCTLib.pipeline import SynthesisResult, synthesize
 from MRItoCTLib.research.model_card import model_card
 from MRItoCTLib.settings import SynthesisSettings
 
@@ -35,16 +35,21 @@ def measured_on() -> str:
     return f"{os.cpu_count()}-core CPU"
 
 
-def model_cost(name: str, slices: int) -> dict:
-    """One model's measured run and its seconds per megapixel evaluation."""
+def timed_preset_run(volume, model, device: str = "cpu") -> tuple[SynthesisResult, float]:
+    """One synthesis of ``volume`` with the panel's default preset, and its seconds."""
     preset = PRESETS[DEFAULT_PRESET]
-    volume = pelvis_volume((256, 256, slices))
-    model = load_model(name)
     settings = SynthesisSettings(sampler=preset.sampler, steps=preset.steps, mc=preset.mc)
     started = time.perf_counter()
-    result = synthesize(volume, model, settings, device="cpu")
-    seconds = time.perf_counter() - started
-    mc = preset.mc if model.kind.stochastic else 1
+    result = synthesize(volume, model, settings, device=device)
+    return result, time.perf_counter() - started
+
+
+def model_cost(name: str, slices: int) -> dict:
+    """One model's measured run and its seconds per megapixel evaluation."""
+    volume = pelvis_volume((256, 256, slices))
+    model = load_model(name)
+    result, seconds = timed_preset_run(volume, model)
+    mc = PRESETS[DEFAULT_PRESET].mc if model.kind.stochastic else 1
     layout = volume_layout(volume.GetSize(), volume.GetSpacing(), volume.GetDirection())
     megapixels = layout.model_pixels(model.spacing_mm) / 1e6
     per_megapixel = seconds / (result.nfe * mc * layout.slices * megapixels)

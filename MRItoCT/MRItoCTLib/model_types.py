@@ -109,6 +109,7 @@ class ModelKind:
     probe: Callable[[Callable[..., Tensor], Tensor], Tensor]
     channel_options: Callable[[tuple[int, ...]], dict[str, Any]]  # network arguments implied by --channels
     construct: Callable[[Any, IntensityMapping, bool], nn.Module]  # (config, intensity, for synthesis) -> network
+    needs_mean_model: bool = False  # trained on top of a frozen regression model (``--mean-model``)
 
     def build(self, config: Any, intensity: IntensityMapping = DEFAULT_INTENSITY, for_synthesis: bool = False) -> nn.Module:
         """The network of a config, for the intensity mapping it is trained with and whether it is built for synthesis."""
@@ -119,7 +120,7 @@ KINDS: dict[str, ModelKind] = {kind.name: kind for kind in [
     ModelKind("diffusion", DenoiserConfig, ConditionalDenoiser, True, sample_with_sampler, probe_denoiser,
               denoiser_channel_options, construct_denoiser),
     ModelKind("residual", ResidualConfig, ResidualDiffusion, True, sample_residual, probe_residual,
-              denoiser_channel_options, construct_residual),
+              denoiser_channel_options, construct_residual, needs_mean_model=True),
     ModelKind("regression", RegressionConfig, RegressionNet, False, predict_once, probe_regression,
               regression_channel_options, construct_regression),
 ]}

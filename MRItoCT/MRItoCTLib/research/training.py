@@ -31,7 +31,7 @@ from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from ..baselines import adversarial_loss, patch_discriminator
 from ..intensity import MEDIAN_INTENSITY, IntensityMapping
 from ..model import save_model
-from ..model_types import Draw, LossInputs, ModelType, kind_of, model_type
+from ..model_types import Draw, LossInputs, ModelType, kind_of, model_kind, model_type
 from ..pipeline import context_stack
 from .dataset import PreparedCase, SliceSampler, cases_in_split, prepare_case
 from .model_card import model_card
@@ -85,7 +85,7 @@ def initial_weights(network: nn.Module, config: TrainConfig) -> dict[str, Any]:
 def mean_network_options(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Tensor] | None]:
     """The network options of this run and, for a residual model, the weights of its frozen mean network
     (``--mean-model``: a trained regression model with this run's spacing and MRI scale)."""
-    if config.model_type.kind != "residual":
+    if not model_kind(config.model_type.kind).needs_mean_model:
         return config.network_options, None
     from ..model import load_model
 
