@@ -195,8 +195,17 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, DeviceChoiceWidgetMixin, Parameter
         set_foreground_opacity(slicer.mrmlScene, value)
 
     def confirmStart(self) -> bool:
-        """Ask before a CPU run estimated to take longer than the limit (Slicer's testing mode answers OK)."""
+        """Ask before converting a series whose DICOM header says it is not a pelvic T2, and before a CPU run
+        estimated to take longer than the limit (Slicer's testing mode answers OK: Base/Python/slicer/util.py)."""
+        from CTSynthesisCore.slicer.panel import bullets
+        from MRItoCTLib.slicer.nodes import input_warnings
+
         node = self._parameterNode
+        warnings = input_warnings(node.inputVolume)
+        if warnings and not slicer.util.confirmOkCancelDisplay(
+                f"This series is not what the models were trained for:\n{bullets(warnings)}\nConvert it anyway?",
+                windowTitle="Check the input"):
+            return False
         estimate = self.logic.estimate(node.inputVolume, self.models.get(node.model), node)
         if estimate is None or not estimate.needs_confirmation(self.logic.gpuExpected(node.device)):
             return True

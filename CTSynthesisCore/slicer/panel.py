@@ -39,13 +39,18 @@ def facts_html(facts: dict[str, str]) -> str:
     return f"<table>{rows}</table>" if rows else "No details were reported for this run."
 
 
+def bullets(lines: list[str]) -> str:
+    """Lines as a bulleted list for a message box."""
+    return "\n".join(f"• {text}" for text in lines)
+
+
 def show_warnings(warnings: list[str]) -> None:
     """A run's warnings in one warning dialog (Slicer's ``warningDisplay`` only logs them in testing mode or
     without a main window: Base/Python/slicer/util.py)."""
     import slicer
 
     if warnings:
-        slicer.util.warningDisplay("\n".join(f"• {text}" for text in warnings), windowTitle="Check the result")
+        slicer.util.warningDisplay(bullets(warnings), windowTitle="Check the result")
 
 
 def self_test_can_run(test_case) -> bool:

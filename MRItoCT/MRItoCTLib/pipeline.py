@@ -22,6 +22,7 @@ from CTSynthesisCore.hounsfield import AIR_HU
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_memory, check_scalar_volume
 
+from .acquisition import acquisition_warnings, image_header
 from .intensity import IntensityMapping, body_mask, foreground_mask, looks_like_ct
 from .model import LoadedModel, new_generator
 from .model_types import Draw
@@ -48,12 +49,12 @@ class SynthesisResult:
 
 
 def check_mri(mri: sitk.Image) -> list[str]:
-    """Refuse unusable MRI volumes; return warnings for suspicious ones."""
+    """Refuse unusable MRI volumes; return warnings for suspicious ones (by their DICOM header, if any, and values)."""
     check_scalar_volume(mri, "input MRI")
     array = sitk.GetArrayViewFromImage(mri)
     if float(array.max()) == float(array.min()):
         raise UserInputError(f"input MRI is constant (every voxel is {float(array.min()):g}); nothing to convert")
-    warnings = []
+    warnings = acquisition_warnings(image_header(mri))
     if looks_like_ct(np.asarray(array)):
         warnings.append("the input looks like a CT (values in HU), not a T2-weighted MRI; the result will be meaningless")
     return warnings

@@ -9,6 +9,7 @@ PyTorch, and Cancel ends the whole process tree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from CTSynthesisCore.slicer.display import (
     add_volume_sequence,
@@ -21,6 +22,7 @@ from CTSynthesisCore.slicer.node_job import NodeJob, check_output_nodes, target_
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.device import DEFAULT_DEVICE
 
+from ..acquisition import HEADER_TAGS, acquisition_warnings
 from ..catalog import DEFAULT_MODEL
 from ..settings import JOB_KIND, SynthesisRequest, SynthesisSettings
 
@@ -64,6 +66,37 @@ def show_synthesis(outcome: SynthesisOutcome, opacity: float = 0.5) -> None:
     show_in_slice_views(outcome.ct_node.GetScene(), outcome.ct_node, outcome.uncertainty_node, opacity)
 
 
+InstanceValue = Callable[[str, str], str]  # (instance UID, "gggg,eeee") -> the tag's value, "" when absent
+
+
+def open_dicom_database() -> InstanceValue | None:
+    """Slicer's DICOM database lookup when one is open (``slicer.dicomDatabase and slicer.dicomDatabase.isOpen``, as
+    Modules/Scripted/DICOM/DICOM.py tests it); None without one (slicer-core, a Slicer without the DICOM module)."""
+    import slicer
+
+    database = getattr(slicer, "dicomDatabase", None)
+    return database.instanceValue if database is not None and database.isOpen else None
+
+
+def dicom_header(volume_node, instance_value: InstanceValue | None) -> dict[str, str]:
+    """The acquisition tags of a volume that Slicer's DICOM module loaded: the values of its first instance.
+
+    DICOMScalarVolumePlugin.py keeps the loaded files' instance UIDs, space-separated, in the node attribute
+    "DICOM.instanceUIDs"; ``instanceValue(uid, "gggg,eeee")`` reads a tag from the database
+    (Docs/developer_guide/script_repository/dicom.md). Volumes from other files get an empty header."""
+    uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    if not uids or instance_value is None:
+        return {}
+    values = {tag: instance_value(uids[0], tag.replace("|", ",")) for tag in HEADER_TAGS}
+    return {tag: value for tag, value in values.items() if value}
+
+
+def input_warnings(input_node, instance_value: InstanceValue | None = None) -> list[str]:
+    """What the input volume's DICOM header says against using it (see :mod:`MRItoCTLib.acquisition`);
+    ``instance_value`` defaults to Slicer's open DICOM database."""
+    return acquisition_warnings(dicom_header(input_node, instance_value or open_dicom_database()))
+
+
 def synthesize_nodes(input_node, ct_node, uncertainty_node, settings: SynthesisSettings, model: str = DEFAULT_MODEL,
                      device: str = DEFAULT_DEVICE, progress: ProgressCallback = no_progress,
                      cancel: CancelToken | None = None):
@@ -76,6 +109,7 @@ def synthesize_nodes(input_node, ct_node, uncertainty_node, settings: SynthesisS
     check_output_nodes(input_node, ct_node, uncertainty_node, what="input MRI volume")
     image = image_from_volume_node(input_node)
     result = synthesize(image, load_model(model), settings, device=device, progress=progress, cancel=cancel)
+    result.warnings[:0] = input_warnings(input_node)
     update_volume_node_from_image(ct_node, result.ct)
     if uncertainty_node is not None:
         update_volume_node_from_image(uncertainty_node, result.uncertainty)
@@ -96,6 +130,7 @@ class SynthesisJob(NodeJob):
         check_output_nodes(input_node, ct_node, uncertainty_node, what="input MRI volume")
         settings = settings.validated()
         self.ct_node, self.uncertainty_node, self.keep_samples = ct_node, uncertainty_node, settings.keep_samples
+        self.input_warnings = input_warnings(input_node)
         super().__init__(input_node, WORKER, WORKER_PACKAGES, JOB_KIND, SynthesisRequest(settings, model, device))
 
     def finish(self, opacity: float = 0.5) -> SynthesisOutcome:
@@ -104,7 +139,8 @@ class SynthesisJob(NodeJob):
         ct_name, uncertainty_name, samples_name = output_names(self.input_name)
         outcome = SynthesisOutcome(target_node(self.scene, self.ct_node, ct_name),
                                    target_node(self.scene, self.uncertainty_node, uncertainty_name),
-                                   summary=result.summary, warnings=result.warnings, facts=result.facts)
+                                   summary=result.summary, warnings=self.input_warnings + result.warnings,
+                                   facts=result.facts)
         update_volume_node_from_image(outcome.ct_node, images["ct"][0])
         update_volume_node_from_image(outcome.uncertainty_node, images["uncertainty"][0])
         place_under_transform(self.transform_id(), outcome.ct_node, outcome.uncertainty_node)
