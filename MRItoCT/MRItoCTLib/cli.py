@@ -15,7 +15,7 @@ from CTSynthesisCore.volume_io import read_volume, write_volume
 from .catalog import DEFAULT_MC_SAMPLES, DEFAULT_MODEL, DEFAULT_SAMPLER, DEFAULT_SEED, SAMPLERS, all_sampler_options
 from .model import load_model
 from .intensity import MEDIAN_INTENSITY, MRI_SCALES
-from .model_types import MODEL_TYPES
+from .model_types import MODEL_TYPES, model_type
 from .research.training import TrainConfig
 from .settings import SLICE_NOISE, SynthesisSettings
 
@@ -84,6 +84,9 @@ def build_parser() -> ArgumentParser:
     fit.add_argument("--mri-gamma", type=float, default=defaults.mri_gamma,
                      help=f"contrast augmentation: MRI gamma drawn in [e^-g, e^g] per crop (default {defaults.mri_gamma:g}; "
                           "0 = off)")
+    fit.add_argument("--bone-weight", type=float, default=defaults.bone_weight,
+                     help="--model cnn/gan: L1 weight of voxels whose true CT is bone, so the network does not settle on "
+                          f"soft tissue where the MRI leaves bone likely (default {defaults.bone_weight:g}: plain L1)")
     fit.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -226,6 +229,14 @@ def training_intensity(args):
     return MEDIAN_INTENSITY
 
 
+def check_bone_weight(weight: float, model: str) -> None:
+    """--bone-weight is an L1 weight of the regression models, from 1 (plain L1) to 100."""
+    if not 1 <= weight <= 100:
+        raise UserInputError(f"--bone-weight must be between 1 and 100, got {weight:g}")
+    if weight != 1 and model_type(model).kind != "regression":
+        raise UserInputError(f"--bone-weight applies to --model cnn or gan, not {model}")
+
+
 def command_train(args) -> int:
     from CTSynthesisCore.progress import TqdmProgress
 
@@ -235,12 +246,13 @@ def command_train(args) -> int:
         raise UserInputError("--context-slices must be 0 or more")
     if not 0 <= args.mri_gamma <= 2:
         raise UserInputError(f"--mri-gamma must be between 0 and 2, got {args.mri_gamma:g}")
+    check_bone_weight(args.bone_weight, args.model)
     config = TrainConfig(model=args.model, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                          batch_size=args.batch_size, learning_rate=args.lr, crop=args.crop, seed=args.seed,
                          spacing_mm=tuple(args.spacing), context_slices=args.context_slices,
                          channels=tuple(args.channels) if args.channels else None, max_minutes=args.max_minutes,
                          init_from=args.init, mean_model=args.mean_model, mri_gamma=args.mri_gamma,
-                         intensity=training_intensity(args))
+                         bone_weight=args.bone_weight, intensity=training_intensity(args))
     bar = TqdmProgress(f"training {args.model}", disable=args.quiet)
     try:
         summary = train(args.data, args.out, config, device=args.device, resume=args.resume, progress=bar,

@@ -148,6 +148,8 @@ class LossInputs:
     generator: torch.Generator | None = None
     discriminator: nn.Module | None = None
     gan_l1_weight: float = 100.0
+    bone_weight: float = 1.0  # the L1 weight of voxels whose true CT is bone (1: plain L1)
+    bone_unit: float = 1.0  # where bone starts on the [-1, 1] CT scale
 
 
 def denoising_loss(batch: LossInputs) -> tuple[Tensor, Tensor | None]:
@@ -166,9 +168,11 @@ def residual_denoising_loss(batch: LossInputs) -> tuple[Tensor, Tensor | None]:
 
 
 def l1_loss(batch: LossInputs) -> tuple[Tensor, Tensor | None]:
-    """The CNN baseline: L1 between the predicted and the true CT."""
+    """The CNN baseline: L1 between the predicted and the true CT, bone voxels weighted ``bone_weight`` times
+    (a weighted median: where the MRI leaves bone and soft tissue equally likely, bone wins)."""
     prediction = batch.trained(batch.condition)
-    return torch.nn.functional.l1_loss(prediction, batch.ct), prediction
+    weights = torch.where(batch.ct > batch.bone_unit, batch.bone_weight, 1.0)
+    return (weights * (prediction - batch.ct).abs()).sum() / weights.sum(), prediction
 
 
 def pix2pix_loss(batch: LossInputs) -> tuple[Tensor, Tensor | None]:

@@ -99,6 +99,16 @@ def test_residual_training_keeps_the_mean_network_and_the_model_synthesizes(tmp_
     assert result.ct.GetSpacing() == mri.GetSpacing() and result.ct.GetDirection() == mri.GetDirection()
     ct, spread = sitk.GetArrayFromImage(result.ct), sitk.GetArrayFromImage(result.uncertainty)
     assert np.isfinite(ct).all() and spread.max() > 0
+    # fine-tuning this model (--init) on another CNN's mean keeps that CNN, not the mean stored in the init weights
+    other_cnn = tmp_path / "other_cnn"
+    assert main(["train", "--data", str(small_dataset), "--model", "cnn", "--out", str(other_cnn), "--steps-per-epoch",
+                 "2", "--batch-size", "2", "--crop", "32", "--channels", "8", "16", "--epochs", "1", "--seed", "1",
+                 "--quiet"]) == 0
+    assert main([*common, "--epochs", "1", "--out", str(tmp_path / "tuned"), "--init", str(out / "last"),
+                 "--mean-model", str(other_cnn / "last")]) == 0
+    tuned = load_model(str(tmp_path / "tuned" / "last")).network.mean_network.state_dict()
+    for name, weight in load_model(str(other_cnn / "last")).network.state_dict().items():
+        torch.testing.assert_close(tuned[name], weight)
     capsys.readouterr()
     assert main([*common, "--epochs", "1", "--out", str(tmp_path / "no_mean")]) == 2
     error = capsys.readouterr().err.strip().splitlines()

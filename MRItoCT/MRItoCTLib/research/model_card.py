@@ -36,6 +36,12 @@ one CT share its split). {phantoms} of the training cases are digital pelvis pha
 {source_lines(cases)}"""
 
 
+def loss_weighting(config: dict[str, Any]) -> str:
+    """The L1 bone weight of a regression run, when it is not plain L1."""
+    weight = config.get("bone_weight", 1.0)
+    return f", bone voxels weighted {weight:g} times in the L1 loss" if weight != 1.0 else ""
+
+
 def model_card(metadata: dict[str, Any]) -> str:
     """Markdown model card from a model's metadata."""
     training = metadata.get("training", {})
@@ -85,7 +91,7 @@ Real T2 images differ from these simulations (coil profiles, motion, fat-water s
 
 ## Training record{lineage}
 - Steps: {training.get('steps')}, batch {config.get('batch_size')}, crop {config.get('crop')} px,
-  learning rate {config.get('learning_rate')}, seed {config.get('seed')}.
+  learning rate {config.get('learning_rate')}, seed {config.get('seed')}{loss_weighting(config)}.
 - Time: {training.get('seconds')} s on {training.get('device')} ({training.get('device_reason', '')}); {cpu_hours(metadata):.2f}
   hours of training in all, earlier training included.
 - Validation MAE: {validation.get('mae_hu')} HU on simulated validation slices ({validation.get('protocol', '')});

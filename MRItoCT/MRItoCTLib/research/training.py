@@ -34,6 +34,7 @@ from ..model import save_model
 from ..model_types import Draw, LossInputs, ModelType, kind_of, model_kind, model_type
 from ..pipeline import context_stack
 from .dataset import PreparedCase, SliceSampler, cases_in_split, prepare_case
+from .metrics import BONE_HU
 from .model_card import model_card
 
 
@@ -55,6 +56,7 @@ class TrainConfig:
     validation_steps: int = 10
     ema_decay: float = 0.999
     gan_l1_weight: float = 100.0
+    bone_weight: float = 1.0  # cnn/gan: the L1 weight of voxels whose true CT is bone (above BONE_HU)
     mri_gamma: float = 0.3  # MRI contrast augmentation: gamma drawn log-uniformly in [e^-g, e^g]
     init_from: str | None = None  # a model (shipped name or folder) whose weights start the training
     mean_model: str | None = None  # the trained regression model a residual model's mean comes from
@@ -191,9 +193,9 @@ def build_trainer(config: TrainConfig, device: str, rank: int, local_rank: int, 
     torch.manual_seed(config.seed + rank)
     options, mean_weights = mean_network_options(config)
     network = kind.build(config.context_slices, config.channels, options, config.intensity)
-    if mean_weights is not None:
-        network.mean_network.load_state_dict(mean_weights)
     lineage = initial_weights(network, config) if config.init_from and from_init else None
+    if mean_weights is not None:  # after --init: a residual model fine-tuned on a new mean keeps that mean
+        network.mean_network.load_state_dict(mean_weights)
     network = network.to(device)
     if config.crop % network.config.size_multiple:
         raise UserInputError(f"--crop must be a multiple of {network.config.size_multiple} for this network")
@@ -270,7 +272,8 @@ def training_step(trainer: Trainer, ct: Tensor, condition: Tensor, autocast: con
     with autocast:
         loss, prediction = config.model_type.loss(LossInputs(trainer.network, trainer.trained, ct, condition,
                                                              trainer.generator, trainer.discriminator,
-                                                             config.gan_l1_weight))
+                                                             config.gan_l1_weight, config.bone_weight,
+                                                             float(config.intensity.hu_to_unit(BONE_HU))))
     trainer.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     trainer.optimizer.step()
