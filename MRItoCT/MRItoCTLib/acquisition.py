@@ -8,7 +8,10 @@ NRRD) are not checked.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 # DICOM tags ("gggg|eeee", as SimpleITK names them) that tell the acquisition
 MODALITY, BODY_PART, SCANNING_SEQUENCE, SCAN_OPTIONS, REPETITION_TIME, ECHO_TIME = (
@@ -57,6 +60,6 @@ def acquisition_warnings(header: Mapping[str, str]) -> list[str]:
     return warnings
 
 
-def image_header(image) -> dict[str, str]:
+def image_header(image: "sitk.Image") -> dict[str, str]:
     """The acquisition tags a SimpleITK image carries (read from a DICOM series; empty for NIfTI)."""
     return {tag: image.GetMetaData(tag) for tag in HEADER_TAGS if image.HasMetaDataKey(tag)}

@@ -11,6 +11,9 @@ from torch import Tensor, nn
 from .intensity import DEFAULT_INTENSITY, IntensityMapping
 
 
+UPSAMPLING = ("resize", "transposed")
+
+
 @dataclass
 class RegressionConfig:
     """A MONAI UNet mapping MRI (with context slices) straight to CT in [-1, 1]."""
@@ -21,6 +24,7 @@ class RegressionConfig:
     num_res_units: int = 1
     norm: str = "batch"  # running statistics: a model trained on crops also works on whole slices
     centre_hu: float | None = 0.0  # the network predicts the difference from this CT number (None: plain output)
+    upsample: str = "resize"  # "resize": interpolation + convolution (MRItoCTLib.unet); "transposed": MONAI's own
 
     @property
     def condition_channels(self) -> int:
@@ -41,6 +45,7 @@ class RegressionConfig:
         known = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in cls.__dataclass_fields__}
         known.setdefault("norm", "instance")  # models saved before these fields existed
         known.setdefault("centre_hu", None)
+        known.setdefault("upsample", "transposed")
         return cls(**known)
 
 
@@ -51,11 +56,16 @@ class RegressionNet(nn.Module):
         super().__init__()
         from monai.networks.nets import UNet
 
+        from .unet import ResizeConvUNet
+
+        if config.upsample not in UPSAMPLING:
+            raise ValueError(f"unknown upsampling '{config.upsample}' (choose from {', '.join(UPSAMPLING)})")
         self.config = config
         self.centre = None if config.centre_hu is None else float(intensity.hu_to_unit(config.centre_hu))
-        self.unet = UNet(spatial_dims=2, in_channels=config.condition_channels, out_channels=1,
-                         channels=config.channels, strides=config.strides, num_res_units=config.num_res_units,
-                         norm=config.norm)
+        network = ResizeConvUNet if config.upsample == "resize" else UNet
+        self.unet = network(spatial_dims=2, in_channels=config.condition_channels, out_channels=1,
+                            channels=config.channels, strides=config.strides, num_res_units=config.num_res_units,
+                            norm=config.norm)
 
     def forward(self, condition: Tensor) -> Tensor:
         output = self.unet(condition)

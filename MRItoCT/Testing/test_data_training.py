@@ -200,7 +200,25 @@ def test_regression_baseline_predicts_a_difference_from_water_and_reads_older_co
     with torch.no_grad():
         assert float(DEFAULT_INTENSITY.unit_to_hu(network(torch.randn(1, 3, 16, 16))).abs().max()) < 1e-3  # 0 HU before training
     older = RegressionConfig.from_dict({"channels": [8, 16], "strides": [2]})  # saved before norm / centre_hu
-    assert older.norm == "instance" and older.centre_hu is None
+    assert older.norm == "instance" and older.centre_hu is None and older.upsample == "transposed"
+
+
+def test_resize_convolution_paints_no_checkerboard_where_transposed_convolution_does():
+    """A constant MRI through a freshly initialised network: MONAI's strided transposed convolutions answer with a
+    periodic pattern (their kernels overlap unevenly), interpolation + convolution with a constant."""
+    import torch
+
+    from MRItoCTLib.baselines import RegressionConfig, RegressionNet
+
+    spread = {}
+    for upsample in ("transposed", "resize"):
+        torch.manual_seed(0)
+        network = RegressionNet(RegressionConfig(upsample=upsample)).eval()
+        with torch.no_grad():
+            spread[upsample] = float(network(torch.ones(1, 3, 96, 96))[0, 0, 16:-16, 16:-16].std())
+    assert spread["resize"] < 0.01 * spread["transposed"]
+    with pytest.raises(ValueError, match="unknown upsampling"):
+        RegressionNet(RegressionConfig(upsample="nearest"))
 
 
 def test_evaluate_and_demo_commands(tmp_path, small_dataset, tiny_model, capsys):
@@ -338,3 +356,22 @@ def test_bone_weight_is_recorded_and_checked(tmp_path, small_dataset, capsys):
     assert "--bone-weight applies to --model cnn or gan" in capsys.readouterr().err
     assert main([*common, "--model", "cnn", "--bone-weight", "0.5"]) == 2
     assert "--bone-weight must be between 1 and 100" in capsys.readouterr().err
+
+
+def test_bone_gets_a_black_cortical_shell_of_the_drawn_thickness():
+    """A blurred bone disc in the CT (as a 3 mm CT shows a femoral head): its outer 1-3 mm render as cortical bone,
+    its inside as marrow, as a real T2 shows it."""
+    from MRItoCTLib.research.ct_pairs import BONE_EDGE_HU, RECIPE, cortical_shell
+
+    spacing = (0.5, 0.5, 1.0)
+    y, x = np.mgrid[:120, :120] * spacing[0]
+    radius = np.hypot(y - 30, x - 30)
+    hu = np.repeat(np.where(radius < 20, 300.0, 40.0)[None], 9, axis=0)
+    shell = cortical_shell(hu, spacing, np.random.default_rng(0))
+    middle = shell[4]
+    assert not middle[radius >= 20].any()  # soft tissue stays soft tissue
+    thickness = radius[middle].max() - radius[middle].min() + spacing[0]
+    low, high = RECIPE["cortex_mm"]
+    assert low - spacing[0] <= thickness <= high + spacing[0]
+    assert not middle[radius < 20 - high - spacing[0]].any()  # the marrow inside stays marrow
+    assert BONE_EDGE_HU < 300

@@ -25,6 +25,7 @@ from .tissue import add_mri_acquisition, smooth_field
 HU_ANCHORS = (("gas", -950.0), ("fat", -100.0), ("soft_tissue", 50.0), ("marrow", 230.0), ("cortical_bone", 1400.0))
 ANCHOR_INDEX = {name: index for index, (name, _) in enumerate(HU_ANCHORS)}
 SOFT_TISSUE_KINDS = ("muscle", "organ", "fluid")
+BONE_EDGE_HU = 180.0  # bone's outline in the CT (soft tissue, 30-80 HU, stays well below it)
 
 # Per-case ranges of the spin-echo parameters (proton density relative to water, T1 and T2 in ms; fat's T2 is
 # its apparent T2 in turbo spin echo), of the soft tissue's make-up, of the sequence and of the augmentation.
@@ -51,6 +52,7 @@ RECIPE: dict[str, Any] = {
     "tilt_degrees": 4.0,
     "scale": (0.85, 1.15),
     "elastic_mm": (0.0, 6.0),  # standard deviation of the B-spline control-point displacements
+    "cortex_mm": (1.0, 3.0),  # thickness of the black cortical shell drawn around bone
     "flip_probability": 0.5,
 }
 
@@ -97,14 +99,29 @@ def soft_tissue_signal(shape: tuple[int, ...], signals: dict[str, float], spacin
     return np.array([signals[name] for name in SOFT_TISSUE_KINDS], np.float32)[kind]
 
 
+def cortical_shell(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
+    """The outer layer of bone (voxels above BONE_EDGE_HU), ``cortex_mm`` thick: cortical bone.
+
+    A CT of 3 mm smears a 1-3 mm cortex into voxels of 400-900 HU, which mixing by HU renders as mostly bright
+    marrow; a real T2 of 0.5-1 mm pixels shows the cortex as a black ring around the marrow (femoral heads,
+    vertebral bodies). The shell restores that ring; the CT target keeps the CT's own values."""
+    bone = sitk.GetImageFromArray((hu > BONE_EDGE_HU).astype(np.uint8))
+    bone.SetSpacing(spacing)
+    thickness = draw(rng, RECIPE["cortex_mm"])
+    interior = sitk.BinaryErode(bone, [max(1, round(thickness / s)) for s in spacing], sitk.sitkBall)
+    return sitk.GetArrayFromImage(bone - interior).astype(bool)
+
+
 def render_t2(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, float],
               rng: np.random.Generator) -> np.ndarray:
-    """A clean T2-weighted signal (before the acquisition) from HU, with per-case randomised tissue parameters."""
+    """A clean T2-weighted signal (before the acquisition) from HU, with per-case randomised tissue parameters
+    and a black cortical shell around bone."""
     signals = case_signals(rng)
     fractions = tissue_fractions(hu)
     per_anchor = [signals["gas"], signals["fat"], soft_tissue_signal(hu.shape, signals, spacing, rng),
                   signals["marrow"], signals["cortical_bone"]]
     clean = sum(fraction * signal for fraction, signal in zip(fractions, per_anchor))
+    clean = np.where(cortical_shell(hu, spacing, rng), signals["cortical_bone"], clean)
     clean = clean * (1.0 + draw(rng, RECIPE["texture"]) * smooth_field(hu.shape, rng, 1.5))
     return np.where(inside, np.clip(clean, 0.0, None), 0.0).astype(np.float32)
 
