@@ -350,7 +350,7 @@ def test_bone_weight_is_recorded_and_checked(tmp_path, small_dataset, capsys):
     common = ["train", "--data", str(small_dataset), "--out", str(tmp_path / "out"), "--quiet"]
     assert main([*common, "--model", "cnn", "--bone-weight", "5", "--steps-per-epoch", "1", "--epochs", "1",
                  "--batch-size", "2", "--crop", "32", "--channels", "8", "16"]) == 0
-    card = (tmp_path / "out" / "last" / "MODEL_CARD.md").read_text()
+    card = (tmp_path / "out" / "last" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "bone voxels weighted 5 times in the L1 loss" in card
     assert main([*common, "--model", "ddpm", "--bone-weight", "3"]) == 2
     assert "--bone-weight applies to --model cnn or gan" in capsys.readouterr().err
