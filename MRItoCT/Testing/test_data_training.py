@@ -375,3 +375,18 @@ def test_bone_gets_a_black_cortical_shell_of_the_drawn_thickness():
     assert low - spacing[0] <= thickness <= high + spacing[0]
     assert not middle[radius < 20 - high - spacing[0]].any()  # the marrow inside stays marrow
     assert BONE_EDGE_HU < 300
+
+
+def test_dark_lines_follow_fat_boundaries_and_fascia_but_never_bone():
+    """Part of the fat / soft-tissue boundary and thin lines inside soft tissue are drawn dark; bone, and fat away
+    from a boundary, are left alone."""
+    from MRItoCTLib.research.ct_pairs import dark_lines
+
+    hu = np.full((4, 80, 80), 40.0)
+    hu[:, :, :20] = -100.0  # fat on the left
+    hu[:, 50:70, 50:70] = 400.0  # bone
+    lines = dark_lines(hu, (1.0, 1.0, 3.0), np.random.default_rng(0))
+    boundary = lines[:, :, 19:21]
+    assert 0.1 < boundary.mean() < 0.9  # part of the boundary
+    assert not lines[:, :, :17].any() and not lines[:, 50:70, 50:70].any()
+    assert 0.005 < lines[:, :45, 25:].mean() < 0.3  # thin fascia inside the soft tissue
