@@ -55,6 +55,7 @@ RECIPE: dict[str, Any] = {
     "cortex_mm": (1.0, 3.0),  # thickness of the black cortical shell drawn around bone
     "dark_interface_share": (0.2, 0.8),  # of the fat / soft-tissue boundary drawn dark (fascia, chemical shift)
     "fascia_spacing_mm": (15.0, 40.0),  # typical distance between dark fascia lines inside soft tissue
+    "dark_line_of_muscle": (0.0, 0.5),  # a dark line's signal, as a share of the case's muscle signal
     "flip_probability": 0.5,
 }
 
@@ -114,21 +115,29 @@ def cortical_shell(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.
     return sitk.GetArrayFromImage(bone - interior).astype(bool)
 
 
-def dark_lines(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
-    """Thin dark lines that are not bone: part of the boundary between fat and soft tissue (fascia and the
-    chemical-shift band) and a network of fascia inside the soft tissue (zero crossings of a smooth random
-    field). A real T2 is full of them and a CT shows none, so without them every dark line reads as cortex."""
+def fat_boundary_lines(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
+    """Patches of the boundary between fat and soft tissue (fascia and the chemical-shift band), one voxel wide."""
     fat, soft = hu < -30.0, (hu > 0.0) & (hu <= BONE_EDGE_HU)
-    in_plane = [1, 1, 0]
-    near = [sitk.GetArrayFromImage(sitk.BinaryDilate(sitk.GetImageFromArray(m.astype(np.uint8)), in_plane)) > 0
+    near = [sitk.GetArrayFromImage(sitk.BinaryDilate(sitk.GetImageFromArray(m.astype(np.uint8)), [1, 1, 0])) > 0
             for m in (fat, soft)]
     patches = smooth_field(hu.shape, rng, 20.0 / spacing[0])
-    interface = near[0] & near[1] & (patches < np.quantile(patches, draw(rng, RECIPE["dark_interface_share"])))
+    return near[0] & near[1] & (patches < np.quantile(patches, draw(rng, RECIPE["dark_interface_share"])))
+
+
+def fascia_lines(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
+    """A network of thin lines inside soft tissue: the zero crossings of a smooth random field."""
     field = smooth_field(hu.shape, rng, draw(rng, RECIPE["fascia_spacing_mm"]) / spacing[0])
-    crossings = np.zeros_like(soft)
+    crossings = np.zeros(hu.shape, bool)
     crossings[:, :-1, :] |= np.sign(field[:, :-1, :]) != np.sign(field[:, 1:, :])
     crossings[:, :, :-1] |= np.sign(field[:, :, :-1]) != np.sign(field[:, :, 1:])
-    return interface | (crossings & soft)
+    return crossings & (hu > 0.0) & (hu <= BONE_EDGE_HU)
+
+
+def dark_lines(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
+    """Thin dark lines that are not bone. A real T2 is full of them (fascia, chemical shift) and a CT shows none,
+    so without them every dark line reads as cortex."""
+    boundary = fat_boundary_lines(hu, spacing, rng)
+    return boundary | fascia_lines(hu, spacing, rng)
 
 
 def render_t2(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, float],
@@ -141,7 +150,7 @@ def render_t2(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, f
                   signals["marrow"], signals["cortical_bone"]]
     clean = sum(fraction * signal for fraction, signal in zip(fractions, per_anchor))
     clean = np.where(cortical_shell(hu, spacing, rng), signals["cortical_bone"], clean)
-    clean = np.where(dark_lines(hu, spacing, rng), signals["muscle"] * draw(rng, (0.0, 0.5)), clean)
+    clean = np.where(dark_lines(hu, spacing, rng), signals["muscle"] * draw(rng, RECIPE["dark_line_of_muscle"]), clean)
     clean = clean * (1.0 + draw(rng, RECIPE["texture"]) * smooth_field(hu.shape, rng, 1.5))
     return np.where(inside, np.clip(clean, 0.0, None), 0.0).astype(np.float32)
 
