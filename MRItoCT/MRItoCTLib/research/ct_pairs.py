@@ -115,11 +115,15 @@ def cortical_shell(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.
     return sitk.GetArrayFromImage(bone - interior).astype(bool)
 
 
+def soft_tissue_voxels(hu: np.ndarray) -> np.ndarray:
+    """Soft tissue where dark lines may be drawn: above water, below bone's outline."""
+    return (hu > 0.0) & (hu <= BONE_EDGE_HU)
+
+
 def fat_boundary_lines(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
     """Patches of the boundary between fat and soft tissue (fascia and the chemical-shift band), one voxel wide."""
-    fat, soft = hu < -30.0, (hu > 0.0) & (hu <= BONE_EDGE_HU)
     near = [sitk.GetArrayFromImage(sitk.BinaryDilate(sitk.GetImageFromArray(m.astype(np.uint8)), [1, 1, 0])) > 0
-            for m in (fat, soft)]
+            for m in (hu < -30.0, soft_tissue_voxels(hu))]
     patches = smooth_field(hu.shape, rng, 20.0 / spacing[0])
     return near[0] & near[1] & (patches < np.quantile(patches, draw(rng, RECIPE["dark_interface_share"])))
 
@@ -130,7 +134,7 @@ def fascia_lines(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.ra
     crossings = np.zeros(hu.shape, bool)
     crossings[:, :-1, :] |= np.sign(field[:, :-1, :]) != np.sign(field[:, 1:, :])
     crossings[:, :, :-1] |= np.sign(field[:, :, :-1]) != np.sign(field[:, :, 1:])
-    return crossings & (hu > 0.0) & (hu <= BONE_EDGE_HU)
+    return crossings & soft_tissue_voxels(hu)
 
 
 def dark_lines(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
