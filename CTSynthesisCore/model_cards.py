@@ -27,6 +27,12 @@ CT_SOURCES = {  # a training volume's file stem -> what it is, citation and lice
     "crlm1004_abdomen_ct_5mm": "abdominal CT, 5 mm (CRLM-CT-1004). Simpson AL et al. Preoperative CT and survival "
                                "data for patients undergoing resection of colorectal liver metastases. Scientific Data "
                                "11, 172 (2024); TCIA Colorectal-Liver-Metastases, doi:10.7937/QXK2-QG03, CC BY 4.0",
+    "crlm1006_abdomen_ct_5mm": "abdominal CT, 5 mm (CRLM-CT-1006), same collection, citation and licence as "
+                               "CRLM-CT-1004; DICOM from the oncoray/mirp repository's test data",
+    "lidc0314_chest_ct_1mm": "chest CT, 1 mm (LIDC-IDRI-0314). Armato SG III et al. The Lung Image Database Consortium "
+                             "(LIDC) and Image Database Resource Initiative (IDRI). Medical Physics 38(2), 915-931 "
+                             "(2011); TCIA LIDC-IDRI, doi:10.7937/K9/TCIA.2015.LO9QL9SX, CC BY 3.0; DICOM from the "
+                             "oncoray/mirp repository's test data",
 }
 
 
@@ -40,6 +46,13 @@ def version_line(metadata: dict[str, Any]) -> str:
     """'Version: <name> <sha256 prefix>, trained <date>' (the weights' checksum identifies a version)."""
     date = metadata.get("date") or metadata.get("training", {}).get("date", "date not recorded")
     return f"Version: `{metadata['name']}` weights sha256 `{str(metadata.get('sha256', ''))[:12]}`, {date}."
+
+
+def lineage_line(training: dict[str, Any]) -> str:
+    """The card's line on the model that a fine-tuned model started from (empty when trained from scratch)."""
+    parent = training.get("initialised_from")
+    return (f"\n- Initialised from `{parent['model']}` (sha256 {str(parent.get('sha256'))[:12]}..., {parent.get('steps')} "
+            f"steps, {parent.get('seconds')} s of earlier training), then trained as below." if parent else "")
 
 
 def cpu_hours(metadata: dict[str, Any]) -> float:

@@ -11,6 +11,7 @@ import torch
 
 from CTSynthesisCore.device import choose_device, cuda_status
 from CTSynthesisCore.errors import Cancelled, UserInputError
+from CTSynthesisCore.metrics import ssim_map
 from CTSynthesisCore.progress import CancelToken, StageProgress
 from CTSynthesisCore.volume_io import check_output_path, check_scalar_volume, read_volume, same_geometry, write_volume
 from CTSynthesisCore.weights import list_models, load_state_dict, read_metadata, resolve_model_folder, save_model_folder
@@ -157,3 +158,28 @@ def test_check_output_path(tmp_path):
         with pytest.raises(UserInputError, match="not writable"):
             check_output_path(locked / "out.nii.gz")
     assert check_output_path(tmp_path / "out.nii.gz") == tmp_path / "out.nii.gz"
+
+
+def test_ssim_in_slice_groups_equals_the_plain_gaussian_window_formula():
+    """ssim_map works on groups of slices with a separable window (a 2D convolution of a whole 512 x 512 CT asked
+    for 34 GB); it must equal the textbook formula with the 2D Gaussian window, whatever the group size."""
+    rng = np.random.default_rng(0)
+    reference = rng.random((5, 30, 27)) * 100
+    prediction = reference + rng.normal(0, 8, reference.shape)
+    sigma, radius = 1.5, 5
+    coords = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    window = torch.exp(-(coords[:, None] ** 2 + coords[None, :] ** 2) / (2 * sigma**2))
+    window = (window / window.sum())[None, None]
+
+    def blur(x: np.ndarray) -> torch.Tensor:
+        padded = torch.nn.functional.pad(torch.from_numpy(x)[:, None], [radius] * 4, mode="replicate")
+        return torch.nn.functional.conv2d(padded, window)[:, 0]
+
+    c1, c2 = 1.0, 9.0  # (0.01 * 100) ** 2, (0.03 * 100) ** 2
+    mx, my = blur(prediction), blur(reference)
+    vx, vy = blur(prediction**2) - mx**2, blur(reference**2) - my**2
+    cov = blur(prediction * reference) - mx * my
+    expected = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    for max_voxels in (1, 30 * 27 * 2, 2**22):
+        assert np.allclose(ssim_map(prediction, reference, 100.0, max_voxels=max_voxels), expected.numpy(), atol=1e-12)
+    assert np.allclose(ssim_map(reference, reference, 100.0), 1.0)

@@ -13,7 +13,7 @@ from CTSynthesisCore.device import DEFAULT_DEVICE, DEVICE_CHOICES
 from CTSynthesisCore.errors import UserInputError
 
 from .catalog import CPU_BATCH_SIZE, DEFAULT_ADAPT_MINUTES, DEFAULT_METHOD, DEFAULT_MODEL, DEFAULT_SEED, METHODS
-from .selfsupervised import TrainConfig
+from .selfsupervised import INPLANE_PROFILES, INPLANE_SCALES, TrainConfig
 
 DEVICE_HELP = f"{', '.join(DEVICE_CHOICES)} (default {DEFAULT_DEVICE})"
 
@@ -69,6 +69,14 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--inplane-weight", type=float, default=defaults.inplane_weight,
                        help="weight of in-plane restoration: axial slices degraded into thick rows train the "
                             f"coronal/sagittal network at the native fine scale (default {defaults.inplane_weight:g}: off)")
+    train.add_argument("--inplane-scale", default=defaults.inplane_scale, choices=list(INPLANE_SCALES),
+                       help="row thickness of the in-plane loss: the volume's own slice spacing, or random 2-8 "
+                            f"pixels (default {defaults.inplane_scale})")
+    train.add_argument("--inplane-profile", default=defaults.inplane_profile, choices=list(INPLANE_PROFILES),
+                       help="slice profile of the in-plane rows: a box as thick as the spacing, or a random width "
+                            f"from one pixel (thin slices) to the spacing (default {defaults.inplane_profile})")
+    train.add_argument("--init", help="start from this model's weights (shipped name or model folder) instead of "
+                                      "random ones; recorded in the new model's card")
     train.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     train.add_argument("--seed", type=int, default=DEFAULT_SEED)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -133,11 +141,13 @@ def command_train(args) -> int:
     config = TrainConfig(steps=args.steps, max_minutes=args.max_minutes, learning_rate=args.lr,
                          block_slices=args.block_slices, block_size=args.block_size,
                          distill_weight=args.distill_weight, distill_keep=args.distill_keep,
-                         distill_levels=args.distill_levels, inplane_weight=args.inplane_weight, seed=args.seed)
+                         distill_levels=args.distill_levels, inplane_weight=args.inplane_weight,
+                         inplane_scale=args.inplane_scale, inplane_profile=args.inplane_profile, seed=args.seed)
     device = choose_device(args.device)
     bar = TqdmProgress("training crossview", disable=args.quiet)
     try:
-        summary = train(args.data, args.out, config, resume=args.resume, progress=bar, device=device.device)
+        summary = train(args.data, args.out, config, resume=args.resume, progress=bar, device=device.device,
+                        init=args.init)
     finally:
         bar.close()
     scores = "; ".join(f"{name} {s['crossview_db']} dB (linear {s['linear_db']})" for name, s in summary["scores"].items())

@@ -5,7 +5,9 @@ slice axis. One level doubles the slices: every gap between observed slices gets
 the slice half-way across it, predicted by the axial view (from the slices around
 the gap), the coronal view and the sagittal view (super-resolution of the (Z, X)
 and (Z, Y) images along z). Factor 2^n takes n levels (incremental, as in Fang et
-al. 2022); other factors resample the finest level linearly.
+al. 2022). Any other factor or spacing takes the networks at the new slices'
+positions in their gaps (one pass per new slice of a gap: x3 takes two), for models
+with position input; older models resample the finest level linearly.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ def _in_batches(function: Callable[[torch.Tensor], torch.Tensor], count: int, ba
 
 
 def view_predictions(network: CrossViewNet, volume: torch.Tensor, batch_size: int | None = None,
-                     done: BatchDone | None = None, output_device: str | torch.device | None = None) -> torch.Tensor:
-    """(3, Z - 1, Y, X) mid-gap slices predicted by the axial, coronal and sagittal views.
+                     done: BatchDone | None = None, output_device: str | torch.device | None = None,
+                     position: torch.Tensor | None = None) -> torch.Tensor:
+    """(3, Z - 1, Y, X) slices predicted by the axial, coronal and sagittal views in every gap, at ``position``
+    (Z - 1,) across each gap (default: half-way).
 
     ``batch_size`` bounds how many images one forward pass takes; ``done(k)`` is called
     after each batch of ``k`` images (3 * ... images in all, see :func:`images_per_level`).
@@ -60,15 +64,18 @@ def view_predictions(network: CrossViewNet, volume: torch.Tensor, batch_size: in
     depth, height, width = volume.shape
     output_device = output_device or volume.device
     neighbours = network.config.neighbours
+    if position is not None:
+        position = position.to(volume.device)
 
     def axial(gaps: torch.Tensor) -> torch.Tensor:
-        return network.axial_midslices(axial_neighbours(volume, gaps, neighbours)).float().to(output_device)
+        at = None if position is None else position[gaps]
+        return network.axial_between(axial_neighbours(volume, gaps, neighbours), at).float().to(output_device)
 
     def coronal(rows: torch.Tensor) -> torch.Tensor:
-        return network.planar_midrows(volume[:, rows].transpose(0, 1)).float().to(output_device)
+        return network.planar_between(volume[:, rows].transpose(0, 1), position).float().to(output_device)
 
     def sagittal(columns: torch.Tensor) -> torch.Tensor:
-        return network.planar_midrows(volume[:, :, columns].permute(2, 0, 1)).float().to(output_device)
+        return network.planar_between(volume[:, :, columns].permute(2, 0, 1), position).float().to(output_device)
 
     return torch.stack([
         _in_batches(axial, depth - 1, batch_size, done, volume.device),
@@ -89,14 +96,78 @@ def interleave(observed: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
     return result
 
 
+def mean_and_disagreement(views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The three views' mean (the new slices) and their standard deviation (the disagreement)."""
+    mean = views.mean(dim=0)
+    return mean, (views - mean).square().mean(dim=0).sqrt()
+
+
 def refine_level(network: CrossViewNet, volume: torch.Tensor, batch_size: int | None = None,
                  done: BatchDone | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One x2 level: the finer volume (mean of the views between observed slices) and the views' std."""
-    axial, coronal, sagittal = view_predictions(network, volume, batch_size, done, output_device="cpu")
-    mean = (axial + coronal + sagittal) / 3
-    disagreement = (((axial - mean).square() + (coronal - mean).square() + (sagittal - mean).square()) / 3).sqrt()
+    mean, disagreement = mean_and_disagreement(view_predictions(network, volume, batch_size, done, output_device="cpu"))
     observed = volume.cpu()
     return interleave(observed, mean), interleave(torch.zeros_like(observed), disagreement)
+
+
+@dataclass
+class GapPass:
+    """One pass of the networks over every gap: the position of the new slice in each gap (0.5 where a gap has
+    nothing left to predict) and the output slice it becomes (-1: none)."""
+
+    positions: np.ndarray
+    outputs: np.ndarray
+
+
+def output_positions(depth: int, ratio: float) -> np.ndarray:
+    """Where the slices of the finer grid lie, in observed-slice units (slice ``k`` at ``k / ratio``), for a grid
+    as :func:`~SliceInterpLib.classical.finer_grid` makes it."""
+    count = int(np.floor((depth - 1) * ratio + 1e-6)) + 1
+    return np.minimum(np.arange(count) / ratio, depth - 1)
+
+
+def observed_slices(depth: int, ratio: float) -> np.ndarray:
+    """For each slice of the finer grid of ``ratio`` times more slices, the observed slice it is (-1: a new one)."""
+    where = output_positions(depth, ratio)
+    nearest = np.rint(where)
+    return np.where(np.abs(where - nearest) < 1e-6, nearest, -1).astype(int)
+
+
+def gap_passes(depth: int, ratio: float) -> list[GapPass]:
+    """The passes over the gaps that predict the new slices of the finer grid of ``ratio`` times more slices
+    (pass m: the m-th new slice of each gap)."""
+    where = output_positions(depth, ratio)
+    new = np.flatnonzero(observed_slices(depth, ratio) < 0)
+    gaps = np.minimum(np.floor(where[new]).astype(int), depth - 2)
+    rank = np.zeros(len(new), dtype=int)
+    for index in range(1, len(new)):
+        rank[index] = rank[index - 1] + 1 if gaps[index] == gaps[index - 1] else 0
+    passes = []
+    for m in range(int(rank.max()) + 1 if len(new) else 0):
+        chosen = rank == m
+        positions, outputs = np.full(depth - 1, 0.5), np.full(depth - 1, -1)
+        positions[gaps[chosen]] = where[new[chosen]] - gaps[chosen]
+        outputs[gaps[chosen]] = new[chosen]
+        passes.append(GapPass(positions, outputs))
+    return passes
+
+
+def fractional_slices(network: CrossViewNet, volume: torch.Tensor, ratio: float, batch_size: int | None = None,
+                      done: BatchDone | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The finer grid of ``ratio`` (any value above 1) in one step: observed slices where the grid meets them, the
+    views' mean at every other slice's position in its gap; and the views' disagreement (0 on observed slices)."""
+    observed = observed_slices(volume.shape[0], ratio)
+    values = torch.zeros((len(observed), *volume.shape[1:]))
+    disagreement = torch.zeros_like(values)
+    copies = np.flatnonzero(observed >= 0)
+    values[copies] = volume[torch.from_numpy(observed[copies])].cpu().float()
+    for gap_pass in gap_passes(volume.shape[0], ratio):
+        views = view_predictions(network, volume, batch_size, done, "cpu", torch.from_numpy(gap_pass.positions))
+        mean, spread = mean_and_disagreement(views)
+        used = np.flatnonzero(gap_pass.outputs >= 0)
+        targets = torch.from_numpy(gap_pass.outputs[used])
+        values[targets], disagreement[targets] = mean[used], spread[used]
+    return values, disagreement
 
 
 @dataclass
@@ -134,10 +205,26 @@ def automatic_batch_size(network: CrossViewNet, image: sitk.Image, device: str, 
     def probe(count: int) -> None:
         probed = inference_network(network, device)
         with torch.inference_mode(), autocast(device, precision):
-            probed.axial_midslices(torch.zeros(count, 2 * probed.config.neighbours, height, width, device=device))
-            probed.planar_midrows(torch.zeros(count, 4 * depth, max(height, width), device=device))
+            probed.axial_between(torch.zeros(count, 2 * probed.config.neighbours, height, width, device=device))
+            probed.planar_between(torch.zeros(count, 4 * depth, max(height, width), device=device))
 
     return auto_batch_size(device, probe, max(height, width), cpu_default=CPU_BATCH_SIZE)
+
+
+def uses_levels(network: CrossViewNet, ratio: float) -> bool:
+    """Whether ``ratio`` is reached by x2 levels: a power of two, or any ratio for a model without position input."""
+    return not network.config.position_input or abs(2 ** round(math.log2(ratio)) - ratio) < 1e-6 * ratio
+
+
+def images_to_process(network: CrossViewNet, shape: tuple[int, int, int], ratio: float) -> int:
+    """Network input images of a whole upsampling (for progress)."""
+    if not uses_levels(network, ratio):
+        return len(gap_passes(shape[0], ratio)) * images_per_level(shape)
+    total, depth = 0, shape[0]
+    for _ in range(levels_for(ratio)):
+        total += images_per_level((depth, *shape[1:]))
+        depth = 2 * depth - 1
+    return total
 
 
 def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossViewNet, device: str = "cpu",
@@ -149,15 +236,9 @@ def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossVi
     """
     source = sitk.GetArrayFromImage(image)
     ratio = image.GetSpacing()[2] / slice_spacing
-    levels = levels_for(ratio)
     network = inference_network(network, device)
     volume = INTENSITY.to_network(torch.from_numpy(source.astype(np.float32))).to(device)
-    disagreement = torch.zeros_like(volume, device="cpu")
-    total, finished = 0, 0
-    shape = list(volume.shape)
-    for _ in range(levels):
-        total += images_per_level(tuple(shape))
-        shape[0] = 2 * shape[0] - 1
+    total, finished = images_to_process(network, tuple(volume.shape), ratio), 0
 
     def done(count: int) -> None:
         nonlocal finished
@@ -167,26 +248,40 @@ def upsample_crossview(image: sitk.Image, slice_spacing: float, network: CrossVi
             cancel.raise_if_set()
 
     with torch.inference_mode(), autocast(device, precision):
-        for _ in range(levels):
-            finer, level_disagreement = refine_level(network, volume, batch_size, done)
-            carried = interleave(disagreement, torch.zeros_like(level_disagreement[1::2]))
-            disagreement = torch.maximum(carried, level_disagreement)
-            volume = finer.to(device)
-    fine_spacing = image.GetSpacing()[2] / 2**levels
-    values = (volume.cpu().numpy() * INTENSITY.scale).astype(np.float32)
-    values[:: 2**levels] = source  # observed slices exactly, also beyond the networks' HU range
+        if uses_levels(network, ratio):
+            levels = levels_for(ratio)
+            fine, disagreement = _refine_levels(network, volume, levels, batch_size, done)
+            fine_spacing, observed = image.GetSpacing()[2] / 2**levels, observed_slices(len(source), 2**levels)
+        else:
+            levels = 0
+            fine, disagreement = fractional_slices(network, volume, ratio, batch_size, done)
+            fine_spacing, observed = slice_spacing, observed_slices(len(source), ratio)
+    values = (fine.numpy() * INTENSITY.scale).astype(np.float32)
+    copies = np.flatnonzero(observed >= 0)
+    values[copies] = source[observed[copies]]  # observed slices exactly, also beyond the networks' HU range
     disagreement_hu = disagreement.numpy() * INTENSITY.scale
-    fine = _image_like(values, image, fine_spacing)
+    fine_image = _image_like(values, image, fine_spacing)
     disagreement_image = _image_like(disagreement_hu.astype(np.float32), image, fine_spacing)
-    if abs(fine_spacing - slice_spacing) > 1e-6 * slice_spacing:  # factors other than 2^n: linear in between
-        fine, disagreement_image = (sitk.Resample(item, finer_grid(item, slice_spacing), sitk.Transform(),
-                                                  sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-                                    for item in (fine, disagreement_image))
-        values, disagreement_hu = sitk.GetArrayFromImage(fine), sitk.GetArrayFromImage(disagreement_image)
+    if abs(fine_spacing - slice_spacing) > 1e-6 * slice_spacing:  # older models, factors other than 2^n: linear
+        fine_image, disagreement_image = (sitk.Resample(item, finer_grid(item, slice_spacing), sitk.Transform(),
+                                                        sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+                                          for item in (fine_image, disagreement_image))
+        values, disagreement_hu = sitk.GetArrayFromImage(fine_image), sitk.GetArrayFromImage(disagreement_image)
         if abs(ratio - round(ratio)) < 1e-6:  # observed slices exact again, with no disagreement
             values[:: round(ratio)], disagreement_hu[:: round(ratio)] = source, 0
             disagreement_image = _image_like(disagreement_hu, image, slice_spacing)
     output = sitk.GetImageFromArray(cast_like(values, source.dtype))
-    output.CopyInformation(fine)
+    output.CopyInformation(fine_image)
     return CrossViewResult(output, disagreement_image, levels)
 
+
+def _refine_levels(network: CrossViewNet, volume: torch.Tensor, levels: int, batch_size: int | None,
+                   done: BatchDone) -> tuple[torch.Tensor, torch.Tensor]:
+    """``levels`` x2 levels (incremental): the finest volume (CPU) and the largest disagreement of any level."""
+    disagreement = torch.zeros_like(volume, device="cpu")
+    for _ in range(levels):
+        finer, level_disagreement = refine_level(network, volume, batch_size, done)
+        carried = interleave(disagreement, torch.zeros_like(level_disagreement[1::2]))
+        disagreement = torch.maximum(carried, level_disagreement)
+        volume = finer.to(volume.device)
+    return volume.cpu(), disagreement

@@ -6,8 +6,13 @@
   given as two channels (rows ``i`` and ``i + 1``), refined into the rows half-way
   between them (super-resolution along z).
 
-Both predict a residual over linear interpolation (the mean of the two nearest
-observed slices) through a zero-initialised output layer, so an untrained network
+With ``position_input`` (models trained since version 2 of the architecture) both also
+take the position ``t`` of the new slice in its gap (0 = slice ``i``, 1 = slice ``i + 1``)
+as one more channel, so any factor (x3, 5 mm -> 2 mm) is one pass of the networks;
+older models predict only ``t = 0.5``.
+
+Both predict a residual over linear interpolation (between the two nearest observed
+slices, at ``t``) through a zero-initialised output layer, so an untrained network
 gives exactly the classical answer and training only adds to it.
 Intensities: :data:`INTENSITY`, stored in every model's metadata and checked when it is loaded.
 """
@@ -61,6 +66,7 @@ class CrossViewConfig:
     strides: tuple[int, ...] = (2, 2, 2)
     num_res_units: int = 1
     neighbours: int = 2  # observed slices on each side of a gap seen by the axial network
+    position_input: bool = True  # one more input channel: where in the gap the new slice lies (any factor)
 
     @property
     def size_multiple(self) -> int:
@@ -71,7 +77,9 @@ class CrossViewConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "CrossViewConfig":
+        """The config stored in a model's metadata; models saved before ``position_input`` existed had none."""
         known = {f.name for f in fields(cls)}
+        values = {"position_input": False, **values}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})
 
 
@@ -94,14 +102,27 @@ def _pad(batch: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, i
     return batch, (height, width)
 
 
+def _positions(position: torch.Tensor | None, count: int, like: torch.Tensor) -> torch.Tensor:
+    """``count`` positions on ``like``'s device and type: the given ones, or 0.5 (half-way) for all."""
+    if position is None:
+        return torch.full((count,), 0.5, dtype=like.dtype, device=like.device)
+    return position.to(like.device, like.dtype)
+
+
+def _between(before: torch.Tensor, after: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation at ``t`` (bit-exact the mean of the two at ``t = 0.5``)."""
+    return (1 - t) * before + t * after
+
+
 class CrossViewNet(nn.Module):
     """The axial frame-interpolation network and the shared coronal/sagittal super-resolution network."""
 
     def __init__(self, config: CrossViewConfig | None = None) -> None:
         super().__init__()
         self.config = config or CrossViewConfig()
-        self.axial = _view_network(2 * self.config.neighbours, self.config)
-        self.planar = _view_network(2, self.config)
+        extra = int(self.config.position_input)
+        self.axial = _view_network(2 * self.config.neighbours + extra, self.config)
+        self.planar = _view_network(2 + extra, self.config)
 
     def _residual(self, network: nn.Module, inputs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         padded, (height, width) = _pad(inputs, self.config.size_multiple)
@@ -109,15 +130,45 @@ class CrossViewNet(nn.Module):
             padded = padded.contiguous(memory_format=torch.channels_last)
         return base + network(padded)[:, 0, :height, :width]
 
-    def axial_midslices(self, neighbours: torch.Tensor) -> torch.Tensor:
-        """(B, 2n, H, W) observed slices around each gap -> (B, H, W) slices half-way across the gap."""
-        n = self.config.neighbours
-        return self._residual(self.axial, neighbours, 0.5 * (neighbours[:, n - 1] + neighbours[:, n]))
+    def _with_position(self, inputs: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """``inputs`` (B, C, H, W) and, for a position model, the channel ``2 t - 1`` (zero half-way); ``position``
+        broadcasts to (B, 1, H, W). A model without position input refuses any ``t`` but 0.5."""
+        if not self.config.position_input:
+            if not bool((position == 0.5).all()):
+                raise ValueError("this model predicts only slices half-way across a gap (no position input)")
+            return inputs
+        channel = (2 * position - 1).to(inputs.dtype).expand(inputs.shape[0], 1, *inputs.shape[2:])
+        return torch.cat([inputs, channel], dim=1)
 
-    def planar_midrows(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, Z, W) images with z first -> (B, Z - 1, W) rows half-way between consecutive rows."""
+    def axial_between(self, neighbours: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 2n, H, W) observed slices around each gap -> (B, H, W) slices at ``position`` (B,) across each gap,
+        0 to 1 (default: half-way)."""
+        n = self.config.neighbours
+        t = _positions(position, neighbours.shape[0], neighbours).view(-1, 1, 1, 1)
+        base = _between(neighbours[:, n - 1:n], neighbours[:, n:n + 1], t)[:, 0]
+        return self._residual(self.axial, self._with_position(neighbours, t), base)
+
+    def planar_between(self, images: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, Z, W) images with z first -> (B, Z - 1, W) rows at ``position`` (Z - 1,) across each gap between
+        consecutive rows, 0 to 1 (default: half-way)."""
         pairs = torch.stack([images[:, :-1], images[:, 1:]], dim=1)
-        return self._residual(self.planar, pairs, 0.5 * (pairs[:, 0] + pairs[:, 1]))
+        t = _positions(position, images.shape[1] - 1, images).view(1, 1, -1, 1)
+        base = _between(pairs[:, :1], pairs[:, 1:], t)[:, 0]
+        return self._residual(self.planar, self._with_position(pairs, t), base)
+
+    def load_without_position(self, state: dict[str, torch.Tensor]) -> None:
+        """Load the weights of a model without position input into this position model: the input layers get
+        one more input channel with zero weights, so the network starts as that model at every position (and is
+        exactly that model half-way, where the position channel is zero)."""
+        own = self.state_dict()
+        for key, value in state.items():
+            target = own[key]
+            if value.shape != target.shape:
+                if value.dim() < 2 or target.shape[1] != value.shape[1] + 1 or target.shape[2:] != value.shape[2:]:
+                    raise ValueError(f"{key}: {tuple(value.shape)} does not widen to {tuple(target.shape)}")
+                value = torch.cat([value, value.new_zeros(value.shape[0], 1, *value.shape[2:])], dim=1)
+            own[key] = value
+        self.load_state_dict(own)
 
     def fused_for_inference(self) -> "CrossViewNet":
         """This network with every single-slope PReLU replaced by the equal LeakyReLU (about 1.3x faster on CPU)."""

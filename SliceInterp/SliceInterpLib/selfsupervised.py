@@ -52,6 +52,9 @@ class TrainConfig:
     distill_levels: int = 2  # finer levels distilled: 0 = none, 1 = x2 above the given slices, 2 = also x4
     inplane_weight: float = 0.0  # weight of in-plane (SMORE-style) restoration; 0 = off (the shipped model's run)
     inplane_images: int = 8  # axial slices of the block degraded into thick rows per step
+    inplane_scale: str = "volume"  # row thickness: "volume" (its own slice spacing, per level) or "random" (2-8 px)
+    inplane_profile: str = "box"  # slice profile: "box" (as thick as the spacing) or "random" (1 px .. the spacing)
+    gap_strides: tuple[int, ...] = (2, 3, 4)  # position models: every k-th slice kept, one slice between restored
     validate_every: int = 250
     seed: int = 0
 
@@ -94,44 +97,91 @@ def random_block(volume: TrainingVolume, config: TrainConfig, rng: np.random.Gen
     return block.contiguous()
 
 
-def drop_every_other(values: torch.Tensor, phase: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The kept slices ``values[phase::2]`` and the dropped slices lying between them."""
-    coarse = values[phase::2]
-    return coarse, values[phase + 1::2][: coarse.shape[0] - 1]
+def split_slices(values: torch.Tensor, stride: int = 2, offset: int = 1, phase: int = 0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept slices ``values[phase::stride]`` and, in each gap between them, the slice ``offset`` after the kept
+    one (at ``offset / stride`` across the gap; the default drops every other slice)."""
+    coarse = values[phase::stride]
+    return coarse, values[phase + offset::stride][: coarse.shape[0] - 1]
 
 
-def restoration_loss(network: CrossViewNet, block: torch.Tensor, phase: int = 0, squared: bool = False) -> torch.Tensor:
-    """L1 (or squared) error of the three views restoring the slices dropped from ``block[phase::2]``."""
-    coarse, truth = drop_every_other(block, phase)
-    error = view_predictions(network, coarse) - truth
+def gap_positions(count: int, stride: int, offset: int, like: torch.Tensor) -> torch.Tensor:
+    """The position ``offset / stride`` for ``count`` gaps."""
+    return torch.full((count,), offset / stride, dtype=like.dtype, device=like.device)
+
+
+def restoration_loss(network: CrossViewNet, block: torch.Tensor, phase: int = 0, squared: bool = False,
+                     stride: int = 2, offset: int = 1) -> torch.Tensor:
+    """L1 (or squared) error of the three views restoring the slices ``offset`` after each of ``block[phase::stride]``."""
+    coarse, truth = split_slices(block, stride, offset, phase)
+    views = view_predictions(network, coarse, position=gap_positions(truth.shape[0], stride, offset, block))
+    error = views - truth
     return error.square().mean() if squared else error.abs().mean()
 
 
-def thick_rows(images: torch.Tensor, thickness: int) -> torch.Tensor:
-    """(B, Y, X) images -> (B, R, X): rows averaged over ``thickness`` pixels (a box slice profile), one every
-    ``thickness / 2`` pixels, so that every other row lies half-way between its two neighbours."""
-    stride = max(1, thickness // 2)
-    return torch.nn.functional.avg_pool2d(images[:, None], kernel_size=(thickness, 1), stride=(stride, 1))[:, 0]
+def restoration_gap(network: CrossViewNet, config: TrainConfig, depth: int, rng: np.random.Generator
+                    ) -> tuple[int, int]:
+    """(stride, offset) of one restoration step: every other slice for a model without position input, else a stride
+    from ``config.gap_strides`` that leaves at least two kept slices in ``depth``, and any slice between."""
+    strides = [s for s in config.gap_strides if 2 * s < depth] if network.config.position_input else []
+    if not strides:
+        return 2, 1
+    stride = int(strides[int(rng.integers(len(strides)))])
+    return stride, int(rng.integers(1, stride))
 
 
-def inplane_thickness(spacing: Sequence[float], level: int = 0) -> int:
-    """Row thickness in in-plane pixels matching the slice spacing of ``level`` (0: the observed slices, 1: the x2
-    level, ...): an even number of at least 2, so that rows one stride apart sit half-way between others."""
-    ratio = spacing[2] / min(spacing[:2]) / 2 ** level
-    return max(2, 2 * round(ratio / 2))
+INPLANE_SCALES = ("volume", "random")
+INPLANE_PROFILES = ("box", "random")
+MAX_RANDOM_THICKNESS = 8  # pixels: 6.4 mm slices from a 0.8 mm grid, the thickest clinical slices
 
 
-def inplane_restoration_loss(network: CrossViewNet, block: torch.Tensor, thickness: int, images: int,
+@dataclass(frozen=True)
+class RowSampling:
+    """How one in-plane step turns axial images into rows: a row every ``step`` pixels, each the mean of ``width``
+    pixels (its slice profile); every ``stride``-th row is kept (slice spacing ``stride * step`` pixels) and the row
+    ``offset`` after each kept one restored."""
+
+    step: int
+    width: int
+    stride: int = 2
+    offset: int = 1
+
+
+def thick_rows(images: torch.Tensor, step: int, width: int) -> torch.Tensor:
+    """(B, Y, X) images -> (B, R, X): one row every ``step`` pixels, each the mean of ``width`` pixels (a box slice
+    profile: as wide as the slice spacing in a thick reconstruction, 1 pixel for thin slices spaced apart)."""
+    return torch.nn.functional.avg_pool2d(images[:, None], kernel_size=(width, 1), stride=(step, 1))[:, 0]
+
+
+def inplane_rows(spacing: Sequence[float], config: TrainConfig, rng: np.random.Generator,
+                 position_input: bool = False) -> RowSampling:
+    """The rows of one in-plane step, as ``config.inplane_scale`` and ``config.inplane_profile`` ask: slices as far
+    apart as the volume's own (at a random level: the network serves every level) or a random spacing up to
+    :data:`MAX_RANDOM_THICKNESS` pixels; a box profile as wide as the spacing, or a random width from one pixel to
+    it. A position model also restores rows at other positions than half-way (``config.gap_strides``)."""
+    stride = int(rng.choice(config.gap_strides)) if position_input else 2
+    if config.inplane_scale == "random":
+        step = int(rng.integers(1, MAX_RANDOM_THICKNESS // stride + 1))
+    else:
+        level = int(rng.integers(max(1, config.distill_levels)))
+        step = max(1, round(spacing[2] / min(spacing[:2]) / 2**level / stride))
+    width = int(rng.integers(1, stride * step + 1)) if config.inplane_profile == "random" else stride * step
+    offset = int(rng.integers(1, stride)) if stride > 2 else 1
+    return RowSampling(step, width, stride, offset)
+
+
+def inplane_restoration_loss(network: CrossViewNet, block: torch.Tensor, rows: RowSampling, images: int,
                              rng: np.random.Generator, squared: bool = False) -> torch.Tensor:
-    """Axial slices of ``block`` averaged along one in-plane axis into thick rows, and the coronal/sagittal network
-    asked to restore every other row from the rows around it (L1, or squared error)."""
+    """Axial slices of ``block`` made into rows (:func:`thick_rows`), and the coronal/sagittal network asked to
+    restore the dropped rows from the rows kept around them (L1, or squared error)."""
     chosen = np.sort(rng.choice(block.shape[0], size=min(images, block.shape[0]), replace=False))
     slices = block[torch.from_numpy(chosen).to(block.device)]
     if rng.random() < 0.5:
         slices = slices.transpose(1, 2)
-    rows = thick_rows(slices, thickness).transpose(0, 1)  # (R, B, X): rows first, as drop_every_other wants
-    coarse, truth = drop_every_other(rows)
-    error = network.planar_midrows(coarse.transpose(0, 1)) - truth.transpose(0, 1)
+    made = thick_rows(slices, rows.step, rows.width).transpose(0, 1)  # (R, B, X): rows first, as split_slices wants
+    coarse, truth = split_slices(made, rows.stride, rows.offset)
+    position = gap_positions(truth.shape[0], rows.stride, rows.offset, block)
+    error = network.planar_between(coarse.transpose(0, 1), position) - truth.transpose(0, 1)
     return error.square().mean() if squared else error.abs().mean()
 
 
@@ -182,14 +232,14 @@ def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: T
             break
         volume = volumes[int(rng.integers(len(volumes)))]
         block = random_block(volume, config, rng).to(device)
-        restore = restoration_loss(network, block, phase=int(rng.integers(2)), squared=config.squared_error)
+        stride, offset = restoration_gap(network, config, block.shape[0], rng)
+        restore = restoration_loss(network, block, int(rng.integers(stride)), config.squared_error, stride, offset)
         distill, inplane = torch.zeros(()), torch.zeros(())
         if step >= config.distill_from * config.steps and config.distill_weight > 0 and config.distill_levels > 0:
             distill = distillation_loss(network, block, config.distill_keep, config.distill_levels)
         if config.inplane_weight > 0:
-            level = int(rng.integers(max(1, config.distill_levels)))  # the network serves every level's spacing
-            inplane = inplane_restoration_loss(network, block, inplane_thickness(volume.spacing, level),
-                                               config.inplane_images, rng, config.squared_error)
+            rows = inplane_rows(volume.spacing, config, rng, network.config.position_input)
+            inplane = inplane_restoration_loss(network, block, rows, config.inplane_images, rng, config.squared_error)
         optimiser.zero_grad(set_to_none=True)
         (restore + config.distill_weight * distill + config.inplane_weight * inplane).backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)

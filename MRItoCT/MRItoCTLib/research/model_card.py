@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from CTSynthesisCore.model_cards import closing_sections, cpu_hours, evaluation_sections, source_lines
+from CTSynthesisCore.model_cards import closing_sections, cpu_hours, evaluation_sections, lineage_line, source_lines
 
 from ..intensity import IntensityMapping
 
@@ -47,9 +47,6 @@ def model_card(metadata: dict[str, Any]) -> str:
     training = metadata.get("training", {})
     config = training.get("config", {})
     validation = metadata.get("validation", {})
-    parent = training.get("initialised_from")
-    lineage = (f"\n- Initialised from `{parent['model']}` (sha256 {str(parent.get('sha256'))[:12]}..., {parent.get('steps')} "
-               f"steps, {parent.get('seconds')} s of earlier training), then trained as below." if parent else "")
     cost = metadata.get("cpu_cost", {})
     speed = (f"- Synthesis cost: {cost['seconds_per_megapixel']} s per megapixel network evaluation on a "
              f"{cost.get('measured_on', 'CPU')} (`{cost.get('command', '')}`); the panel's time estimate uses it."
@@ -89,7 +86,7 @@ Real T2 images differ from these simulations (coil profiles, motion, fat-water s
 - Network: `{kind}` — arguments in `metadata.json` (`network`).
 {speed}
 
-## Training record{lineage}
+## Training record{lineage_line(training)}
 - Steps: {training.get('steps')}, batch {config.get('batch_size')}, crop {config.get('crop')} px,
   learning rate {config.get('learning_rate')}, seed {config.get('seed')}{loss_weighting(config)}.
 - Time: {training.get('seconds')} s on {training.get('device')} ({training.get('device_reason', '')}); {cpu_hours(metadata):.2f}

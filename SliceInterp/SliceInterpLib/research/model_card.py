@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from CTSynthesisCore.model_cards import closing_sections, cpu_hours, evaluation_sections, source_lines
+from CTSynthesisCore.model_cards import closing_sections, cpu_hours, evaluation_sections, lineage_line, source_lines
 
 
 def model_card(metadata: dict[str, Any]) -> str:
@@ -14,6 +14,12 @@ def model_card(metadata: dict[str, Any]) -> str:
     scores = metadata.get("validation", {}).get("scores", {})
     score_lines = "\n".join(f"| {name} | {s['linear_db']} | {s['crossview_db']} |" for name, s in scores.items())
     volumes = ", ".join(path.replace("\\", "/").rsplit("/", 1)[-1] for path in training.get("volumes", []))
+    other_factors = ("any other factor or spacing takes the networks at each new slice's position in its gap "
+                     "(position input)." if metadata.get("network", {}).get("position_input")
+                     else "other factors resample the finest level linearly (no position input).")
+    inplane = (f"\n- In-plane restoration weight {config['inplane_weight']} (row thickness "
+               f"{config.get('inplane_scale', 'volume')}, profile {config.get('inplane_profile', 'box')})."
+               if config.get("inplane_weight") else "")
     return f"""# Model card: {metadata['name']}
 
 **{metadata.get('description', '')}** for raising the between-slice resolution of CT volumes
@@ -26,7 +32,7 @@ No regulatory clearance. Measurements on the new slices (volumes, distances, dos
 
 ## Out of scope
 - Images other than CT in HU (MRI, PET, CBCT with its own artefacts).
-- Slice spacings far from the training volumes' (3 and 5 mm) and factors above 8.
+- Slice spacings far from the training volumes' (listed under Training data) and factors above 8.
 - Volumes whose slices are not evenly spaced, or gantry-tilted series not resampled to a regular grid.
 
 ## Input
@@ -48,12 +54,12 @@ from these; `--adapt` fine-tunes it on the volume being processed.
   both MONAI 2D UNets predicting residuals over linear interpolation; arguments in `metadata.json` (`network`).
 - Intensities: {metadata.get('intensity', '')}.
 - Output: the mean of the three views; their standard deviation is the disagreement volume. Observed
-  slices pass through unchanged. Factor 2^n takes n levels; other factors resample the finest level linearly.
+  slices pass through unchanged. Factor 2^n takes n levels; {other_factors}
 
-## Training record
+## Training record{lineage_line(training)}
 - Steps: {training.get('steps')}, block {config.get('block_slices')} slices x {config.get('block_size')} px,
   learning rate {config.get('learning_rate')}, distillation weight {config.get('distill_weight')} on the
-  {config.get('distill_keep')} most consistent voxels, seed {config.get('seed')}.
+  {config.get('distill_keep')} most consistent voxels, seed {config.get('seed')}.{inplane}
 - Time: {training.get('seconds')} s on {training.get('device')} ({cpu_hours(metadata):.2f} hours).
 
 Restoring every other slice of each training volume (PSNR, dB; HU + 1024 clipped to [0, 4000]):
@@ -66,7 +72,7 @@ Restoring every other slice of each training volume (PSNR, dB; HU + 1024 clipped
 
 {evaluation_sections(metadata)}
 ## Known limitations
-- Trained on two CTs: its gain over linear interpolation on an unseen thin CT is about 1 dB (results above).
+- Trained on {len(training.get('volumes', []))} CT(s): its gain over classical interpolation on unseen thin CTs is in the results above.
 - New slices are estimates: small structures that lie between observed slices cannot be recovered.
 - The disagreement ranks where the views differ; it is not calibrated as an error bar.
 

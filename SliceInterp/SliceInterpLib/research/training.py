@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import datetime
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -21,9 +21,9 @@ from CTSynthesisCore.volume_io import check_scalar_volume, read_volume
 
 from ..catalog import CPU_BATCH_SIZE
 from ..crossview import view_predictions
-from ..model import save_crossview
+from ..model import load_crossview, save_crossview
 from ..networks import INTENSITY, CrossViewConfig, CrossViewNet
-from ..selfsupervised import TrainConfig, TrainingVolume, drop_every_other, optimise
+from ..selfsupervised import TrainConfig, TrainingVolume, optimise, split_slices
 from .evaluation import psnr_hu
 from .model_card import model_card
 
@@ -33,7 +33,7 @@ def restoration_psnr(network: CrossViewNet, volume: TrainingVolume, batch_size: 
     """PSNR of the mean of the views restoring every other slice of the whole volume."""
     was_training = network.training
     network.eval()
-    coarse, truth = drop_every_other(volume.values)
+    coarse, truth = split_slices(volume.values)
     prediction = view_predictions(network, coarse.to(next(network.parameters()).device), batch_size,
                                   output_device="cpu").mean(dim=0)
     network.train(was_training)
@@ -70,7 +70,7 @@ def load_training_volumes(paths: Sequence[Path]) -> list[TrainingVolume]:
 
 def linear_restoration_psnr(volume: TrainingVolume) -> float:
     """PSNR of linear interpolation restoring every other slice (the baseline of :func:`restoration_psnr`)."""
-    coarse, truth = drop_every_other(volume.values)
+    coarse, truth = split_slices(volume.values)
     return psnr_hu(((coarse[:-1] + coarse[1:]) / 2).numpy() * INTENSITY.scale, truth.numpy() * INTENSITY.scale)
 
 
@@ -101,10 +101,34 @@ class TrainingLog:
         self.file.close()
 
 
+def initial_network(init: str) -> tuple[CrossViewNet, dict[str, Any]]:
+    """The network of model ``init`` (shipped name or folder) and its lineage record for the new model's metadata.
+    A model without position input becomes a position model that starts as it (:meth:`load_without_position`)."""
+    network, metadata = load_crossview(init)
+    if not network.config.position_input:
+        source = network
+        network = CrossViewNet(replace(source.config, position_input=True))
+        network.load_without_position(source.state_dict())
+    training = metadata.get("training", {})
+    lineage = {"model": metadata["name"], "sha256": metadata.get("sha256"), "steps": training.get("steps"),
+               "seconds": training.get("seconds"), "data": training.get("volumes")}
+    return network.train(), lineage
+
+
+def save_checkpoint(path: Path, network: CrossViewNet, optimiser: torch.optim.Optimizer, step: int, seconds: float,
+                    lineage: dict[str, Any] | None) -> None:
+    """Write the resumable state atomically (an interrupted write leaves the previous checkpoint)."""
+    partial = path.with_suffix(".partial")
+    torch.save({"network": network.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
+                "seconds": seconds, "network_config": network.config.to_dict(), "initialised_from": lineage}, partial)
+    partial.replace(path)
+
+
 def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, network_config: CrossViewConfig | None = None,
           resume: bool = False, progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
-          name: str = "sliceinterp-crossview", device: str = "cpu") -> dict:
-    """Train on the given CT volumes; writes ``checkpoint.pt``, ``log.csv`` and the model folder ``model/``."""
+          name: str = "sliceinterp-crossview", device: str = "cpu", init: str | None = None) -> dict:
+    """Train on the given CT volumes (from scratch, or from model ``init``); writes ``checkpoint.pt`` at every
+    validation and at the end, ``log.csv`` and the model folder ``model/``."""
     out = Path(out)
     volume_paths = find_volumes(paths)
     volumes = load_training_volumes(volume_paths)
@@ -117,9 +141,14 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         network_config = CrossViewConfig.from_dict(state["network_config"])
     torch.manual_seed(config.seed)
-    network = CrossViewNet(network_config)
+    lineage = None
     if state is not None:
+        network, lineage = CrossViewNet(network_config), state.get("initialised_from")
         network.load_state_dict(state["network"])
+    elif init:
+        network, lineage = initial_network(init)
+    else:
+        network = CrossViewNet(network_config)
     network.to(device)
     optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     start_step, seconds_before = 0, 0.0
@@ -127,11 +156,15 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
         optimiser.load_state_dict(state["optimiser"])
         start_step, seconds_before = int(state["step"]), float(state["seconds"])
     with TrainingLog(out / "log.csv", network, volumes, seconds_before) as log:
-        record = optimise(network, volumes, config, progress, cancel, report=log.write, start_step=start_step,
+        def report(record: dict[str, float]) -> None:
+            log.write(record)
+            save_checkpoint(checkpoint_path, network, optimiser, int(record["step"]),
+                            seconds_before + record["seconds"], lineage)
+
+        record = optimise(network, volumes, config, progress, cancel, report=report, start_step=start_step,
                           optimiser=optimiser)
     seconds = seconds_before + record["seconds"]
-    torch.save({"network": network.state_dict(), "optimiser": optimiser.state_dict(), "step": record["step"],
-                "seconds": seconds, "network_config": network.config.to_dict()}, checkpoint_path)
+    save_checkpoint(checkpoint_path, network, optimiser, record["step"], seconds, lineage)
     network.cpu()
     scores = {v.name: {"crossview_db": round(restoration_psnr(network, v), 2),
                        "linear_db": round(linear_restoration_psnr(v), 2)} for v in volumes}
@@ -140,7 +173,8 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
         "date": datetime.date.today().isoformat(),
         "description": "cross-view mutual distillation slice interpolation (axial + shared coronal/sagittal UNets)",
         "training": {"volumes": [str(p) for p in volume_paths], "steps": record["step"],
-                     "seconds": round(seconds), "device": device, "config": asdict(config)},
+                     "seconds": round(seconds), "device": device, "config": asdict(config),
+                     "initialised_from": lineage},
         "validation": {"protocol": "restoring every other slice of each training volume (self-supervised; "
                                    "PSNR of HU + 1024 clipped to [0, 4000])", "scores": scores},
     }
