@@ -169,3 +169,19 @@ def test_heldout_benchmark_records_the_table_and_whether_the_ct_was_a_training_c
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "### MRI/CT pairs rendered from the real CT" in card and "| water in body |" in card
     assert "among this model's training CTs" in card
+
+
+def test_sliceinterp_adaptation_curve_benchmark(tmp_path):
+    from CTSynthesisCore.sample_data import sample_path
+
+    thin = tmp_path / "thin.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(sample_path("ct_chest_thin_1p5mm")))[40:80, 40:80, 60:80], str(thin))
+    printed = _run("sliceinterp_adapt_curve.py", str(thin), "--minutes", "0", "0.02", "--csv", "curve.csv",
+                   cwd=tmp_path)
+    assert "| method | adaptation minutes | PSNR dB | gain over no adaptation dB |" in printed
+    with open(tmp_path / "curve.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["method"], float(r["adapt_minutes"])) for r in rows] == [("linear", 0), ("crossview", 0),
+                                                                        ("crossview", 0.02)]
+    assert all(10 < float(r["psnr"]) < 80 and 0 < float(r["ssim"]) <= 1 for r in rows)
+    assert rows[1]["psnr"] != rows[0]["psnr"], "the network is not linear interpolation"

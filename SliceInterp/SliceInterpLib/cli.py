@@ -59,6 +59,9 @@ def build_parser() -> ArgumentParser:
                        help=f"observed slices per block (default {defaults.block_slices})")
     train.add_argument("--block-size", type=positive_int, default=defaults.block_size,
                        help=f"in-plane block size (default {defaults.block_size})")
+    train.add_argument("--restoration-weight", type=float, default=defaults.restoration_weight,
+                       help=f"weight of restoring dropped slices (default {defaults.restoration_weight:g}; 0 with "
+                            "--distill-weight 0 trains the coronal/sagittal network in-plane only)")
     train.add_argument("--distill-weight", type=float, default=defaults.distill_weight,
                        help=f"weight of mutual distillation (default {defaults.distill_weight:g})")
     train.add_argument("--distill-keep", type=positive_float, default=defaults.distill_keep,
@@ -136,11 +139,15 @@ def command_train(args) -> int:
 
     from .research.training import train
 
+    if min(args.restoration_weight, args.distill_weight, args.inplane_weight) < 0 or not (
+            args.restoration_weight or args.distill_weight or args.inplane_weight):
+        raise UserInputError("loss weights must be at least 0, and at least one above 0")
     if not 0 < args.distill_keep <= 1:
         raise UserInputError(f"--distill-keep must be in (0, 1], got {args.distill_keep:g}")
     config = TrainConfig(steps=args.steps, max_minutes=args.max_minutes, learning_rate=args.lr,
                          block_slices=args.block_slices, block_size=args.block_size,
-                         distill_weight=args.distill_weight, distill_keep=args.distill_keep,
+                         restoration_weight=args.restoration_weight, distill_weight=args.distill_weight,
+                         distill_keep=args.distill_keep,
                          distill_levels=args.distill_levels, inplane_weight=args.inplane_weight,
                          inplane_scale=args.inplane_scale, inplane_profile=args.inplane_profile, seed=args.seed)
     device = choose_device(args.device)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -45,6 +45,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     block_slices: int = 24
     block_size: int = 96
+    restoration_weight: float = 1.0  # 0: no restoration steps (test-time adaptation trains in-plane only)
     distill_weight: float = 0.5
     distill_keep: float = 0.25
     distill_from: float = 0.25  # fraction of the steps trained on restoration alone
@@ -232,16 +233,18 @@ def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: T
             break
         volume = volumes[int(rng.integers(len(volumes)))]
         block = random_block(volume, config, rng).to(device)
-        stride, offset = restoration_gap(network, config, block.shape[0], rng)
-        restore = restoration_loss(network, block, int(rng.integers(stride)), config.squared_error, stride, offset)
-        distill, inplane = torch.zeros(()), torch.zeros(())
+        restore, distill, inplane = torch.zeros(()), torch.zeros(()), torch.zeros(())
+        if config.restoration_weight > 0:
+            stride, offset = restoration_gap(network, config, block.shape[0], rng)
+            restore = restoration_loss(network, block, int(rng.integers(stride)), config.squared_error, stride, offset)
         if step >= config.distill_from * config.steps and config.distill_weight > 0 and config.distill_levels > 0:
             distill = distillation_loss(network, block, config.distill_keep, config.distill_levels)
         if config.inplane_weight > 0:
             rows = inplane_rows(volume.spacing, config, rng, network.config.position_input)
             inplane = inplane_restoration_loss(network, block, rows, config.inplane_images, rng, config.squared_error)
         optimiser.zero_grad(set_to_none=True)
-        (restore + config.distill_weight * distill + config.inplane_weight * inplane).backward()
+        (config.restoration_weight * restore + config.distill_weight * distill
+         + config.inplane_weight * inplane).backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
         optimiser.step()
         schedule.step()
@@ -249,7 +252,8 @@ def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: T
         restoration_hu = (restore.item() ** 0.5 if config.squared_error else restore.item()) * INTENSITY.scale
         record = {"step": step, "restoration": restoration_hu, "distillation": distill.item() * INTENSITY.scale,
                   "inplane": (inplane.item() ** 0.5 if config.squared_error else inplane.item()) * INTENSITY.scale}
-        progress(step, config.steps, f"{'RMS' if config.squared_error else 'L1'} {restoration_hu:.1f} HU")
+        shown = restoration_hu if config.restoration_weight > 0 else record["inplane"]
+        progress(step, config.steps, f"{'RMS' if config.squared_error else 'L1'} {shown:.1f} HU")
         if cancel is not None:
             cancel.raise_if_set()
         if report is not None and (step % config.validate_every == 0 or step == config.steps):
@@ -260,14 +264,22 @@ def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: T
     return record
 
 
+ADAPT_CONFIG = TrainConfig(steps=20_000, learning_rate=1e-3, restoration_weight=0.0, distill_weight=0.0,
+                           distill_levels=1, inplane_weight=1.0, inplane_images=16, inplane_scale="volume",
+                           inplane_profile="random")
+"""Test-time adaptation: in-plane restoration only, rows as far apart as the volume's own slices, any slice profile from thin to box (the volume's own is not known). An in-plane step costs about a
+twentieth of a restoration and distillation step, so minutes on a CPU buy thousands of them; the step count
+only shapes the learning-rate decay, the time budget ends the loop."""
+
+
 def adapt(network: CrossViewNet, image: sitk.Image, minutes: float, seed: int = 0,
           progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
           device: str = "cpu") -> CrossViewNet:
-    """A copy of ``network`` fine-tuned self-supervised on ``image`` for at most ``minutes``."""
+    """A copy of ``network`` whose coronal/sagittal network is fine-tuned on ``image``'s own axial slices
+    (:data:`ADAPT_CONFIG`) for at most ``minutes``; the axial network is unchanged."""
     tuned = copy.deepcopy(network).to(device)
     volume = TrainingVolume.from_image(image, "input")
-    steps = 10_000  # the time budget ends the loop; the step count only shapes the learning-rate decay
-    config = TrainConfig(steps=steps, max_minutes=minutes, learning_rate=2e-4, distill_from=0.0, seed=seed)
+    config = replace(ADAPT_CONFIG, max_minutes=minutes, seed=seed)
     started = time.monotonic()
 
     def timed_progress(done: int, total: int, message: str = "") -> None:

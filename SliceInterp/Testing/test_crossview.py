@@ -276,7 +276,10 @@ def test_adaptation_changes_a_copy_and_leaves_the_input_alone(ct):
     tuned = adapt(network, ct, minutes=0.03, seed=3, progress=lambda done, total, message="": reports.append(done))
     assert np.array_equal(sitk.GetArrayViewFromImage(ct), before)
     assert all(torch.equal(v, original[k]) for k, v in network.state_dict().items())
-    assert any(not torch.equal(v, original[k]) for k, v in tuned.state_dict().items())
+    tuned_state = tuned.state_dict()
+    assert any(not torch.equal(v, original[k]) for k, v in tuned_state.items() if k.startswith("planar."))
+    assert all(torch.equal(v, original[k]) for k, v in tuned_state.items() if k.startswith("axial.")), \
+        "adaptation trains the coronal/sagittal network in-plane only"
     assert reports and reports == sorted(reports)
 
 
@@ -415,6 +418,9 @@ def test_cli_train_and_evaluate_errors(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "missing.nii.gz"), "--factor", "2", "--output", str(tmp_path / "e")]) == 2
     assert capsys.readouterr().err.startswith("error:")
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--resume", "--quiet"]) == 2
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--restoration-weight", "0",
+                 "--distill-weight", "0", "--quiet"]) == 2
+    assert "at least one above 0" in capsys.readouterr().err
 
 
 def test_crossview_scenario_oblique_under_slicer_core(mrml_scene, ct, make_oblique, tiny_crossview):
