@@ -185,3 +185,20 @@ def test_sliceinterp_adaptation_curve_benchmark(tmp_path):
                                                                         ("crossview", 0.02)]
     assert all(10 < float(r["psnr"]) < 80 and 0 < float(r["ssim"]) <= 1 for r in rows)
     assert rows[1]["psnr"] != rows[0]["psnr"], "the network is not linear interpolation"
+
+
+def test_sliceinterp_ablation_benchmark(tmp_path):
+    from CTSynthesisCore.sample_data import sample_path
+
+    thin, train = tmp_path / "thin.nii.gz", tmp_path / "train.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(sample_path("ct_chest_thin_1p5mm")))[40:80, 40:80, 60:80], str(thin))
+    sitk.WriteImage(sitk.ReadImage(str(sample_path("ct_abdomen_pelvis_3mm")))[30:94, 20:84, 40:70], str(train))
+    printed = _run("sliceinterp_ablation.py", "--data", str(train), "--thin", str(thin), "--steps", "2",
+                   "--factors", "2", "3", "--csv", "ablation.csv", cwd=tmp_path)
+    assert "| recipe | steps | thin x2 | thin x3 |" in printed
+    with open(tmp_path / "ablation.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["recipe"] for r in rows] == ["linear interpolation", "start model", "restoration + distillation",
+                                           "+ in-plane (random scale, profile)", "in-plane only"]
+    assert all(10 < float(r["thin x2"]) < 80 for r in rows)
+    assert len({r["thin x3"] for r in rows[2:]}) == 3, "each recipe trains its own network"

@@ -4,7 +4,8 @@ Every step takes a random block of observed slices from a volume and adds up to 
 
 * restoration (given level): drop every other slice of the block and ask each of
   the three views to restore the dropped slices (squared error against the observed
-  slices, or L1);
+  slices, or L1); a model with position input keeps every 2nd, 3rd or 4th slice and
+  restores one slice between, at its position in the gap;
 * mutual distillation (``distill_levels`` finer levels, no ground truth): each view
   predicts the slices half-way between the block's slices (x2, then x4 from the x2
   result, ...) and learns from the mean of the other two views, only where the three
@@ -267,9 +268,10 @@ def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: T
 ADAPT_CONFIG = TrainConfig(steps=20_000, learning_rate=1e-3, restoration_weight=0.0, distill_weight=0.0,
                            distill_levels=1, inplane_weight=1.0, inplane_images=16, inplane_scale="volume",
                            inplane_profile="random")
-"""Test-time adaptation: in-plane restoration only, rows as far apart as the volume's own slices, any slice profile from thin to box (the volume's own is not known). An in-plane step costs about a
-twentieth of a restoration and distillation step, so minutes on a CPU buy thousands of them; the step count
-only shapes the learning-rate decay, the time budget ends the loop."""
+"""Test-time adaptation: in-plane restoration only, rows as far apart as the volume's own slices, any slice
+profile from thin to box (the volume's own is not known). An in-plane step costs about a twentieth of a
+restoration and distillation step, so minutes on a CPU buy thousands of them; the step count only shapes the
+learning-rate decay, the time budget ends the loop."""
 
 
 def adapt(network: CrossViewNet, image: sitk.Image, minutes: float, seed: int = 0,
