@@ -38,7 +38,7 @@ def main() -> None:
     network, _ = load_crossview(args.model)
     linear = removed_slice_scores(sitk.GetArrayFromImage(upsample_classical(thick, spacing, "linear")), truth, args.factor)
     rows = [{"method": "linear", "adapt_minutes": 0.0, **linear, "seconds": 0.0}]
-    for minutes in args.minutes:
+    for minutes in sorted({0.0, *args.minutes}):  # no adaptation first: the gains are over it
         started = time.perf_counter()
         adapted = adapt(network, thick, minutes, args.seed) if minutes > 0 else network
         values = sitk.GetArrayFromImage(upsample_crossview(thick, spacing, adapted).image)
