@@ -48,6 +48,13 @@ def version_line(metadata: dict[str, Any]) -> str:
     return f"Version: `{metadata['name']}` weights sha256 `{str(metadata.get('sha256', ''))[:12]}`, {date}."
 
 
+def lineage_record(metadata: dict[str, Any], data: Any) -> dict[str, Any]:
+    """What a fine-tuned model records of the model it started from (``data``: that model's training data)."""
+    training = metadata.get("training", {})
+    return {"model": metadata["name"], "sha256": metadata.get("sha256"), "steps": training.get("steps"),
+            "seconds": training.get("seconds"), "data": data}
+
+
 def lineage_line(training: dict[str, Any]) -> str:
     """The card's line on the model that a fine-tuned model started from (empty when trained from scratch)."""
     parent = training.get("initialised_from")

@@ -89,6 +89,16 @@ def load_state_dict(metadata: dict[str, Any], map_location: str = "cpu") -> dict
         raise UserInputError(f"cannot load weights {path}: {str(error).splitlines()[0]}") from None
 
 
+def save_checkpoint_file(checkpoint: dict[str, Any], path: Path) -> None:
+    """``torch.save`` atomically: a temporary file beside ``path``, then a rename (an interrupted write leaves the
+    previous checkpoint)."""
+    import torch
+
+    temporary = path.parent / f".{path.name}.tmp"
+    torch.save(checkpoint, temporary)
+    os.replace(temporary, path)
+
+
 def list_models(task: str | None = None) -> list[dict[str, Any]]:
     """Metadata of every shipped model, optionally only those of one task (``mritoct``/``sliceinterp``)."""
     found: dict[str, dict[str, Any]] = {}

@@ -26,7 +26,9 @@ from torch import Tensor, nn
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.model_cards import lineage_record
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
+from CTSynthesisCore.weights import save_checkpoint_file
 
 from ..baselines import adversarial_loss, patch_discriminator
 from ..intensity import MEDIAN_INTENSITY, IntensityMapping
@@ -79,9 +81,7 @@ def initial_weights(network: nn.Module, config: TrainConfig) -> dict[str, Any]:
         raise UserInputError(f"--init {config.init_from}: that model was trained with another MRI scale "
                              f"({start.intensity.describe()}); train with the same --mri-scale")
     network.load_state_dict(start.network.state_dict())
-    training = start.metadata.get("training", {})
-    return {"model": start.metadata["name"], "sha256": start.metadata.get("sha256"),
-            "steps": training.get("steps"), "seconds": training.get("seconds"), "data": training.get("data")}
+    return lineage_record(start.metadata, start.metadata.get("training", {}).get("data"))
 
 
 def mean_network_options(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Tensor] | None]:
@@ -261,9 +261,7 @@ def save_checkpoint(trainer: Trainer, path: Path, seconds: float) -> None:
     if trainer.discriminator is not None:
         checkpoint["discriminator"] = getattr(trainer.discriminator, "module", trainer.discriminator).state_dict()
         checkpoint["optimizer_d"] = trainer.optimizer_d.state_dict()
-    temporary = path.parent / ".checkpoint.tmp"
-    torch.save(checkpoint, temporary)
-    os.replace(temporary, path)
+    save_checkpoint_file(checkpoint, path)
 
 
 def training_step(trainer: Trainer, ct: Tensor, condition: Tensor, autocast: contextlib.AbstractContextManager) -> float:

@@ -16,8 +16,10 @@ from typing import Any, Sequence
 import torch
 
 from CTSynthesisCore.errors import UserInputError
+from CTSynthesisCore.model_cards import lineage_record
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_scalar_volume, read_volume
+from CTSynthesisCore.weights import save_checkpoint_file
 
 from ..catalog import CPU_BATCH_SIZE
 from ..crossview import view_predictions
@@ -109,19 +111,15 @@ def initial_network(init: str) -> tuple[CrossViewNet, dict[str, Any]]:
         source = network
         network = CrossViewNet(replace(source.config, position_input=True))
         network.load_without_position(source.state_dict())
-    training = metadata.get("training", {})
-    lineage = {"model": metadata["name"], "sha256": metadata.get("sha256"), "steps": training.get("steps"),
-               "seconds": training.get("seconds"), "data": training.get("volumes")}
-    return network.train(), lineage
+    return network.train(), lineage_record(metadata, metadata.get("training", {}).get("volumes"))
 
 
 def save_checkpoint(path: Path, network: CrossViewNet, optimiser: torch.optim.Optimizer, step: int, seconds: float,
                     lineage: dict[str, Any] | None) -> None:
-    """Write the resumable state atomically (an interrupted write leaves the previous checkpoint)."""
-    partial = path.with_suffix(".partial")
-    torch.save({"network": network.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
-                "seconds": seconds, "network_config": network.config.to_dict(), "initialised_from": lineage}, partial)
-    partial.replace(path)
+    """Write the resumable state atomically (:func:`~CTSynthesisCore.weights.save_checkpoint_file`)."""
+    save_checkpoint_file({"network": network.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
+                          "seconds": seconds, "network_config": network.config.to_dict(),
+                          "initialised_from": lineage}, path)
 
 
 def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, network_config: CrossViewConfig | None = None,
