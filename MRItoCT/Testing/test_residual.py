@@ -99,10 +99,11 @@ def test_residual_training_keeps_the_mean_network_and_the_model_synthesizes(tmp_
     assert result.ct.GetSpacing() == mri.GetSpacing() and result.ct.GetDirection() == mri.GetDirection()
     ct, spread = sitk.GetArrayFromImage(result.ct), sitk.GetArrayFromImage(result.uncertainty)
     assert np.isfinite(ct).all() and spread.max() > 0
-    # fine-tuning this model (--init) on another CNN's mean keeps that CNN, not the mean stored in the init weights
+    # fine-tuning this model (--init) on another CNN's mean, even one of another size, keeps that CNN, not the mean
+    # stored in the init weights
     other_cnn = tmp_path / "other_cnn"
     assert main(["train", "--data", str(small_dataset), "--model", "cnn", "--out", str(other_cnn), "--steps-per-epoch",
-                 "2", "--batch-size", "2", "--crop", "32", "--channels", "8", "16", "--epochs", "1", "--seed", "1",
+                 "2", "--batch-size", "2", "--crop", "32", "--channels", "4", "8", "--epochs", "1", "--seed", "1",
                  "--quiet"]) == 0
     assert main([*common, "--epochs", "1", "--out", str(tmp_path / "tuned"), "--init", str(out / "last"),
                  "--mean-model", str(other_cnn / "last")]) == 0

@@ -77,7 +77,6 @@ def test_models_without_position_input_load_and_refuse_other_positions():
     assert view_predictions(old, volume, position=torch.full((3,), 0.5)).shape == (3, 3, 16, 16)
     with pytest.raises(ValueError, match="half-way"):
         view_predictions(old, volume, position=torch.full((3,), 1 / 3))
-    assert not load_crossview()[0].config.position_input, "the shipped model predates position input"
 
 
 def test_a_model_without_position_input_widens_into_a_position_model_that_starts_as_it():
@@ -361,6 +360,7 @@ def test_cli_train_then_evaluate(tmp_path, ct, capsys):
     assert "restoring every other slice" in capsys.readouterr().out
     metadata = json.loads((run / "model" / "metadata.json").read_text(encoding="utf-8"))
     assert metadata["training"]["steps"] == 6 and (run / "model" / "MODEL_CARD.md").is_file()
+    assert metadata["training"]["volumes"] == ["train.nii.gz"], "file names only: no local folders in a model"
     assert main(["train", "--data", str(source), "--out", str(run), "--steps", "8", "--block-slices", "10",
                  "--block-size", "32", "--resume", "--quiet"]) == 0
     assert json.loads((run / "model" / "metadata.json").read_text(encoding="utf-8"))["training"]["steps"] == 8

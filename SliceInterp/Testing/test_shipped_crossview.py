@@ -23,6 +23,7 @@ def test_shipped_model_is_verified_and_documented():
     assert not any("aorta" in path for path in metadata["training"]["volumes"]), "the evaluation CT must stay held out"
     network, _ = load_crossview()
     assert sum(p.numel() for p in network.parameters()) < 2_000_000
+    assert network.config.position_input, "any factor goes through the networks (docs/sliceinterp.md)"
 
 
 def test_shipped_model_beats_linear_on_the_held_out_thin_ct():

@@ -16,7 +16,7 @@ import datetime
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -74,14 +74,23 @@ def initial_weights(network: nn.Module, config: TrainConfig) -> dict[str, Any]:
     from ..model import load_model
 
     start = load_model(config.init_from)
-    if start.metadata.get("method") != config.model or start.network.config != network.config:
+    if start.metadata.get("method") != config.model or trained_part(start.network.config) != trained_part(network.config):
         raise UserInputError(f"--init {config.init_from}: that model is a '{start.metadata.get('method')}' with network "
                              f"{start.network.config.to_dict()}, not this '{config.model}' network")
     if start.intensity != config.intensity:
         raise UserInputError(f"--init {config.init_from}: that model was trained with another MRI scale "
                              f"({start.intensity.describe()}); train with the same --mri-scale")
-    network.load_state_dict(start.network.state_dict())
+    weights = {k: v for k, v in start.network.state_dict().items() if not k.startswith("mean_network.")}
+    missing = network.load_state_dict(weights, strict=False).missing_keys
+    if any(not key.startswith("mean_network.") for key in missing):
+        raise RuntimeError(f"--init {config.init_from}: weights missing for {missing}")
     return lineage_record(start.metadata, start.metadata.get("training", {}).get("data"))
+
+
+def trained_part(network_config: Any) -> Any:
+    """The configuration ``--init`` must match: a residual model's frozen mean network may be another CNN
+    (``--mean-model``), so only its denoiser has to be the same."""
+    return replace(network_config, mean_network={}) if hasattr(network_config, "mean_network") else network_config
 
 
 def mean_network_options(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Tensor] | None]:

@@ -90,14 +90,16 @@ def evaluate(thin: sitk.Image, output: str | Path, plan: EvaluationPlan, progres
     truth = sitk.GetArrayFromImage(reference)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    rows, reconstructions = [], {}
+    rows, reconstructions, disagreement = [], {}, None
     methods = method_settings(plan)
     for index, (method, settings) in enumerate(methods.items()):
         progress(index, len(methods), method)
         started = time.monotonic()
-        result = upsample(thick, reference.GetSpacing()[2], settings, cancel=cancel).image
+        outcome = upsample(thick, reference.GetSpacing()[2], settings, cancel=cancel)
         seconds = time.monotonic() - started
-        values = sitk.GetArrayFromImage(result)
+        values = sitk.GetArrayFromImage(outcome.image)
+        if method == "crossview" and outcome.disagreement is not None:
+            disagreement = sitk.GetArrayFromImage(outcome.disagreement)
         if values.shape != truth.shape:
             raise RuntimeError(f"{method} returned {values.shape}, expected {truth.shape}")
         reconstructions[method] = values
@@ -107,7 +109,8 @@ def evaluate(thin: sitk.Image, output: str | Path, plan: EvaluationPlan, progres
             cancel.raise_if_set()
     progress(len(methods), len(methods), "figures")
     _write_tables(rows, output, name, thin, plan.factor)
-    _write_figure(reconstructions, truth, reference.GetSpacing(), plan.factor, output / f"views_x{plan.factor}.png")
+    _write_figure(reconstructions, truth, reference.GetSpacing(), plan.factor, output / f"views_x{plan.factor}.png",
+                  disagreement)
     return rows
 
 
@@ -137,31 +140,38 @@ def _write_tables(rows: list[dict], output: Path, name: str, thin: sitk.Image, f
 
 
 def _write_figure(reconstructions: dict[str, np.ndarray], truth: np.ndarray, spacing: Sequence[float], factor: int,
-                  path: Path) -> None:
-    """Coronal and sagittal views per method with their absolute-error maps (window W1500/L-100; errors 0-300 HU)."""
+                  path: Path, disagreement: np.ndarray | None = None) -> None:
+    """Coronal and sagittal views per method with their absolute-error maps (window W1500/L-100; errors 0-300 HU);
+    beside the reference, the cross-view disagreement (0-100 HU) where there is one."""
     plt = pyplot()
     row, column = truth.shape[1] // 2, truth.shape[2] // 2
     panels = {"reference": truth, **reconstructions}
     aspect_coronal, aspect_sagittal = spacing[2] / spacing[0], spacing[2] / spacing[1]
     figure, axes = plt.subplots(len(panels), 4, figsize=(12, 2.6 * len(panels)), squeeze=False)
+    limits = {"gray": (-850, 650), "magma": (0, 300), "viridis": (0, 100)}
     shown = {}
     for axis_row, (method, volume) in zip(axes, panels.items()):
-        images = [(volume[:, row, :], aspect_coronal, "gray"), (np.abs(volume[:, row, :] - truth[:, row, :]), aspect_coronal, "magma"),
-                  (volume[:, :, column], aspect_sagittal, "gray"), (np.abs(volume[:, :, column] - truth[:, :, column]), aspect_sagittal, "magma")]
-        titles = ["coronal", "|error| coronal", "sagittal", "|error| sagittal"]
-        for axis, (image, aspect, colours), title in zip(axis_row, images, titles):
+        second = np.abs(volume - truth) if method != "reference" else disagreement
+        colours, label = ("magma", f"{method}: |error|") if method != "reference" else ("viridis", "crossview: disagreement")
+        images = [(volume[:, row, :], aspect_coronal, "gray", f"{method}: coronal"),
+                  (None if second is None else second[:, row, :], aspect_coronal, colours, f"{label} coronal"),
+                  (volume[:, :, column], aspect_sagittal, "gray", f"{method}: sagittal"),
+                  (None if second is None else second[:, :, column], aspect_sagittal, colours, f"{label} sagittal")]
+        for axis, (image, aspect, cmap, title) in zip(axis_row, images):
             axis.axis("off")
-            if method == "reference" and colours != "gray":
+            if image is None:
                 continue
-            limits = (-850, 650) if colours == "gray" else (0, 300)
-            shown[colours] = axis.imshow(image.astype(np.float32), cmap=colours, vmin=limits[0], vmax=limits[1],
-                                         aspect=aspect, origin="lower", interpolation="nearest")
-            axis.set_title(f"{method}: {title}", fontsize=8)
+            shown[cmap] = axis.imshow(image.astype(np.float32), cmap=cmap, vmin=limits[cmap][0], vmax=limits[cmap][1],
+                                      aspect=aspect, origin="lower", interpolation="nearest")
+            axis.set_title(title, fontsize=8)
     figure.suptitle(f"x{factor}: one slice in {factor} kept; errors 0-300 HU (only removed slices can differ)", fontsize=9)
     figure.tight_layout(rect=(0, 0.09, 1, 1))
-    for left, (colours, label) in zip((0.08, 0.55), (("gray", "HU"), ("magma", "|error| (HU)"))):
-        figure.colorbar(shown[colours], cax=figure.add_axes((left, 0.05, 0.37, 0.012)), orientation="horizontal",
-                        label=label)
+    bars = [(cmap, label) for cmap, label in (("gray", "HU"), ("magma", "|error| (HU)"),
+                                              ("viridis", "disagreement of the views (HU)")) if cmap in shown]
+    width = 0.9 / len(bars)
+    for index, (cmap, label) in enumerate(bars):
+        figure.colorbar(shown[cmap], cax=figure.add_axes((0.05 + index * width, 0.05, width - 0.05, 0.012)),
+                        orientation="horizontal", label=label)
     figure.savefig(path, dpi=90)
     plt.close(figure)
 

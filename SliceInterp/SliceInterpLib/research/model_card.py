@@ -60,7 +60,8 @@ from these; `--adapt` fine-tunes it on the volume being processed.
 - Steps: {training.get('steps')}, block {config.get('block_slices')} slices x {config.get('block_size')} px,
   learning rate {config.get('learning_rate')}, distillation weight {config.get('distill_weight')} on the
   {config.get('distill_keep')} most consistent voxels, seed {config.get('seed')}.{inplane}
-- Time: {training.get('seconds')} s on {training.get('device')} ({cpu_hours(metadata):.2f} hours).
+- Time: {training.get('seconds')} s on {training.get('device')}; {cpu_hours(metadata):.2f} hours of training in all,
+  earlier training included.
 
 Restoring every other slice of each training volume (PSNR, dB; HU + 1024 clipped to [0, 4000]):
 

@@ -170,7 +170,7 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
         "name": name,
         "date": datetime.date.today().isoformat(),
         "description": "cross-view mutual distillation slice interpolation (axial + shared coronal/sagittal UNets)",
-        "training": {"volumes": [str(p) for p in volume_paths], "steps": record["step"],
+        "training": {"volumes": [p.name for p in volume_paths], "steps": record["step"],
                      "seconds": round(seconds), "device": device, "config": asdict(config),
                      "initialised_from": lineage},
         "validation": {"protocol": "restoring every other slice of each training volume (self-supervised; "
