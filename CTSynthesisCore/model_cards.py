@@ -49,10 +49,11 @@ def version_line(metadata: dict[str, Any]) -> str:
 
 
 def lineage_record(metadata: dict[str, Any], data: Any) -> dict[str, Any]:
-    """What a fine-tuned model records of the model it started from (``data``: that model's training data)."""
+    """What a model records of a model it builds on, the one it was fine-tuned from or a residual model's mean
+    network (``data``: that model's training data; ``seconds``: all of its training, earlier training included)."""
     training = metadata.get("training", {})
     return {"model": metadata["name"], "sha256": metadata.get("sha256"), "steps": training.get("steps"),
-            "seconds": training.get("seconds"), "data": data}
+            "seconds": round(cpu_hours(metadata) * 3600), "data": data}
 
 
 def lineage_line(training: dict[str, Any]) -> str:
@@ -63,10 +64,18 @@ def lineage_line(training: dict[str, Any]) -> str:
 
 
 def cpu_hours(metadata: dict[str, Any]) -> float:
-    """Training time in hours, earlier training this model was initialised from included."""
+    """Training time in hours, with the earlier training this model was initialised from and, for a residual
+    model, its mean network's training."""
     training = metadata.get("training", {})
-    earlier = training.get("initialised_from", {}) or {}
-    return (float(training.get("seconds") or 0) + float(earlier.get("seconds") or 0)) / 3600
+    built_on = [training.get("initialised_from") or {}, training.get("mean_model") or {}]
+    return (float(training.get("seconds") or 0) + sum(float(record.get("seconds") or 0) for record in built_on)) / 3600
+
+
+def mean_model_line(training: dict[str, Any]) -> str:
+    """The card's line on a residual model's frozen mean network (empty for other models)."""
+    mean = training.get("mean_model")
+    return (f"\n- Mean network (frozen): `{mean['model']}` (sha256 {str(mean.get('sha256'))[:12]}..., "
+            f"{mean.get('steps')} steps, {mean.get('seconds')} s of training in all)." if mean else "")
 
 
 def evaluation_sections(metadata: dict[str, Any]) -> str:

@@ -41,6 +41,7 @@ from MRItoCTLib.catalog import (  # noqa: E402 - torch-free: the panel opens bef
     DEFAULT_SAMPLER,
     DEFAULT_SEED,
     PRESETS,
+    SAMPLED_KINDS,
     SAMPLERS,
     matching_preset,
 )
@@ -153,7 +154,7 @@ class MRItoCTWidget(BackgroundRunWidgetMixin, DeviceChoiceWidgetMixin, Parameter
         adaptive solver, the uncertainty overlay when there is no spread (one sample)."""
         node = self._parameterNode
         model = self.models.get(node.model, {})
-        sampled = model.get("kind", "diffusion") == "diffusion"
+        sampled = model.get("kind", "diffusion") in SAMPLED_KINDS
         for widget in (self.ui.presetComboBox, self.ui.samplerComboBox, self.ui.mcSpinBox, self.ui.seedSpinBox,
                        self.ui.keepSamplesCheckBox):
             widget.enabled = sampled

@@ -32,7 +32,11 @@ def test_shipped_card_is_its_metadata_rendered_with_every_section(folder):
     assert "Research use only" in card and "licence" in card.lower()
     if metadata["task"] == "mritoct":
         assert "Dosimetric accuracy has not been evaluated" in card
-        assert "CC BY 4.0" in card, "the licence of each real training CT is named"
+        from CTSynthesisCore.model_cards import CT_SOURCES
+
+        cases = metadata["training"].get("train_cases", [])
+        sources = [text for stem, text in CT_SOURCES.items() if any(stem in case for case in cases)]
+        assert sources and all(text in card for text in sources), "each real training CT is cited with its licence"
 
 
 def test_a_deterministic_model_card_says_it_has_no_uncertainty():
@@ -57,3 +61,31 @@ def test_a_benchmark_record_appears_in_the_card(tmp_path):
     assert "### A test table" in card and "| water | 116.3 |" in card and "`python benchmarks/x.py --record`" in card
     stored = json.loads((tmp_path / "metadata.json").read_text(encoding="utf-8"))
     assert stored["evaluation"]["test"] == record and stored["sha256"] == json.loads(source.read_text())["sha256"]
+
+
+def test_training_hours_count_every_model_a_model_builds_on():
+    """A fine-tuned residual model's hours: its own, the model it started from (with that model's own earlier
+    training) and its frozen mean network's."""
+    from CTSynthesisCore.model_cards import cpu_hours, lineage_record
+
+    cnn = {"name": "cnn", "sha256": "c" * 64, "training": {"seconds": 1800, "steps": 10,
+                                                          "initialised_from": {"seconds": 1800}}}
+    parent = {"name": "parent", "sha256": "p" * 64, "training": {"seconds": 3600, "steps": 20}}
+    residual = {"training": {"seconds": 7200, "initialised_from": lineage_record(parent, "data"),
+                             "mean_model": lineage_record(cnn, "data")}}
+    assert residual["training"]["mean_model"]["seconds"] == 3600
+    assert cpu_hours(residual) == pytest.approx(4.0)
+
+
+def test_an_mritoct_card_states_the_rendering_recipe_its_data_was_made_with():
+    """Item 1 of the data recipe: the tissue ranges of the domain randomisation are in the card, from the
+    dataset's own record (``dataset.json``), so the card matches the data it was trained on."""
+    from MRItoCTLib.research.ct_pairs import RECIPE
+    from MRItoCTLib.research.model_card import model_card
+
+    metadata = {"name": "m", "kind": "residual", "training": {"data_recipe": json.loads(json.dumps(RECIPE))}}
+    card = model_card(metadata)
+    muscle = RECIPE["tissues"]["muscle"]["t2_ms"]
+    assert "Rendering recipe of the CT-derived MRIs" in card and f"muscle {RECIPE['tissues']['muscle']['proton_density'][0]:g}" in card
+    assert f"{muscle[0]:g}-{muscle[1]:g}" in card and "echo ms" in card
+    assert "Rendering recipe" not in model_card({"name": "m", "training": {}}), "real pairs have no recipe"

@@ -119,11 +119,14 @@ def test_controls_a_deterministic_model_ignores_are_greyed_out(panel):
     for control in (ui.presetComboBox, ui.samplerComboBox, ui.stepsSpinBox, ui.mcSpinBox, ui.seedSpinBox,
                     ui.opacitySlider):
         assert control.enabled is False, control.name
-    diffusion = next(name for name, model in widget.models.items() if model.get("kind") == "diffusion")
-    ui.modelComboBox.setCurrentIndex(ui.modelComboBox.findText(diffusion))
-    assert ui.mcSpinBox.enabled is True and ui.opacitySlider.enabled is True
-    ui.mcSpinBox.value = 1
-    assert ui.opacitySlider.enabled is False, "one sample has no spread to overlay"
+    sampled = [name for name, model in widget.models.items() if model.get("kind") in ("diffusion", "residual")]
+    assert {widget.models[name]["kind"] for name in sampled} == {"diffusion", "residual"}
+    for name in sampled:  # a residual model is sampled too: CNN mean + diffusion residual, Monte-Carlo spread
+        ui.modelComboBox.setCurrentIndex(ui.modelComboBox.findText(name))
+        ui.mcSpinBox.value = 4
+        assert ui.mcSpinBox.enabled is True and ui.opacitySlider.enabled is True and ui.samplerComboBox.enabled, name
+        ui.mcSpinBox.value = 1
+        assert ui.opacitySlider.enabled is False, "one sample has no spread to overlay"
 
 
 @pytest.mark.parametrize("module", ["MRItoCT", "SliceInterp"])

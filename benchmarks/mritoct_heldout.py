@@ -75,7 +75,7 @@ def scores(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray, uncertai
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct", required=True, help="a real CT that none of the models was trained on")
-    parser.add_argument("--models", nargs="+", default=["mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
+    parser.add_argument("--models", nargs="+", default=["mritoct-residual", "mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
     parser.add_argument("--cases", type=int, default=2, help="pairs rendered from the CT (default 2)")
     parser.add_argument("--slices", type=int, help="central slices of each pair scored (default all)")
     parser.add_argument("--mc", type=int, default=4)

@@ -15,6 +15,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from CTSynthesisCore.sample_data import SAMPLES, sample_path
+from MRItoCTLib.catalog import DEFAULT_MODEL
 from MRItoCTLib.jobs import result_facts
 from MRItoCTLib.model import load_model
 from MRItoCTLib.pipeline import synthesize
@@ -32,7 +33,7 @@ def read_input(name_or_path: str) -> tuple[sitk.Image, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True, help=f"a bundled sample ({', '.join(SAMPLES)}) or a file")
-    parser.add_argument("--model", default="mritoct-ddpm")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--output", required=True)
     parser.add_argument("--mc", type=int, default=4)
     parser.add_argument("--steps", type=int, help="sampler steps (default: the sampler's)")

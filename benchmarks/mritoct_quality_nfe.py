@@ -21,6 +21,7 @@ import torch
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.metrics import psnr
+from MRItoCTLib.catalog import DEFAULT_MODEL
 from MRItoCTLib.research.dataset import cases_in_split, prepare_case
 from MRItoCTLib.research.metrics import DATA_RANGE, image_metrics
 from MRItoCTLib.model import load_model, new_generator
@@ -60,7 +61,7 @@ def parse_sweep(items: list[str] | None, reference_steps: int) -> dict[str, list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="paired data folder (mritoct make-data layout)")
-    parser.add_argument("--model", default="mritoct-ddpm")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--cases", type=int, default=3, help="held-out (test split) cases, central slice each")
     parser.add_argument("--sweep", nargs="+", help="SAMPLER=SETTING,SETTING ... (default: the full sweep)")
     parser.add_argument("--reference-steps", type=int, default=1000, help="steps of the DDPM reference (default 1000)")

@@ -30,7 +30,7 @@ from CTSynthesisCore.tables import write_csv
 from MRItoCTLib.model import load_model
 from MRItoCTLib.pipeline import synthesize
 from MRItoCTLib.settings import SynthesisSettings
-from MRItoCTLib.catalog import SAMPLERS
+from MRItoCTLib.catalog import DEFAULT_MODEL, SAMPLERS
 
 BF16_PEAK_TFLOPS = {"H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0,
                     "H200": 989.4, "A100": 312.0, "L40S": 362.0, "L4": 121.0}  # dense, vendor data sheets
@@ -146,7 +146,7 @@ def compare_paths(volume: sitk.Image, model, device: str, steps: int, slice_coun
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--model", default="mritoct-ddpm", help="model name or folder (default mritoct-ddpm)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default {DEFAULT_MODEL})")
     parser.add_argument("--runs", nargs="+", default=["ddpm=1000", *SAMPLERS],
                         help="SAMPLER or SAMPLER=STEPS (default: DDPM-1000, then every sampler at its default steps)")
     parser.add_argument("--mc", nargs="+", type=int, default=[1, 10])

@@ -18,7 +18,7 @@ from mritoct_speed import pelvis_volume
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.tables import markdown_table
-from MRItoCTLib.catalog import DEFAULT_PRESET, PRESETS
+from MRItoCTLib.catalog import DEFAULT_MODEL, DEFAULT_PRESET, PRESETS
 from MRItoCTLib.model import load_model
 
 SIZE = (275, 275, 85)
@@ -46,7 +46,7 @@ def timed_run(name: str, device: str, slices: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["mritoct-ddpm"])
+    parser.add_argument("--models", nargs="+", default=[DEFAULT_MODEL])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--slices", type=int, default=SIZE[2], help=f"slices of the series (default {SIZE[2]})")
     args = parser.parse_args()

@@ -169,6 +169,7 @@ def matching_preset(sampler: str, steps: int, mc: int) -> str:
 
 DEFAULT_PRESET = "standard"
 DEFAULT_SAMPLER = "ddpm"  # at its default 10 steps: the fewest NFE within 0.5 dB PSNR of DDPM-1000 (README)
-DEFAULT_MODEL = "mritoct-ddpm"
+DEFAULT_MODEL = "mritoct-residual"  # CNN mean + diffused residual (docs/mritoct.md); mritoct-ddpm: the first model
+SAMPLED_KINDS = ("diffusion", "residual")  # model kinds run by a sampler (the rest: one pass each)
 DEFAULT_MC_SAMPLES = 4
 DEFAULT_SEED = 0

@@ -100,7 +100,7 @@ def build_parser() -> ArgumentParser:
     check.set_defaults(handler=command_evaluate)
     check.add_argument("--data", required=True, help="paired data folder (SynthRAD layout)")
     check.add_argument("--output", required=True, help="folder for metrics.csv, metrics.md and figures")
-    check.add_argument("--models", nargs="+", default=["mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
+    check.add_argument("--models", nargs="+", default=["mritoct-residual", "mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
     check.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
     check.add_argument("--steps", nargs="+", default=[], metavar="SAMPLER=N", help="steps per sampler, e.g. ddpm=250")
     check.add_argument("--ode-tolerance", type=float, default=1e-5, help="rk45 tolerance for the ode sampler")

@@ -12,10 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .catalog import sampler_info
+from .catalog import SAMPLED_KINDS, sampler_info
 
 CONFIRM_ABOVE_SECONDS = 600.0  # the panel asks before a run estimated to take longer
-SAMPLED_KINDS = ("diffusion", "residual")  # model kinds run by a sampler (the rest: one pass)
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,9 @@ def test_residual_training_keeps_the_mean_network_and_the_model_synthesizes(tmp_
     assert main([*common, "--epochs", "2", "--resume", "--mean-model", str(trained_cnn)]) == 0
     cnn, model = load_model(str(trained_cnn)), load_model(str(out / "last"))
     assert model.kind.name == "residual" and model.metadata["training"]["config"]["mean_model"] == str(trained_cnn)
+    mean_record = model.metadata["training"]["mean_model"]  # its training counts in the model's CPU hours
+    assert mean_record["sha256"] == cnn.metadata["sha256"] and mean_record["seconds"] == round(cnn.metadata["training"]["seconds"])
+    assert "Mean network (frozen)" in (out / "last" / "MODEL_CARD.md").read_text(encoding="utf-8")
     for name, weight in cnn.network.state_dict().items():  # frozen: the CNN's weights and statistics, unchanged
         torch.testing.assert_close(model.network.mean_network.state_dict()[name], weight)
     case = sorted(p for p in small_dataset.iterdir() if p.is_dir())[0]

@@ -10,7 +10,7 @@ from MRItoCTLib.model import load_model
 from MRItoCTLib.pipeline import synthesize
 from MRItoCTLib.settings import SynthesisSettings
 
-SHIPPED = ["mritoct-ddpm", "mritoct-cnn", "mritoct-gan"]
+SHIPPED = ["mritoct-residual", "mritoct-ddpm", "mritoct-cnn", "mritoct-gan"]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -39,6 +39,7 @@ def t2_centre(t2_sample) -> sitk.Image:
 
 
 @pytest.mark.parametrize("name,settings", [
+    ("mritoct-residual", SynthesisSettings(sampler="dpmpp", steps=10, mc=2, seed=0)),
     ("mritoct-ddpm", SynthesisSettings(sampler="dpmpp", steps=10, mc=2, seed=0)),
     ("mritoct-cnn", SynthesisSettings()),
     ("mritoct-gan", SynthesisSettings()),
@@ -53,6 +54,6 @@ def test_shipped_model_makes_ct_like_values_from_the_real_t2(t2_centre, name, se
     soft = float(((inside > -150) & (inside < 150)).mean())
     assert soft > 0.4, f"soft-tissue share {soft:.2f}"
     assert float((inside < -30).mean()) > 0.02, "fat (negative HU) should appear"
-    if name == "mritoct-ddpm":  # the baselines give no bone on this real image (README, MRItoCT comparison)
+    if name in ("mritoct-residual", "mritoct-ddpm"):  # the shipped baselines give no bone on this real image
         assert float((inside > 300).mean()) > 0.005, "bone (femoral heads, pelvis) should appear"
         assert float(sitk.GetArrayFromImage(result.uncertainty)[body].mean()) > 0

@@ -43,13 +43,20 @@ def split_of(case_name: str, validation: float = 0.15, test: float = 0.15) -> st
     return "test" if fraction < test else "validation" if fraction < test + validation else "train"
 
 
+def dataset_record(root: Path) -> dict:
+    """The ``dataset.json`` that ``mritoct make-data`` writes (empty for other data, such as real pairs)."""
+    path = root / "dataset.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def recorded_splits(root: Path) -> dict[str, str]:
     """The split of each case as ``dataset.json`` records it (copies of one CT share their patient's split)."""
-    path = root / "dataset.json"
-    if not path.is_file():
-        return {}
-    record = json.loads(path.read_text(encoding="utf-8"))
-    return {case["name"]: case["split"] for case in record.get("cases", []) if "split" in case}
+    return {case["name"]: case["split"] for case in dataset_record(root).get("cases", []) if "split" in case}
+
+
+def rendering_recipe(root: str | Path) -> dict | None:
+    """The ranges the CT-derived MRIs of a dataset were rendered with (``dataset.json``), if it has any."""
+    return dataset_record(Path(root)).get("ct_derived_recipe")
 
 
 def cases_in_split(root: str | Path, split: str) -> list[Path]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from CTSynthesisCore.model_cards import closing_sections, cpu_hours, evaluation_sections, lineage_line, source_lines
+from CTSynthesisCore.model_cards import (closing_sections, cpu_hours, evaluation_sections, lineage_line, mean_model_line,
+                                         source_lines)
 
 from ..intensity import IntensityMapping
 
@@ -33,7 +34,28 @@ def training_data(metadata: dict[str, Any]) -> str:
 {len(cases)} training and {len(training.get('validation_cases', []))} validation cases, split by case (copies of
 one CT share its split). {phantoms} of the training cases are digital pelvis phantoms made by `mritoct make-data`
 (this project, Apache-2.0); the others are MRIs rendered by spin-echo physics from these real CTs:
-{source_lines(cases)}"""
+{source_lines(cases)}{recipe_text(training.get('data_recipe'))}"""
+
+
+def value_range(value: Any) -> str:
+    """'a-b' for a [low, high] pair (one number when equal), 'key a-b, ...' for a mapping, else the value."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key.replace('_', ' ')} {value_range(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return f"{value[0]:g}" if value[0] == value[1] else f"{value[0]:g}-{value[1]:g}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def recipe_text(recipe: dict[str, Any] | None) -> str:
+    """The domain-randomisation ranges the CT-derived MRIs were rendered with (as ``dataset.json`` records them)."""
+    if not recipe:
+        return ""
+    tissues = "; ".join(f"{name.replace('_', ' ')} {value_range(ranges['proton_density'])}, "
+                        f"{value_range(ranges['t1_ms'])}, {value_range(ranges['t2_ms'])}"
+                        for name, ranges in recipe.get("tissues", {}).items())
+    others = "; ".join(f"{key.replace('_', ' ')} {value_range(value)}" for key, value in recipe.items() if key != "tissues")
+    return (f"\n\nRendering recipe of the CT-derived MRIs (drawn per case within these ranges; `dataset.json`). "
+            f"Tissues (proton density, T1 ms, T2 ms): {tissues}. Sequence, geometry and augmentation: {others}.")
 
 
 def loss_weighting(config: dict[str, Any]) -> str:
@@ -86,11 +108,11 @@ Real T2 images differ from these simulations (coil profiles, motion, fat-water s
 - Network: `{kind}` — arguments in `metadata.json` (`network`).
 {speed}
 
-## Training record{lineage_line(training)}
+## Training record{lineage_line(training)}{mean_model_line(training)}
 - Steps: {training.get('steps')}, batch {config.get('batch_size')}, crop {config.get('crop')} px,
   learning rate {config.get('learning_rate')}, seed {config.get('seed')}{loss_weighting(config)}.
 - Time: {training.get('seconds')} s on {training.get('device')} ({training.get('device_reason', '')}); {cpu_hours(metadata):.2f}
-  hours of training in all, earlier training included.
+  hours of training in all, earlier training (and a mean network's) included.
 - Validation MAE: {validation.get('mae_hu')} HU on simulated validation slices ({validation.get('protocol', '')});
   a figure on simulated data, not a clinical accuracy.
 

@@ -35,7 +35,7 @@ from ..intensity import MEDIAN_INTENSITY, IntensityMapping
 from ..model import save_model
 from ..model_types import Draw, LossInputs, ModelType, kind_of, model_kind, model_type
 from ..pipeline import context_stack
-from .dataset import PreparedCase, SliceSampler, cases_in_split, prepare_case
+from .dataset import PreparedCase, SliceSampler, cases_in_split, prepare_case, rendering_recipe
 from .metrics import BONE_HU
 from .model_card import model_card
 
@@ -93,11 +93,12 @@ def trained_part(network_config: Any) -> Any:
     return replace(network_config, mean_network={}) if hasattr(network_config, "mean_network") else network_config
 
 
-def mean_network_options(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Tensor] | None]:
+def mean_network_options(config: TrainConfig
+                         ) -> tuple[dict[str, Any], dict[str, Tensor] | None, dict[str, Any] | None]:
     """The network options of this run and, for a residual model, the weights of its frozen mean network
-    (``--mean-model``: a trained regression model with this run's spacing and MRI scale)."""
+    (``--mean-model``: a trained regression model with this run's spacing and MRI scale) and its lineage record."""
     if not model_kind(config.model_type.kind).needs_mean_model:
-        return config.network_options, None
+        return config.network_options, None, None
     from ..model import load_model
 
     if not config.mean_model:
@@ -111,7 +112,8 @@ def mean_network_options(config: TrainConfig) -> tuple[dict[str, Any], dict[str,
     if mean.config.context_slices != config.context_slices:
         raise UserInputError(f"--mean-model {config.mean_model} sees {mean.config.context_slices} context slices; "
                              f"train with --context-slices {mean.config.context_slices}")
-    return {**config.network_options, "mean_network": mean.config.to_dict()}, mean.network.state_dict()
+    return ({**config.network_options, "mean_network": mean.config.to_dict()}, mean.network.state_dict(),
+            lineage_record(mean.metadata, mean.metadata.get("training", {}).get("data")))
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -183,6 +185,7 @@ class Trainer:
     optimizer_d: torch.optim.Optimizer | None
     generator: torch.Generator
     lineage: dict[str, Any] | None = None
+    mean_lineage: dict[str, Any] | None = None  # a residual model's frozen mean network
     epoch: int = 0
     best: float = float("inf")
     step: int = 0
@@ -200,7 +203,7 @@ def build_trainer(config: TrainConfig, device: str, rank: int, local_rank: int, 
     optimisers and wrappers."""
     kind = config.model_type
     torch.manual_seed(config.seed + rank)
-    options, mean_weights = mean_network_options(config)
+    options, mean_weights, mean_lineage = mean_network_options(config)
     network = kind.build(config.context_slices, config.channels, options, config.intensity)
     lineage = initial_weights(network, config) if config.init_from and from_init else None
     if mean_weights is not None:  # after --init: a residual model fine-tuned on a new mean keeps that mean
@@ -223,7 +226,8 @@ def build_trainer(config: TrainConfig, device: str, rank: int, local_rank: int, 
     optimizer_d = (torch.optim.AdamW(discriminator.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
                    if discriminator is not None else None)
     generator = torch.Generator(device=device).manual_seed(config.seed + rank)
-    return Trainer(config, device, network, trained, ema, discriminator, optimizer, optimizer_d, generator, lineage)
+    return Trainer(config, device, network, trained, ema, discriminator, optimizer, optimizer_d, generator, lineage,
+                   mean_lineage)
 
 
 def intensity_of_config(config: dict[str, Any]) -> IntensityMapping:
@@ -380,6 +384,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
                                  trainer.step, seconds, mae)
                 if trainer.lineage:
                     record["training"]["initialised_from"] = trainer.lineage
+                if trainer.mean_lineage:
+                    record["training"]["mean_model"] = trainer.mean_lineage
                 save_model(out / "last", trainer.evaluated, record, model_card(record), config.intensity)
                 if mae < trainer.best:
                     trainer.best = mae
@@ -411,7 +417,7 @@ def _record(config: TrainConfig, device: str, reason: str, data, train_cases, va
         "training": {"data": str(data), "train_cases": [c.name for c in train_cases],
                      "validation_cases": [c.name for c in validation_cases], "steps": step,
                      "seconds": round(seconds), "device": device, "device_reason": reason,
-                     "config": json.loads(json.dumps(asdict(config)))},
+                     "config": json.loads(json.dumps(asdict(config))), "data_recipe": rendering_recipe(data)},
         "validation": {"mae_hu": round(mae, 2), "protocol": "one DDIM-10 sample (diffusion) or one pass, "
                        f"{config.validation_slices} fixed validation slices, inside the body"},
     }
