@@ -47,7 +47,7 @@ def scores(network, thin_cts: list[Path], factors: list[int], method: str) -> di
             image = (upsample_crossview(thick, spacing, network).image if method == "crossview"
                      else upsample_classical(thick, spacing, method))
             score = removed_slice_scores(sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(reference), factor)
-            result[f"{path.name.split('.')[0]} x{factor}"] = round(score["psnr"], 2)
+            result[f"{path.name.split('.')[0]} x{factor}"] = round(score["psnr"], 4)  # CSV: 4 decimals
     return result
 
 
