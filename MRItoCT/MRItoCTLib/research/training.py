@@ -368,6 +368,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
         return bool(config.max_minutes) and time.monotonic() - started > config.max_minutes * 60
 
     summary: dict[str, Any] = {}
+    recipe = rendering_recipe(data)  # read once: every epoch's record carries it
     with open_log(out / "train_log.csv", resume, rank) as log_file:
         while trainer.epoch < config.epochs:
             losses = train_epoch(trainer, sampler, autocast, progress, cancel, out_of_time)
@@ -381,7 +382,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
                 log_file.flush()
                 log(f"epoch {trainer.epoch}: loss {np.mean(losses):.4f}, validation MAE {mae:.1f} HU, {seconds:.0f} s")
                 record = _record(config, choice.device, choice.reason, data, train_cases, validation_cases,
-                                 trainer.step, seconds, mae)
+                                 trainer.step, seconds, mae, recipe)
                 if trainer.lineage:
                     record["training"]["initialised_from"] = trainer.lineage
                 if trainer.mean_lineage:
@@ -405,8 +406,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
 
 
 def _record(config: TrainConfig, device: str, reason: str, data, train_cases, validation_cases, step: int,
-            seconds: float, mae: float) -> dict[str, Any]:
-    """The metadata stored beside the weights."""
+            seconds: float, mae: float, recipe: dict[str, Any] | None) -> dict[str, Any]:
+    """The metadata stored beside the weights (``recipe``: how the data's MRIs were rendered, if recorded)."""
     return {
         "name": f"mritoct-{config.model}",
         "method": config.model,
@@ -417,7 +418,7 @@ def _record(config: TrainConfig, device: str, reason: str, data, train_cases, va
         "training": {"data": str(data), "train_cases": [c.name for c in train_cases],
                      "validation_cases": [c.name for c in validation_cases], "steps": step,
                      "seconds": round(seconds), "device": device, "device_reason": reason,
-                     "config": json.loads(json.dumps(asdict(config))), "data_recipe": rendering_recipe(data)},
+                     "config": json.loads(json.dumps(asdict(config))), "data_recipe": recipe},
         "validation": {"mae_hu": round(mae, 2), "protocol": "one DDIM-10 sample (diffusion) or one pass, "
                        f"{config.validation_slices} fixed validation slices, inside the body"},
     }

@@ -150,13 +150,22 @@ def _write_figure(reconstructions: dict[str, np.ndarray], truth: np.ndarray, spa
     figure, axes = plt.subplots(len(panels), 4, figsize=(12, 2.6 * len(panels)), squeeze=False)
     limits = {"gray": (-850, 650), "magma": (0, 300), "viridis": (0, 100)}
     shown = {}
+    def planes(volume: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return (None, None) if volume is None else (volume[:, row, :], volume[:, :, column])
+
+    truth_planes = planes(truth)
     for axis_row, (method, volume) in zip(axes, panels.items()):
-        second = np.abs(volume - truth) if method != "reference" else disagreement
-        colours, label = ("magma", f"{method}: |error|") if method != "reference" else ("viridis", "crossview: disagreement")
-        images = [(volume[:, row, :], aspect_coronal, "gray", f"{method}: coronal"),
-                  (None if second is None else second[:, row, :], aspect_coronal, colours, f"{label} coronal"),
-                  (volume[:, :, column], aspect_sagittal, "gray", f"{method}: sagittal"),
-                  (None if second is None else second[:, :, column], aspect_sagittal, colours, f"{label} sagittal")]
+        coronal, sagittal = planes(volume)
+        if method == "reference":
+            (coronal_2, sagittal_2), colours, label = planes(disagreement), "viridis", "crossview: disagreement"
+        else:  # the error only where it is shown, not over the whole volume
+            coronal_2, sagittal_2 = (np.abs(shown_plane - true_plane)
+                                     for shown_plane, true_plane in zip((coronal, sagittal), truth_planes))
+            colours, label = "magma", f"{method}: |error|"
+        images = [(coronal, aspect_coronal, "gray", f"{method}: coronal"),
+                  (coronal_2, aspect_coronal, colours, f"{label} coronal"),
+                  (sagittal, aspect_sagittal, "gray", f"{method}: sagittal"),
+                  (sagittal_2, aspect_sagittal, colours, f"{label} sagittal")]
         for axis, (image, aspect, cmap, title) in zip(axis_row, images):
             axis.axis("off")
             if image is None:
