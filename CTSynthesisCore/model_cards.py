@@ -21,6 +21,10 @@ EXTENSION = "CTSynthesis: MRItoCT and SliceInterp for 3D Slicer (Apache-2.0)"
 TOTALSEGMENTATOR = ("Wasserthal J et al. TotalSegmentator: robust segmentation of 104 anatomic structures in CT images. "
                     "Radiology: Artificial Intelligence, 2023; file from the wasserth/TotalSegmentator repository, "
                     "Apache-2.0")
+SOFT_TISSUE_SARCOMA = ("Vallieres M, Freeman CR, Skamene SR, El Naqa I. A radiomics model from joint FDG-PET and MRI "
+                       "texture features for the prediction of lung metastases in soft-tissue sarcomas of the "
+                       "extremities. Physics in Medicine and Biology 60(14), 5471-5496 (2015); TCIA Soft-tissue-Sarcoma, "
+                       "doi:10.7937/K9/TCIA.2015.7GO2GSKS, CC BY 3.0; DICOM from the oncoray/mirp repository's test data")
 CT_SOURCES = {  # a training volume's file stem -> what it is, citation and licence
     "totalseg_example_ct_3mm": f"abdomen-pelvis CT, 3 mm. {TOTALSEGMENTATOR}",
     "totalseg_aorta_ct_1p5mm": f"chest and upper abdomen CT, 1.5 mm. {TOTALSEGMENTATOR}",
@@ -33,6 +37,8 @@ CT_SOURCES = {  # a training volume's file stem -> what it is, citation and lice
                              "(LIDC) and Image Database Resource Initiative (IDRI). Medical Physics 38(2), 915-931 "
                              "(2011); TCIA LIDC-IDRI, doi:10.7937/K9/TCIA.2015.LO9QL9SX, CC BY 3.0; DICOM from the "
                              "oncoray/mirp repository's test data",
+    **{f"sts_00{n}_thigh_ct_3mm": f"thigh or hip CT of a PET/CT, 3.3 mm, cropped around a soft-tissue sarcoma "
+                                  f"(STS_00{n}). {SOFT_TISSUE_SARCOMA}" for n in (1, 2, 3)},
 }
 
 

@@ -1,12 +1,14 @@
 """Quality against NFE for every MRItoCT sampler on held-out cases; prints a markdown table, writes CSV.
 
-Each run draws one sample of the central slice of each held-out case (with its true
-neighbouring slices as context) from the same initial noise, on the model's grid. It is
-scored against the true CT (SynthRAD metrics inside the body mask) and against the
-DDPM-1000 sample. The last table gives, per sampler, the fewest NFE whose PSNR is within
-0.5 dB of DDPM-1000's.
+The held-out cases are the test split of a paired data folder (``--data``) or pairs rendered, as
+``mritoct_heldout.py`` renders them, from a real CT no model was trained on (``--ct``). Each run draws
+one sample of the central slice of each case (with its true neighbouring slices as context) from the
+same initial noise, on the model's grid, the way the model's kind samples (a residual model: its
+regression mean plus a sampled residual). It is scored against the true CT (SynthRAD metrics inside
+the body mask) and against the DDPM-1000 sample. The last table gives, per sampler, the fewest NFE
+whose PSNR is within 0.5 dB of DDPM-1000's.
 
-    python benchmarks/mritoct_quality_nfe.py --data DATA [--cases 3] [--sweep ddpm=10,250 dpmpp=5,10 ...] [--csv FILE]
+    python benchmarks/mritoct_quality_nfe.py (--data DATA | --ct CT) [--cases 3] [--sweep ddpm=10,250 ...] [--csv FILE]
 """
 
 from __future__ import annotations
@@ -15,18 +17,21 @@ import argparse
 import csv
 import datetime
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.metrics import psnr
+from CTSynthesisCore.volume_io import read_volume
 from MRItoCTLib.catalog import DEFAULT_MODEL
-from MRItoCTLib.research.dataset import cases_in_split, prepare_case
-from MRItoCTLib.research.metrics import DATA_RANGE, image_metrics
-from MRItoCTLib.model import load_model, new_generator
+from MRItoCTLib.model import LoadedModel, load_model, new_generator
+from MRItoCTLib.model_types import Draw
 from MRItoCTLib.pipeline import context_stack
-from MRItoCTLib.samplers import get_sampler
+from MRItoCTLib.research.ct_pairs import pair_from_ct
+from MRItoCTLib.research.dataset import PreparedCase, cases_in_split, prepare_case, prepare_pair
+from MRItoCTLib.research.metrics import DATA_RANGE, image_metrics
 
 SWEEP = {
     "ddpm": ["1000", "10", "25", "50", "100", "250"],
@@ -60,9 +65,13 @@ def parse_sweep(items: list[str] | None, reference_steps: int) -> dict[str, list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="paired data folder (mritoct make-data layout)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="paired data folder (mritoct make-data layout): its test split")
+    source.add_argument("--ct", help="a real CT no model was trained on: pairs rendered from it")
     parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--cases", type=int, default=3, help="held-out (test split) cases, central slice each")
+    parser.add_argument("--cases", type=int, default=3, help="held-out cases, central slice each")
+    parser.add_argument("--pair-seed", type=int, default=1000, help="seed of the pairs rendered from --ct "
+                        "(default 1000, as mritoct_heldout.py)")
     parser.add_argument("--sweep", nargs="+", help="SAMPLER=SETTING,SETTING ... (default: the full sweep)")
     parser.add_argument("--reference-steps", type=int, default=1000, help="steps of the DDPM reference (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
@@ -73,8 +82,7 @@ def main() -> None:
     reference_key = ("ddpm", str(args.reference_steps))
     device = choose_device(args.device)
     model = load_model(args.model, device.device)
-    cases = [prepare_case(folder, model.spacing_mm, model.intensity)
-             for folder in cases_in_split(args.data, "test")[: args.cases]]
+    cases = held_out_cases(args, model)
     centres = [case.mri.shape[0] // 2 for case in cases]
     height = max(case.mri.shape[1] for case in cases)
     width = max(case.mri.shape[2] for case in cases)
@@ -97,16 +105,16 @@ def main() -> None:
         for setting in settings:
             steps, options = sampler_call(setting)
             started = time.perf_counter()
+            draw = Draw(sampler_name, steps, options, new_generator(device.device, args.seed))
             with torch.inference_mode():
-                result = get_sampler(sampler_name)(model.network, condition, model.network.process, steps=steps,
-                                                   generator=new_generator(device.device, args.seed), **options)
+                sample, nfe = model.kind.draw(model.network, model.network, condition, draw)
             seconds = time.perf_counter() - started
-            predictions = [model.intensity.unit_to_hu(result.sample[i, 0, : t.shape[0], : t.shape[1]].float().cpu().numpy())
+            predictions = [model.intensity.unit_to_hu(sample[i, 0, : t.shape[0], : t.shape[1]].float().cpu().numpy())
                            for i, t in enumerate(truths)]
             if (sampler_name, setting) == reference_key:
                 reference_hu = predictions
             scores = [image_metrics(p[None], t[None], m[None]) for p, t, m in zip(predictions, truths, masks)]
-            row = {"sampler": sampler_name, "setting": setting, "nfe": result.nfe, "seconds": round(seconds, 1),
+            row = {"sampler": sampler_name, "setting": setting, "nfe": nfe, "seconds": round(seconds, 1),
                    **{key: float(np.mean([s[key] for s in scores])) for key in ("mae", "psnr", "ssim")}}
             if reference_hu is not None:
                 row["psnr_vs_reference"] = float(np.mean([psnr(np.clip(p, -1024, 3000)[m], np.clip(r, -1024, 3000)[m],
@@ -116,9 +124,20 @@ def main() -> None:
             rows.append(row)
             writer.writerow(row)
             handle.flush()
-            print(f"{sampler_name} {setting}: NFE {result.nfe}, PSNR {row['psnr']:.2f} dB, {seconds:.0f} s", flush=True)
+            print(f"{sampler_name} {setting}: NFE {nfe}, PSNR {row['psnr']:.2f} dB, {seconds:.0f} s", flush=True)
     handle.close()
     print_tables(rows, reference_key, [case.name for case in cases], device.reason)
+
+
+def held_out_cases(args: argparse.Namespace, model: LoadedModel) -> list[PreparedCase]:
+    """The test split of ``--data``, or pairs rendered from ``--ct`` without spatial augmentation."""
+    if args.data:
+        return [prepare_case(folder, model.spacing_mm, model.intensity)
+                for folder in cases_in_split(args.data, "test")[: args.cases]]
+    ct, stem = read_volume(args.ct), Path(args.ct).name.split(".")[0]
+    return [prepare_pair(f"{stem} pair {case}", *pair_from_ct(ct, np.random.default_rng([args.pair_seed, case]),
+                                                               augment=False), model.spacing_mm, model.intensity)
+            for case in range(args.cases)]
 
 
 def print_tables(rows: list[dict], reference_key: tuple[str, str], case_names: list[str], device_reason: str) -> None:

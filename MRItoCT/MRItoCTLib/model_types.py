@@ -212,7 +212,8 @@ MODEL_TYPES: dict[str, ModelType] = {model_type.name: model_type for model_type 
               denoising_loss, ema=True),
     ModelType("residual", "residual", "regression mean + VP diffusion of its residual (CorrDiff-style)",
               {"process": "vp", "prediction": "v"}, residual_denoising_loss, ema=True),
-    ModelType("cnn", "regression", "UNet regression, L1 (CNN baseline)", {}, l1_loss),
+    # EMA: on real T2 images a CNN's reading of ambiguous regions (urine or marrow) swings between checkpoints
+    ModelType("cnn", "regression", "UNet regression, L1 (CNN baseline)", {}, l1_loss, ema=True),
     ModelType("gan", "regression", "pix2pix: UNet generator + PatchGAN, L1 + LSGAN", {}, pix2pix_loss, adversarial=True),
 ]}
 

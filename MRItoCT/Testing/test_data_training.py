@@ -122,6 +122,48 @@ def test_train_writes_models_and_resumes(tmp_path, small_dataset, model_type):
     assert metadata["training"]["device"] == "cpu" and metadata["spacing_mm"] == [2.0, 2.0]
 
 
+def test_a_run_saved_before_its_type_kept_an_ema_resumes(tmp_path, small_dataset):
+    """The CNN now validates and saves an EMA of its weights; a CNN checkpoint without one resumes, the average
+    starting from its weights."""
+    import torch
+
+    from MRItoCTLib.model_types import model_type
+
+    assert model_type("cnn").ema
+    out = tmp_path / "cnn"
+    common = ["train", "--data", str(small_dataset), "--model", "cnn", "--out", str(out), "--steps-per-epoch", "2",
+              "--batch-size", "2", "--crop", "32", "--channels", "8", "16", "--quiet"]
+    assert main([*common, "--epochs", "1"]) == 0
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert "ema" in checkpoint
+    del checkpoint["ema"]
+    torch.save(checkpoint, out / "checkpoint.pt")
+    assert main([*common, "--epochs", "2", "--resume"]) == 0
+    assert "ema" in torch.load(out / "checkpoint.pt", weights_only=False)
+
+
+def test_water_density_regions_of_the_ct_render_as_bright_fluid(monkeypatch):
+    """A CT's homogeneous water-density region (a full bladder, 10 HU) is fluid on the T2, brighter than fat, as
+    urine is on a real T2; the thin band where fat meets muscle (its HU crosses water's) is not."""
+    from MRItoCTLib.research import ct_pairs
+
+    spacing = (1.0, 1.0, 3.0)
+    hu = np.full((3, 120, 120), 50.0)  # muscle
+    hu[:, :, :30] = -100.0  # fat on the left: the boundary's 3 mm mean passes through water's HU
+    y, x = np.mgrid[:120, :120]
+    bladder = np.hypot(y - 60, x - 80) < 25
+    hu[:, bladder] = 10.0
+    hu += np.random.default_rng(0).normal(0.0, 5.0, hu.shape)
+    fluid = ct_pairs.water_density_fluid(hu, spacing)
+    inside = np.hypot(y - 60, x - 80) < 20
+    assert fluid[1][inside].mean() > 0.95
+    assert not fluid[1][:, 24:36].any() and not fluid[1][:, 40:50].any()  # the fat boundary and muscle
+    monkeypatch.setitem(ct_pairs.RECIPE, "water_density_fluid_probability", 1.0)
+    signals = ct_pairs.case_signals(np.random.default_rng(1))
+    signal = ct_pairs.soft_tissue_signal(hu, signals, spacing, np.random.default_rng(2))
+    assert np.allclose(signal[1][inside], signals["fluid"])
+
+
 def test_init_fine_tunes_from_given_weights_and_records_them(tmp_path, small_dataset, capsys):
     import torch
 
@@ -359,14 +401,17 @@ def test_bone_weight_is_recorded_and_checked(tmp_path, small_dataset, capsys):
 
 
 def test_bone_gets_a_black_cortical_shell_of_the_drawn_thickness():
-    """A blurred bone disc in the CT (as a 3 mm CT shows a femoral head): its outer 1-3 mm render as cortical bone,
-    its inside as marrow, as a real T2 shows it."""
+    """A bone disc in the CT (as a 3 mm CT shows a femoral head, its trabecular inside dipping below the bone
+    threshold in places): its outer 1-2 mm render as cortical bone, its whole inside as marrow, as a real T2 shows
+    it."""
     from MRItoCTLib.research.ct_pairs import BONE_EDGE_HU, RECIPE, cortical_shell
 
     spacing = (0.5, 0.5, 1.0)
     y, x = np.mgrid[:120, :120] * spacing[0]
     radius = np.hypot(y - 30, x - 30)
     hu = np.repeat(np.where(radius < 20, 300.0, 40.0)[None], 9, axis=0)
+    gaps = (np.random.default_rng(1).random(hu.shape) < 0.15) & (radius < 17)
+    hu[gaps] = 150.0  # below BONE_EDGE_HU: marrow between trabeculae, not bone surface
     shell = cortical_shell(hu, spacing, np.random.default_rng(0))
     middle = shell[4]
     assert not middle[radius >= 20].any()  # soft tissue stays soft tissue

@@ -5,7 +5,9 @@ elastic deformation) and renders a T2-weighted image from HU-derived tissue frac
 model, every tissue's proton density, T1 and T2 drawn per case within physiological ranges
 (:data:`RECIPE`). CT cannot tell muscle from organs or urine, so the soft tissue is split by a smooth
 random field into muscle-, organ- and fluid-like regions with their own T2: the network learns that dark
-muscle, grey organs and bright fluid are all soft tissue in HU. The acquisition (coil bias and profile,
+muscle, grey organs and bright fluid are all soft tissue in HU; in most cases the CT's homogeneous water-density
+regions (urine in a full bladder) are fluid, bright as on a real T2. Bone is a solid with a black cortical shell
+and bright, fat-like marrow inside. The acquisition (coil bias and profile,
 turbo-spin-echo blur, Rician noise) and the slice profile follow. The CT target is the augmented CT itself.
 """
 
@@ -33,16 +35,18 @@ RECIPE: dict[str, Any] = {
     "tissues": {
         "gas": {"proton_density": (0.0, 0.02), "t1_ms": (1.0, 1.0), "t2_ms": (1.0, 5.0)},
         "fat": {"proton_density": (0.85, 1.0), "t1_ms": (230.0, 400.0), "t2_ms": (100.0, 170.0)},
-        "muscle": {"proton_density": (0.65, 0.85), "t1_ms": (800.0, 1400.0), "t2_ms": (25.0, 50.0)},
+        # pelvic muscle on a real T2 can be nearly as dark as cortex (0.07 of fat on the bundled ProstateX T2)
+        "muscle": {"proton_density": (0.6, 0.85), "t1_ms": (800.0, 1400.0), "t2_ms": (18.0, 50.0)},
         "organ": {"proton_density": (0.75, 0.95), "t1_ms": (500.0, 1500.0), "t2_ms": (45.0, 110.0)},
         "fluid": {"proton_density": (0.95, 1.0), "t1_ms": (2000.0, 4000.0), "t2_ms": (300.0, 2000.0)},
         # from red marrow (vertebrae) to fatty marrow, as bright as fat on T2 (adult femoral heads: 1.15 of the
         # body's median bright signal on the bundled T2, against 1.12 in subcutaneous fat)
-        "marrow": {"proton_density": (0.8, 1.0), "t1_ms": (250.0, 600.0), "t2_ms": (60.0, 170.0)},
+        "marrow": {"proton_density": (0.85, 1.0), "t1_ms": (250.0, 500.0), "t2_ms": (80.0, 170.0)},
         "cortical_bone": {"proton_density": (0.02, 0.12), "t1_ms": (200.0, 800.0), "t2_ms": (0.5, 3.0)},
     },
-    "soft_tissue_shares": {"organ": (0.1, 0.5), "fluid": (0.0, 0.15)},  # the rest is muscle
+    "soft_tissue_shares": {"organ": (0.05, 0.4), "fluid": (0.0, 0.15)},  # the rest is muscle
     "soft_tissue_region_mm": (25.0, 60.0),  # size of the muscle / organ / fluid regions
+    "water_density_fluid_probability": 0.8,  # of a case rendering the CT's homogeneous water-density regions as fluid
     "texture": (0.03, 0.12),  # relative amplitude of fine tissue texture
     "repetition_ms": (2500.0, 7000.0),
     "echo_ms": (70.0, 130.0),
@@ -52,7 +56,7 @@ RECIPE: dict[str, Any] = {
     "tilt_degrees": 4.0,
     "scale": (0.85, 1.15),
     "elastic_mm": (0.0, 6.0),  # standard deviation of the B-spline control-point displacements
-    "cortex_mm": (1.0, 3.0),  # thickness of the black cortical shell drawn around bone
+    "cortex_mm": (0.8, 2.0),  # thickness of the black cortical shell drawn around bone
     "dark_interface_share": (0.2, 0.8),  # of the fat / soft-tissue boundary drawn dark (fascia, chemical shift)
     "fascia_spacing_mm": (15.0, 40.0),  # typical distance between dark fascia lines inside soft tissue
     "dark_line_of_muscle": (0.0, 0.5),  # a dark line's signal, as a share of the case's muscle signal
@@ -91,28 +95,56 @@ def case_signals(rng: np.random.Generator) -> dict[str, float]:
             for name, ranges in RECIPE["tissues"].items()}
 
 
-def soft_tissue_signal(shape: tuple[int, ...], signals: dict[str, float], spacing: tuple[float, float, float],
+WATER_HU = (-10.0, 18.0)  # urine, bile, ascites, cysts; soft tissue is denser, fat far lighter
+WATER_SPREAD_HU = 15.0  # local spread below which a water-density neighbourhood counts as one fluid
+
+
+def water_density_fluid(hu: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Homogeneous water-density regions of the CT (bladder urine, gallbladder, bowel fluid): mean HU over a 3 mm
+    in-plane neighbourhood in WATER_HU with a local spread under WATER_SPREAD_HU, so the thin mixed band between
+    fat and muscle (its mean crosses the same HU) is left out."""
+    image = sitk.GetImageFromArray(hu.astype(np.float32))
+    image.SetSpacing(spacing)
+    radius = [max(1, round(3.0 / s)) for s in spacing[:2]] + [0]
+    mean = sitk.GetArrayFromImage(sitk.Mean(image, radius))
+    spread = sitk.GetArrayFromImage(sitk.Noise(image, radius))
+    return (mean >= WATER_HU[0]) & (mean <= WATER_HU[1]) & (spread < WATER_SPREAD_HU)
+
+
+def soft_tissue_signal(hu: np.ndarray, signals: dict[str, float], spacing: tuple[float, float, float],
                        rng: np.random.Generator) -> np.ndarray:
-    """The soft tissue's signal per voxel: muscle-, organ- and fluid-like regions from a smooth random field."""
+    """The soft tissue's signal per voxel: muscle-, organ- and fluid-like regions from a smooth random field, and
+    (in most cases) fluid wherever the CT shows homogeneous water density, as a real T2 shows urine: bright."""
     region_voxels = draw(rng, RECIPE["soft_tissue_region_mm"]) / spacing[0]
-    field = smooth_field(shape, rng, region_voxels)
+    field = smooth_field(hu.shape, rng, region_voxels)
     organ, fluid = (draw(rng, RECIPE["soft_tissue_shares"][kind]) for kind in ("organ", "fluid"))
     low, high = np.quantile(field, [1.0 - organ - fluid, 1.0 - fluid]) if organ + fluid > 0 else (np.inf, np.inf)
     kind = np.where(field >= high, 2, np.where(field >= low, 1, 0))
+    if rng.random() < RECIPE["water_density_fluid_probability"]:
+        kind = np.where(water_density_fluid(hu, spacing), 2, kind)
     return np.array([signals[name] for name in SOFT_TISSUE_KINDS], np.float32)[kind]
 
 
-def cortical_shell(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
-    """The outer layer of bone (voxels above BONE_EDGE_HU), ``cortex_mm`` thick: cortical bone.
-
-    A CT of 3 mm smears a 1-3 mm cortex into voxels of 400-900 HU, which mixing by HU renders as mostly bright
-    marrow; a real T2 of 0.5-1 mm pixels shows the cortex as a black ring around the marrow (femoral heads,
-    vertebral bodies). The shell restores that ring; the CT target keeps the CT's own values."""
+def solid_bone(hu: np.ndarray, spacing: tuple[float, float, float]) -> sitk.Image:
+    """Bone as a solid: voxels above BONE_EDGE_HU, closed over 3 mm and filled in each axial plane. Trabecular bone
+    in a thick CT dips below the threshold in places; its gaps are marrow, not bone surface."""
     bone = sitk.GetImageFromArray((hu > BONE_EDGE_HU).astype(np.uint8))
     bone.SetSpacing(spacing)
+    closed = sitk.BinaryMorphologicalClosing(bone, [max(1, round(3.0 / s)) for s in spacing[:2]] + [1], sitk.sitkBall)
+    return fill_holes_per_slice(closed)
+
+
+def cortical_shell(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
+    """The outer layer of bone, ``cortex_mm`` thick: cortical bone.
+
+    A CT of 3 mm smears a 1-2 mm cortex into voxels of 400-900 HU, which mixing by HU renders as mostly bright
+    marrow; a real T2 of 0.5-1 mm pixels shows the cortex as a black ring around the marrow (femoral heads,
+    vertebral bodies). The shell restores that ring on the outline of the solid bone only, so the marrow inside
+    stays bright; the CT target keeps the CT's own values."""
+    solid = solid_bone(hu, spacing)
     thickness = draw(rng, RECIPE["cortex_mm"])
-    interior = sitk.BinaryErode(bone, [max(1, round(thickness / s)) for s in spacing], sitk.sitkBall)
-    return sitk.GetArrayFromImage(bone - interior).astype(bool)
+    interior = sitk.BinaryErode(solid, [max(1, round(thickness / s)) for s in spacing], sitk.sitkBall)
+    return sitk.GetArrayFromImage(solid - interior).astype(bool) & (hu > BONE_EDGE_HU)
 
 
 def soft_tissue_voxels(hu: np.ndarray) -> np.ndarray:
@@ -150,7 +182,7 @@ def render_t2(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, f
     a black cortical shell around bone and dark lines that are not bone."""
     signals = case_signals(rng)
     fractions = tissue_fractions(hu)
-    per_anchor = [signals["gas"], signals["fat"], soft_tissue_signal(hu.shape, signals, spacing, rng),
+    per_anchor = [signals["gas"], signals["fat"], soft_tissue_signal(hu, signals, spacing, rng),
                   signals["marrow"], signals["cortical_bone"]]
     clean = sum(fraction * signal for fraction, signal in zip(fractions, per_anchor))
     clean = np.where(cortical_shell(hu, spacing, rng), signals["cortical_bone"], clean)

@@ -82,17 +82,22 @@ class PreparedCase:
 
 def prepare_case(folder: Path, spacing_xy: tuple[float, float], intensity: IntensityMapping) -> PreparedCase:
     """Read and preprocess a case exactly as inference does; the CT is resampled onto the MRI's model grid."""
-    mri = read_volume(folder / "mr.nii.gz")
+    mask = read_volume(folder / "mask.nii.gz") if (folder / "mask.nii.gz").is_file() else None
+    return prepare_pair(folder.name, read_volume(folder / "mr.nii.gz"), read_volume(folder / "ct.nii.gz"), mask,
+                        spacing_xy, intensity)
+
+
+def prepare_pair(name: str, mri: sitk.Image, ct: sitk.Image, given_mask: sitk.Image | None,
+                 spacing_xy: tuple[float, float], intensity: IntensityMapping) -> PreparedCase:
+    """An MRI/CT pair (and its body mask, if given) preprocessed exactly as inference does."""
     prepared = prepare_mri(mri, spacing_xy, intensity)
-    ct = sitk.Resample(read_volume(folder / "ct.nii.gz"), prepared.grid, sitk.Transform(), sitk.sitkLinear, AIR_HU,
-                       sitk.sitkFloat32)
+    ct = sitk.Resample(ct, prepared.grid, sitk.Transform(), sitk.sitkLinear, AIR_HU, sitk.sitkFloat32)
     mask = prepared.mask
-    if (folder / "mask.nii.gz").is_file():
-        given = sitk.Resample(read_volume(folder / "mask.nii.gz"), prepared.grid, sitk.Transform(),
-                              sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    if given_mask is not None:
+        given = sitk.Resample(given_mask, prepared.grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         mask = sitk.GetArrayFromImage(given).astype(bool)
     ct_unit = intensity.hu_to_unit(np.where(mask, sitk.GetArrayFromImage(ct), AIR_HU)).astype(np.float32)
-    return PreparedCase(folder.name, prepared.mri_unit, ct_unit, mask, prepared.grid)
+    return PreparedCase(name, prepared.mri_unit, ct_unit, mask, prepared.grid)
 
 
 def vary_contrast(condition: np.ndarray, gamma: float) -> np.ndarray:

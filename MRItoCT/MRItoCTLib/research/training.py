@@ -255,8 +255,8 @@ def resume_trainer(trainer: Trainer, path: Path) -> None:
                              "the same --mri-scale")
     trainer.network.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
-    if trainer.ema is not None:
-        trainer.ema.load_state_dict(state["ema"])
+    if trainer.ema is not None:  # a run saved before its type kept an EMA starts the average here
+        trainer.ema.load_state_dict(state.get("ema", state["model"]))
     if trainer.discriminator is not None:
         getattr(trainer.discriminator, "module", trainer.discriminator).load_state_dict(state["discriminator"])
         trainer.optimizer_d.load_state_dict(state["optimizer_d"])
