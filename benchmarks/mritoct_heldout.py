@@ -48,6 +48,17 @@ def central(image: sitk.Image, slices: int | None) -> sitk.Image:
     return image[:, :, start:start + slices]
 
 
+def ct_stem(path: str) -> str:
+    """'crlm1004_abdomen_ct_5mm' for '.../crlm1004_abdomen_ct_5mm.nii.gz': how tables and records name a CT."""
+    return Path(path).name.split(".")[0]
+
+
+def held_out_pair(ct: sitk.Image, seed: int, case: int) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
+    """(MRI, CT, body mask) of pair ``case``: the training recipe's contrast and acquisition, no spatial
+    augmentation; the same pairs for every benchmark given the same seed."""
+    return pair_from_ct(ct, np.random.default_rng([seed, case]), augment=False)
+
+
 def water_in_body(mask: np.ndarray) -> np.ndarray:
     return np.where(mask, 0.0, -1024.0)
 
@@ -91,7 +102,7 @@ def main() -> None:
         models[model_label(name, model.metadata)] = model
     rows = []
     for case in range(args.cases):
-        mri, truth_image, mask_image = pair_from_ct(ct, np.random.default_rng([args.seed, case]), augment=False)
+        mri, truth_image, mask_image = held_out_pair(ct, args.seed, case)
         mri, truth_image, mask_image = (central(image, args.slices) for image in (mri, truth_image, mask_image))
         truth = sitk.GetArrayFromImage(truth_image).astype(np.float64)
         mask = sitk.GetArrayFromImage(mask_image).astype(bool)
@@ -106,7 +117,7 @@ def main() -> None:
                          **scores(sitk.GetArrayFromImage(result.ct), truth, mask, uncertainty)})
         print(f"case {case} done", flush=True)
     write_csv(args.csv, rows)
-    stem = Path(args.ct).name.split(".")[0]
+    stem = ct_stem(args.ct)
     print(f"\nHeld-out CT {stem}: {args.cases} rendered pairs, {args.slices or 'all'} central slices, inside the body\n")
     print(markdown_table(HEADER, [mean_cells(rows, method) for method in dict.fromkeys(row["method"] for row in rows)]))
     if args.record:

@@ -17,10 +17,11 @@ import argparse
 import csv
 import datetime
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from mritoct_heldout import ct_stem, held_out_pair
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.metrics import psnr
@@ -29,7 +30,6 @@ from MRItoCTLib.catalog import DEFAULT_MODEL
 from MRItoCTLib.model import LoadedModel, load_model, new_generator
 from MRItoCTLib.model_types import Draw
 from MRItoCTLib.pipeline import context_stack
-from MRItoCTLib.research.ct_pairs import pair_from_ct
 from MRItoCTLib.research.dataset import PreparedCase, cases_in_split, prepare_case, prepare_pair
 from MRItoCTLib.research.metrics import DATA_RANGE, image_metrics
 
@@ -134,10 +134,9 @@ def held_out_cases(args: argparse.Namespace, model: LoadedModel) -> list[Prepare
     if args.data:
         return [prepare_case(folder, model.spacing_mm, model.intensity)
                 for folder in cases_in_split(args.data, "test")[: args.cases]]
-    ct, stem = read_volume(args.ct), Path(args.ct).name.split(".")[0]
-    return [prepare_pair(f"{stem} pair {case}", *pair_from_ct(ct, np.random.default_rng([args.pair_seed, case]),
-                                                               augment=False), model.spacing_mm, model.intensity)
-            for case in range(args.cases)]
+    ct = read_volume(args.ct)
+    return [prepare_pair(f"{ct_stem(args.ct)} pair {case}", *held_out_pair(ct, args.pair_seed, case), model.spacing_mm,
+                         model.intensity) for case in range(args.cases)]
 
 
 def print_tables(rows: list[dict], reference_key: tuple[str, str], case_names: list[str], device_reason: str) -> None:
