@@ -45,7 +45,7 @@ def test_mritoct_cost_benchmark_prints_the_cost_and_leaves_metadata_alone(tmp_pa
     row = re.search(rf"\| {re.escape(str(tiny_model))} \| (\d+) \| (\d+) \| 1 \| ([\d.]+) \| ([\d.]+) \|", printed)
     assert row, printed
     nfe, mc, seconds, per_megapixel = int(row[1]), int(row[2]), float(row[3]), float(row[4])
-    assert nfe == 10 and mc == 4 and per_megapixel > 0
+    assert nfe == 6 and mc == 4 and per_megapixel > 0
     megapixels = math.ceil(256 * 2.0 / 3.0) ** 2 / 1e6  # a 256 x 256 slab at 2 mm, on the tiny model's 3 mm grid
     assert abs(per_megapixel * nfe * mc * megapixels - seconds) <= 0.05 + 0.01 * seconds  # printed to 0.1 s
     assert (tiny_model / "metadata.json").read_text(encoding="utf-8") == before, "only --write changes metadata"
@@ -55,7 +55,7 @@ def test_whole_volume_benchmark_times_a_complete_run_of_the_pelvis_series(tmp_pa
     printed = _run("mritoct_whole_volume.py", "--models", str(tiny_model), "--slices", "2", cwd=tmp_path)
     assert "275 x 275 x 2 voxels at 1.5 x 1.5 x 3.0 mm, preset standard" in printed
     row = next(line for line in printed.splitlines() if str(tiny_model) in line).split("|")
-    assert row[2].strip() == "ddpm, 10 NFE, MC 4" and row[3].strip() == "cpu"
+    assert row[2].strip() == "ddpm, 6 NFE, MC 4" and row[3].strip() == "cpu"
     assert float(row[4]) > 0 and row[6].strip() == "yes"
 
 
@@ -154,7 +154,8 @@ def test_roi_benchmark_draws_its_regions_and_prints_a_median_per_region(tmp_path
     assert "| 4 | bladder urine | 0 to 20 |" in printed and "regions in range" in printed
     assert (tmp_path / "rois.png").stat().st_size > 10_000
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
-    assert "### Regions of interest on the real ProstateX-0000 T2" in card and "| bladder urine | 0 to 20 |" in card
+    assert "### Regions of interest on the real ProstateX-0000 T2 (median synthetic-CT HU, DDPM-2, MC 1)" in card
+    assert "| bladder urine | 0 to 20 |" in card
     assert "regions in range" in card and "--record" in card
 
 
@@ -192,6 +193,7 @@ def test_heldout_benchmark_records_the_table_and_whether_the_ct_was_a_training_c
          "--steps", "2", "--mc", "2", "--csv", str(tmp_path / "heldout.csv"), "--record", cwd=tmp_path)
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "### MRI/CT pairs rendered from the real CT" in card and "| water in body |" in card
+    assert "inside the body, DDPM-2, MC 2)" in card
     assert "among this model's training CTs" in card
 
 

@@ -3,8 +3,8 @@ time estimate (``MRItoCTLib.estimate``); prints a markdown table, and with ``--w
 ``cpu_cost`` in each model's ``metadata.json`` (the weights and their sha256 are not touched).
 
 Each model synthesizes a slab of the bundled ProstateX T2 placed on a 256 x 256 grid at 2 mm (the size of a
-typical pelvis field of view) through the real pipeline with the Standard preset (DDPM, 10 steps, 4
-Monte-Carlo samples; one evaluation for the CNN and GAN). The cost is the run's seconds divided by
+typical pelvis field of view) through the real pipeline with the Standard preset (``MRItoCTLib.catalog.PRESETS``:
+DDPM, 6 steps, 4 Monte-Carlo samples; one evaluation for the CNN and GAN). The cost is the run's seconds divided by
 (evaluations per sample x samples x slices x megapixels per slice on the model grid), so the input and
 output resampling is counted in it too.
 

@@ -122,8 +122,9 @@ def main() -> None:
     print(markdown_table(HEADER, [mean_cells(rows, method) for method in dict.fromkeys(row["method"] for row in rows)]))
     if args.record:
         for label, model in models.items():
-            record_evaluation(model.metadata["folder"], f"ct_pairs_{stem}", evaluation_record(rows, label, model, stem, args),
-                              model_card)
+            sampling = SynthesisSettings(steps=args.steps, mc=args.mc).describe_sampling(model.kind.stochastic)
+            record_evaluation(model.metadata["folder"], f"ct_pairs_{stem}",
+                              evaluation_record(rows, label, model, stem, sampling, args), model_card)
 
 
 def mean_cells(rows: list[dict], method: str) -> list[str]:
@@ -135,14 +136,14 @@ def mean_cells(rows: list[dict], method: str) -> list[str]:
                        else "–" if not np.isfinite(mean[c]) else f"{mean[c]:.3f}" for c in COLUMNS]
 
 
-def evaluation_record(rows: list[dict], label: str, model, stem: str, args) -> dict:
+def evaluation_record(rows: list[dict], label: str, model, stem: str, sampling: str, args) -> dict:
     """The model's result beside the two references, for its metadata and model card; says whether the CT was
     among the model's own training CTs (then it is not a held-out result)."""
     trained_on = any(stem in case for case in model.metadata.get("training", {}).get("train_cases", []))
     note = (f"{stem} was among this model's training CTs (its pairs were rendered by an older simulator), so this is "
             "not a held-out result." if trained_on else f"{stem} was not among this model's training CTs.")
     return {"title": f"MRI/CT pairs rendered from the real CT {stem} ({args.cases} pairs, "
-                     f"{args.slices or 'all'} central slices, inside the body, MC {args.mc})",
+                     f"{args.slices or 'all'} central slices, inside the body, {sampling})",
             "columns": HEADER, "rows": [mean_cells(rows, method) for method in (*REFERENCES, label)],
             "note": note, "command": "python benchmarks/mritoct_heldout.py " + " ".join(sys.argv[1:])}
 

@@ -107,7 +107,9 @@ def main() -> None:
         rows.append({"model": model_label(name, model.metadata), **medians})
         print(rows[-1], flush=True)
         if args.record:
-            record_evaluation(model.metadata["folder"], "roi_prostatex_t2", evaluation_record(medians, args), model_card)
+            sampling = settings.describe_sampling(model.kind.stochastic)
+            record_evaluation(model.metadata["folder"], "roi_prostatex_t2", evaluation_record(medians, sampling),
+                              model_card)
     write_csv(args.csv, rows)
     print(f"\nMedian synthetic-CT HU per region on ProstateX-0000 T2 (regions drawn in {args.figure})\n")
     print("| # | region | CT range (HU) | " + " | ".join(row["model"] for row in rows) + " |")
@@ -129,9 +131,9 @@ def regions_in_range(medians: dict[str, float]) -> int:
     return sum(region.low_hu <= medians[region.name] <= region.high_hu for region in REGIONS)
 
 
-def evaluation_record(medians: dict[str, float], args) -> dict:
+def evaluation_record(medians: dict[str, float], sampling: str) -> dict:
     """One model's medians with the published ranges, for its metadata and model card."""
-    return {"title": f"Regions of interest on the real ProstateX-0000 T2 (median synthetic-CT HU, MC {args.mc})",
+    return {"title": f"Regions of interest on the real ProstateX-0000 T2 (median synthetic-CT HU, {sampling})",
             "columns": ["region", "CT range (HU)", "median sCT (HU)"],
             "rows": [[region.name, f"{region.low_hu:g} to {region.high_hu:g}", median_cell(region, medians[region.name])]
                      for region in REGIONS],

@@ -2,8 +2,9 @@
 
 The volume has the size of a typical pelvis T2 series (275 x 275 x 85 voxels at 1.5 x 1.5 x 3 mm): the bundled
 ProstateX T2 resampled onto 275 x 275 x 85 voxels, then given that spacing (its 19-slice slab stretched over the 85
-slices; every slice is synthesized either way, so the time is that of a real series of this size). Each model synthesizes all of it through the real pipeline with the Standard
-preset (DDPM, 10 steps, 4 Monte-Carlo samples; one pass for the CNN and GAN), timed from the call to the
+slices; every slice is synthesized either way, so the time is that of a real series of this size). Each model
+synthesizes all of it through the real pipeline with the Standard preset (``MRItoCTLib.catalog.PRESETS``: DDPM,
+6 steps, 4 Monte-Carlo samples; one pass for the CNN and GAN), timed from the call to the
 result on the input grid. Prints a markdown table; the target is at most 5 minutes on the 2-core CPU.
 
     python benchmarks/mritoct_whole_volume.py --models mritoct-ddpm runs/residual/last [--device cpu]

@@ -91,7 +91,8 @@ def build_parser() -> ArgumentParser:
     fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     fit.add_argument("--init", metavar="MODEL", help="start from these weights (a shipped name such as mritoct-ddpm, or "
-                     "a model folder) instead of random ones: fine-tuning on your own data")
+                     "a model folder) instead of random ones: fine-tuning on your own data; --model gan "
+                     "also starts from a CNN's weights (its generator is the CNN's network)")
     fit.add_argument("--mean-model", metavar="MODEL", help="--model residual: the trained CNN (model folder or "
                      "shipped name) whose prediction is the mean; the diffusion model learns the residual")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -61,6 +61,14 @@ class SynthesisSettings:
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else sampler_info(self.sampler).default_steps
 
+    def describe_sampling(self, stochastic: bool) -> str:
+        """'DDPM-6, MC 4' for a sampled model (an adaptive solver without its steps), 'one pass' otherwise."""
+        if not stochastic:
+            return "one pass"
+        info = sampler_info(self.sampler)
+        steps = f"-{self.resolved_steps}" if info.uses_steps(self.sampler_options) else ""
+        return f"{info.label}{steps}, MC {self.mc}"
+
 
 @dataclass
 class SynthesisRequest:

@@ -164,9 +164,16 @@ def test_water_density_regions_of_the_ct_render_as_bright_fluid(monkeypatch):
     assert np.allclose(signal[1][inside], signals["fluid"])
 
 
-def test_init_fine_tunes_from_given_weights_and_records_them(tmp_path, small_dataset, capsys):
+def assert_same_weights(network, expected) -> None:
+    """The learned weights of ``network`` equal ``expected``'s (batch-norm running statistics aside)."""
     import torch
 
+    for name, weight in expected.state_dict().items():
+        if weight.is_floating_point() and "running" not in name:
+            torch.testing.assert_close(network.state_dict()[name], weight, atol=1e-6, rtol=0)
+
+
+def test_init_fine_tunes_from_given_weights_and_records_them(tmp_path, small_dataset, capsys):
     from MRItoCTLib.model import load_model
 
     common = ["train", "--data", str(small_dataset), "--steps-per-epoch", "2", "--batch-size", "2", "--crop", "32",
@@ -176,11 +183,15 @@ def test_init_fine_tunes_from_given_weights_and_records_them(tmp_path, small_dat
     assert main([*common, "--model", "cnn", "--out", str(tmp_path / "tuned"), "--init", str(tmp_path / "start" / "last"),
                  "--lr", "1e-12"]) == 0
     tuned = load_model(str(tmp_path / "tuned" / "last"))
-    for name, weight in start.network.state_dict().items():  # a vanishing learning rate keeps the initial weights
-        if weight.is_floating_point() and "running" not in name:
-            torch.testing.assert_close(tuned.network.state_dict()[name], weight, atol=1e-6, rtol=0)
+    assert_same_weights(tuned.network, start.network)  # a vanishing learning rate keeps the initial weights
     lineage = tuned.metadata["training"]["initialised_from"]
     assert lineage["sha256"] == start.metadata["sha256"] and lineage["steps"] == 2
+    # pix2pix's generator is the CNN's network: a GAN may start from a trained CNN, with a new discriminator
+    assert main([*common, "--model", "gan", "--out", str(tmp_path / "gan"), "--init", str(tmp_path / "start" / "last"),
+                 "--lr", "1e-12"]) == 0
+    gan = load_model(str(tmp_path / "gan" / "last"))
+    assert gan.metadata["method"] == "gan" and gan.metadata["training"]["initialised_from"]["sha256"] == lineage["sha256"]
+    assert_same_weights(gan.network, start.network)
     capsys.readouterr()
     assert main([*common, "--model", "ddpm", "--out", str(tmp_path / "wrong"), "--init",
                  str(tmp_path / "start" / "last")]) == 2

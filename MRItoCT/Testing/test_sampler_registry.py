@@ -75,6 +75,13 @@ def test_an_option_a_sampler_does_not_use_is_an_error(settings, message):
         settings.validated()
 
 
+def test_the_sampling_is_described_as_the_result_tables_name_it():
+    assert SynthesisSettings().describe_sampling(stochastic=True) == f"DDPM-{SAMPLERS['ddpm'].default_steps}, MC 4"
+    assert SynthesisSettings(sampler="pc", steps=20, mc=2).describe_sampling(True) == "PC-20, MC 2"
+    assert SynthesisSettings(sampler="ode", mc=3).describe_sampling(True) == "ODE, MC 3", "rk45 picks its own steps"
+    assert SynthesisSettings(steps=6).describe_sampling(stochastic=False) == "one pass"
+
+
 def test_steps_apply_to_the_fixed_step_ode_solvers():
     settings = SynthesisSettings(sampler="ode", steps=8, sampler_options={"method": "heun"}).validated()
     assert settings.resolved_steps == 8

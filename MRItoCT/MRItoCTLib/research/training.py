@@ -70,11 +70,13 @@ class TrainConfig:
 
 
 def initial_weights(network: nn.Module, config: TrainConfig) -> dict[str, Any]:
-    """Load ``config.init_from`` into ``network`` (same method and architecture); returns its lineage record."""
+    """Load ``config.init_from`` into ``network`` (same architecture, and a method it can start); returns its
+    lineage record."""
     from ..model import load_model
 
     start = load_model(config.init_from)
-    if start.metadata.get("method") != config.model or trained_part(start.network.config) != trained_part(network.config):
+    if (not can_start_from(start.metadata.get("method"), config.model)
+            or trained_part(start.network.config) != trained_part(network.config)):
         raise UserInputError(f"--init {config.init_from}: that model is a '{start.metadata.get('method')}' with network "
                              f"{start.network.config.to_dict()}, not this '{config.model}' network")
     if start.intensity != config.intensity:
@@ -85,6 +87,12 @@ def initial_weights(network: nn.Module, config: TrainConfig) -> dict[str, Any]:
     if any(not key.startswith("mean_network.") for key in missing):
         raise RuntimeError(f"--init {config.init_from}: weights missing for {missing}")
     return lineage_record(start.metadata, start.metadata.get("training", {}).get("data"))
+
+
+def can_start_from(method: str | None, model: str) -> bool:
+    """Whether ``--init`` may start a ``model`` run from weights trained as ``method``: the same method, or a
+    CNN's weights for the pix2pix GAN, whose generator is the CNN's network (pix2pix's L1 pre-training)."""
+    return method == model or (method, model) == ("cnn", "gan")
 
 
 def trained_part(network_config: Any) -> Any:
