@@ -100,6 +100,7 @@ def main() -> None:
     for name in args.models:
         model = load_model(name)
         models[model_label(name, model.metadata)] = model
+    settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed)
     rows = []
     for case in range(args.cases):
         mri, truth_image, mask_image = held_out_pair(ct, args.seed, case)
@@ -110,7 +111,6 @@ def main() -> None:
         rows.append({"case": case, "method": REFERENCES[1],
                      **scores(lookup_table_ct(mri, truth, mask), truth, mask, None)})
         for label, model in models.items():
-            settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed)
             result = synthesize(mri, model, settings, device="cpu")
             uncertainty = sitk.GetArrayFromImage(result.uncertainty) if model.kind.stochastic and args.mc > 1 else None
             rows.append({"case": case, "method": label,
@@ -122,7 +122,7 @@ def main() -> None:
     print(markdown_table(HEADER, [mean_cells(rows, method) for method in dict.fromkeys(row["method"] for row in rows)]))
     if args.record:
         for label, model in models.items():
-            sampling = SynthesisSettings(steps=args.steps, mc=args.mc).describe_sampling(model.kind.stochastic)
+            sampling = settings.describe_sampling(model.kind.stochastic)
             record_evaluation(model.metadata["folder"], f"ct_pairs_{stem}",
                               evaluation_record(rows, label, model, stem, sampling, args), model_card)
 
