@@ -211,6 +211,13 @@ def test_sliceinterp_adaptation_curve_benchmark(tmp_path):
                                                                         ("crossview", 0.02)]
     assert all(10 < float(r["psnr"]) < 80 and 0 < float(r["ssim"]) <= 1 for r in rows)
     assert rows[1]["psnr"] != rows[0]["psnr"], "the network is not linear interpolation"
+    printed = _run("sliceinterp_adapt_curve.py", str(thin), "--minutes", "0", "0.02", "--fresh", "4", "8",
+                   "--csv", "fresh.csv", cwd=tmp_path)
+    assert "an untrained network of channels [4, 8]" in printed
+    with open(tmp_path / "fresh.csv", encoding="utf-8") as handle:
+        fresh = list(csv.DictReader(handle))
+    assert abs(float(fresh[1]["psnr"]) - float(fresh[0]["psnr"])) < 0.01, "an untrained network is linear"
+    assert fresh[2]["psnr"] != fresh[0]["psnr"], "adaptation trains it"
 
 
 def test_sliceinterp_ablation_benchmark(tmp_path):
@@ -228,3 +235,19 @@ def test_sliceinterp_ablation_benchmark(tmp_path):
                                            "+ in-plane (random scale, profile)", "in-plane only"]
     assert all(10 < float(r["thin x2"]) < 80 for r in rows)
     assert len({r["thin x3"] for r in rows[2:]}) == 3, "each recipe trains its own network"
+
+
+def test_sliceinterp_fusion_benchmark(tmp_path):
+    from CTSynthesisCore.sample_data import sample_path
+
+    thin = tmp_path / "thin.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(sample_path("ct_chest_thin_1p5mm")))[40:80, 40:80, 60:80], str(thin))
+    printed = _run("sliceinterp_fusion.py", str(thin), "--factors", "2", "--axial-weights", "0.5", "0",
+                   "--adapt-minutes", "0.01", "--csv", "fusion.csv", cwd=tmp_path)
+    assert "| method | thin x2 |" in printed
+    with open(tmp_path / "fusion.csv", encoding="utf-8") as handle:
+        scores = {row["method"]: float(row["thin x2"]) for row in csv.DictReader(handle)}
+    assert list(scores) == ["linear", "cubic", "model, axial weight 0.50", "model, axial weight 0.00",
+                            "adapted 0.01 min, axial weight 0.50", "adapted 0.01 min, axial weight 0.00"]
+    assert all(10 < score < 80 for score in scores.values())
+    assert scores["model, axial weight 0.50"] != scores["model, axial weight 0.00"], "the weights reach the output"

@@ -2,9 +2,13 @@
 
 Every other (or every FACTOR-th) slice of the thin CT is kept; the cross-view network restores the others
 after adapting to the kept slices for each budget (each budget from the same start), scored on the removed
-slices only (the protocol of ``sliceinterp evaluate``). Linear interpolation is the first row.
+slices only (the protocol of ``sliceinterp evaluate``). Linear interpolation is the first row. With ``--fresh C...``
+the adaptation starts from an untrained network of those channels (the model's other settings and view weights)
+instead of the model's weights: the coronal/sagittal network learns from this volume's own axial slices alone
+(SMORE on the volume itself), which bounds what adaptation can reach at that size.
 
-    python benchmarks/sliceinterp_adapt_curve.py THIN_CT [--factor 2] [--minutes 0 1 2 4] [--model M] [--csv FILE]
+    python benchmarks/sliceinterp_adapt_curve.py THIN_CT [--factor 2] [--minutes 0 1 2 4] [--model M]
+        [--fresh C C C C] [--csv FILE]
 """
 
 from __future__ import annotations
@@ -12,16 +16,24 @@ from __future__ import annotations
 import argparse
 import datetime
 import time
+from dataclasses import replace
 
 import SimpleITK as sitk
+import torch
 
 from CTSynthesisCore.tables import write_csv
 from CTSynthesisCore.volume_io import read_volume
 from SliceInterpLib.classical import upsample_classical
 from SliceInterpLib.crossview import upsample_crossview
 from SliceInterpLib.model import load_crossview
+from SliceInterpLib.networks import CrossViewNet
 from SliceInterpLib.research.evaluation import removed_slice_scores, thick_from_thin
 from SliceInterpLib.selfsupervised import adapt
+
+
+def fresh_network(model: CrossViewNet, channels: list[int]) -> CrossViewNet:
+    """An untrained network of ``channels`` (a x2 stride between levels) with the model's other settings."""
+    return CrossViewNet(replace(model.config, channels=tuple(channels), strides=(2,) * (len(channels) - 1))).eval()
 
 
 def main() -> None:
@@ -30,12 +42,16 @@ def main() -> None:
     parser.add_argument("--factor", type=int, default=2)
     parser.add_argument("--minutes", type=float, nargs="+", default=[0, 1, 2, 4])
     parser.add_argument("--model", default="sliceinterp-crossview")
+    parser.add_argument("--fresh", type=int, nargs="+", help="start from an untrained network of these channels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", default="sliceinterp_adapt_curve.csv")
     args = parser.parse_args()
     reference, thick = thick_from_thin(read_volume(args.thin_ct), args.factor)
     truth, spacing = sitk.GetArrayFromImage(reference), reference.GetSpacing()[2]
     network, _ = load_crossview(args.model)
+    if args.fresh:
+        torch.manual_seed(args.seed)
+        network = fresh_network(network, args.fresh)
     linear = removed_slice_scores(sitk.GetArrayFromImage(upsample_classical(thick, spacing, "linear")), truth, args.factor)
     rows = [{"method": "linear", "adapt_minutes": 0.0, **linear, "seconds": 0.0}]
     for minutes in sorted({0.0, *args.minutes}):  # no adaptation first: the gains are over it
@@ -45,7 +61,9 @@ def main() -> None:
         rows.append({"method": "crossview", "adapt_minutes": minutes, **removed_slice_scores(values, truth, args.factor),
                      "seconds": round(time.perf_counter() - started, 1)})
     start = rows[1]["psnr"]
-    print(f"Test-time adaptation on {args.thin_ct} at x{args.factor} (removed slices only), model {args.model}, "
+    start_from = f"an untrained network of channels {args.fresh} with the settings of" if args.fresh else "model"
+    print(f"Test-time adaptation on {args.thin_ct} at x{args.factor} (removed slices only), {start_from} {args.model} "
+          f"({sum(p.numel() for p in network.planar.parameters()) / 1e6:.2f} M coronal/sagittal parameters), "
           f"{datetime.date.today()}\n")
     print("| method | adaptation minutes | PSNR dB | gain over no adaptation dB | SSIM | MAE HU | seconds |\n"
           "|---|---|---|---|---|---|---|")

@@ -13,6 +13,7 @@ from CTSynthesisCore.device import DEFAULT_DEVICE, DEVICE_CHOICES
 from CTSynthesisCore.errors import UserInputError
 
 from .catalog import CPU_BATCH_SIZE, DEFAULT_ADAPT_MINUTES, DEFAULT_METHOD, DEFAULT_MODEL, DEFAULT_SEED, METHODS
+from .networks import CrossViewConfig
 from .selfsupervised import INPLANE_PROFILES, INPLANE_SCALES, TrainConfig
 
 DEVICE_HELP = f"{', '.join(DEVICE_CHOICES)} (default {DEFAULT_DEVICE})"
@@ -78,6 +79,10 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--inplane-profile", default=defaults.inplane_profile, choices=list(INPLANE_PROFILES),
                        help="slice profile of the in-plane rows: a box as thick as the spacing, or a random width "
                             f"from one pixel (thin slices) to the spacing (default {defaults.inplane_profile})")
+    train.add_argument("--channels", type=positive_int, nargs="+",
+                       help="channels per level of both view networks, from scratch (default "
+                            f"{' '.join(map(str, CrossViewConfig().channels))}); a model given by --init or a "
+                            "checkpoint keeps its own")
     train.add_argument("--init", help="start from this model's weights (shipped name or model folder) instead of "
                                       "random ones; recorded in the new model's card")
     train.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
@@ -133,6 +138,18 @@ def command_upsample(args) -> int:
     return 0
 
 
+def network_config_for(channels: Sequence[int] | None, init: str | None, resume: bool) -> CrossViewConfig | None:
+    """The architecture of a run from scratch with ``--channels`` (a x2 stride between levels); refused with
+    ``--init`` or ``--resume``, whose model or checkpoint fixes the architecture."""
+    if not channels:
+        return None
+    if init or resume:
+        raise UserInputError("--channels sets the architecture of a new network; --init and --resume keep their own")
+    if len(channels) < 2:
+        raise UserInputError(f"--channels needs at least two levels, got {len(channels)}")
+    return CrossViewConfig(channels=tuple(channels), strides=(2,) * (len(channels) - 1))
+
+
 def command_train(args) -> int:
     from CTSynthesisCore.device import choose_device
     from CTSynthesisCore.progress import TqdmProgress
@@ -150,11 +167,12 @@ def command_train(args) -> int:
                          distill_keep=args.distill_keep,
                          distill_levels=args.distill_levels, inplane_weight=args.inplane_weight,
                          inplane_scale=args.inplane_scale, inplane_profile=args.inplane_profile, seed=args.seed)
+    network_config = network_config_for(args.channels, args.init, args.resume)
     device = choose_device(args.device)
     bar = TqdmProgress("training crossview", disable=args.quiet)
     try:
-        summary = train(args.data, args.out, config, resume=args.resume, progress=bar, device=device.device,
-                        init=args.init)
+        summary = train(args.data, args.out, config, network_config, resume=args.resume, progress=bar,
+                        device=device.device, init=args.init)
     finally:
         bar.close()
     scores = "; ".join(f"{name} {s['crossview_db']} dB (linear {s['linear_db']})" for name, s in summary["scores"].items())

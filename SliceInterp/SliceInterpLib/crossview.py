@@ -4,10 +4,11 @@ A volume here is a (Z, Y, X) tensor on the networks' intensity scale, Z being th
 slice axis. One level doubles the slices: every gap between observed slices gets
 the slice half-way across it, predicted by the axial view (from the slices around
 the gap), the coronal view and the sagittal view (super-resolution of the (Z, X)
-and (Z, Y) images along z). Factor 2^n takes n levels (incremental, as in Fang et
-al. 2022). Any other factor or spacing takes the networks at the new slices'
-positions in their gaps (one pass per new slice of a gap: x3 takes two), for models
-with position input; older models resample the finest level linearly.
+and (Z, Y) images along z), and made the mean of the views weighted by the model's
+``view_weights`` (a view of weight 0 is not run). Factor 2^n takes n levels
+(incremental, as in Fang et al. 2022). Any other factor or spacing takes the networks
+at the new slices' positions in their gaps (one pass per new slice of a gap: x3 takes
+two), for models with position input; older models resample the finest level linearly.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -30,6 +31,8 @@ from .networks import INTENSITY, CrossViewNet
 from .catalog import CPU_BATCH_SIZE
 
 BatchDone = Callable[[int], None]
+VIEW_NAMES = ("axial", "coronal", "sagittal")
+ALL_VIEWS = (0, 1, 2)
 
 
 def axial_neighbours(volume: torch.Tensor, gaps: torch.Tensor, neighbours: int) -> torch.Tensor:
@@ -54,12 +57,12 @@ def _in_batches(function: Callable[[torch.Tensor], torch.Tensor], count: int, ba
 
 def view_predictions(network: CrossViewNet, volume: torch.Tensor, batch_size: int | None = None,
                      done: BatchDone | None = None, output_device: str | torch.device | None = None,
-                     position: torch.Tensor | None = None) -> torch.Tensor:
-    """(3, Z - 1, Y, X) slices predicted by the axial, coronal and sagittal views in every gap, at ``position``
-    (Z - 1,) across each gap (default: half-way).
+                     position: torch.Tensor | None = None, views: Sequence[int] = ALL_VIEWS) -> torch.Tensor:
+    """(V, Z - 1, Y, X) slices predicted in every gap by each of ``views`` (0 axial, 1 coronal, 2 sagittal;
+    default all three), at ``position`` (Z - 1,) across each gap (default: half-way).
 
     ``batch_size`` bounds how many images one forward pass takes; ``done(k)`` is called
-    after each batch of ``k`` images (3 * ... images in all, see :func:`images_per_level`).
+    after each batch of ``k`` images (see :func:`images_per_level`).
     """
     depth, height, width = volume.shape
     output_device = output_device or volume.device
@@ -77,16 +80,15 @@ def view_predictions(network: CrossViewNet, volume: torch.Tensor, batch_size: in
     def sagittal(columns: torch.Tensor) -> torch.Tensor:
         return network.planar_between(volume[:, :, columns].permute(2, 0, 1), position).float().to(output_device)
 
-    return torch.stack([
-        _in_batches(axial, depth - 1, batch_size, done, volume.device),
-        _in_batches(coronal, height, batch_size, done, volume.device).transpose(0, 1),
-        _in_batches(sagittal, width, batch_size, done, volume.device).permute(1, 2, 0),
-    ])
+    predict = (lambda: _in_batches(axial, depth - 1, batch_size, done, volume.device),
+               lambda: _in_batches(coronal, height, batch_size, done, volume.device).transpose(0, 1),
+               lambda: _in_batches(sagittal, width, batch_size, done, volume.device).permute(1, 2, 0))
+    return torch.stack([predict[view]() for view in views])
 
 
-def images_per_level(shape: tuple[int, int, int]) -> int:
-    """Network input images of one level on a (Z, Y, X) volume (for progress)."""
-    return shape[0] - 1 + shape[1] + shape[2]
+def images_per_level(shape: tuple[int, int, int], views: Sequence[int] = ALL_VIEWS) -> int:
+    """Network input images of one level of ``views`` on a (Z, Y, X) volume (for progress)."""
+    return sum((shape[0] - 1, shape[1], shape[2])[view] for view in views)
 
 
 def interleave(observed: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
@@ -96,16 +98,32 @@ def interleave(observed: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
     return result
 
 
-def mean_and_disagreement(views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The three views' mean (the new slices) and their standard deviation (the disagreement)."""
-    mean = views.mean(dim=0)
-    return mean, (views - mean).square().mean(dim=0).sqrt()
+def mean_and_disagreement(views: torch.Tensor, weights: Sequence[float] | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The views' mean weighted by ``weights`` (normalised; default equal): the new slices; and their standard
+    deviation (unweighted): the disagreement."""
+    if weights is None:
+        mean = views.mean(dim=0)
+    else:
+        shares = torch.tensor(weights, dtype=views.dtype, device=views.device) / sum(weights)
+        mean = (views * shares.view(-1, *[1] * (views.dim() - 1))).sum(dim=0)
+    return mean, (views - views.mean(dim=0)).square().mean(dim=0).sqrt()
+
+
+def fused_views(network: CrossViewNet, volume: torch.Tensor, batch_size: int | None = None,
+                done: BatchDone | None = None, position: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The new slice in every gap (the weighted mean of the views the model uses) and their disagreement, on the
+    CPU: the views of weight 0 are not run."""
+    used = network.config.used_views
+    views = view_predictions(network, volume, batch_size, done, "cpu", position, used)
+    return mean_and_disagreement(views, [network.config.view_weights[view] for view in used])
 
 
 def refine_level(network: CrossViewNet, volume: torch.Tensor, batch_size: int | None = None,
                  done: BatchDone | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One x2 level: the finer volume (mean of the views between observed slices) and the views' std."""
-    mean, disagreement = mean_and_disagreement(view_predictions(network, volume, batch_size, done, output_device="cpu"))
+    """One x2 level: the finer volume (the views' weighted mean between observed slices) and the views' std."""
+    mean, disagreement = fused_views(network, volume, batch_size, done)
     observed = volume.cpu()
     return interleave(observed, mean), interleave(torch.zeros_like(observed), disagreement)
 
@@ -162,8 +180,7 @@ def fractional_slices(network: CrossViewNet, volume: torch.Tensor, ratio: float,
     copies = np.flatnonzero(observed >= 0)
     values[copies] = volume[torch.from_numpy(observed[copies])].cpu().float()
     for gap_pass in gap_passes(volume.shape[0], ratio):
-        views = view_predictions(network, volume, batch_size, done, "cpu", torch.from_numpy(gap_pass.positions))
-        mean, spread = mean_and_disagreement(views)
+        mean, spread = fused_views(network, volume, batch_size, done, torch.from_numpy(gap_pass.positions))
         used = np.flatnonzero(gap_pass.outputs >= 0)
         targets = torch.from_numpy(gap_pass.outputs[used])
         values[targets], disagreement[targets] = mean[used], spread[used]
@@ -218,11 +235,12 @@ def uses_levels(network: CrossViewNet, ratio: float) -> bool:
 
 def images_to_process(network: CrossViewNet, shape: tuple[int, int, int], ratio: float) -> int:
     """Network input images of a whole upsampling (for progress)."""
+    views = network.config.used_views
     if not uses_levels(network, ratio):
-        return len(gap_passes(shape[0], ratio)) * images_per_level(shape)
+        return len(gap_passes(shape[0], ratio)) * images_per_level(shape, views)
     total, depth = 0, shape[0]
     for _ in range(levels_for(ratio)):
-        total += images_per_level((depth, *shape[1:]))
+        total += images_per_level((depth, *shape[1:]), views)
         depth = 2 * depth - 1
     return total
 

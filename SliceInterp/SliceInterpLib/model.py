@@ -19,7 +19,11 @@ def load_crossview(name_or_path: str = DEFAULT_MODEL) -> tuple[CrossViewNet, dic
     if metadata.get("task") != TASK:
         raise UserInputError(f"model '{metadata['name']}' is not a SliceInterp model (task {metadata.get('task')!r})")
     INTENSITY.check(metadata)
-    network = CrossViewNet(CrossViewConfig.from_dict(metadata["network"]))
+    try:
+        config = CrossViewConfig.from_dict(metadata["network"])
+    except (TypeError, ValueError) as error:
+        raise UserInputError(f"model '{metadata['name']}' describes no valid network: {error}") from None
+    network = CrossViewNet(config)
     try:
         network.load_state_dict(load_state_dict(metadata))
     except RuntimeError as error:

@@ -67,6 +67,16 @@ class CrossViewConfig:
     num_res_units: int = 1
     neighbours: int = 2  # observed slices on each side of a gap seen by the axial network
     position_input: bool = True  # one more input channel: where in the gap the new slice lies (any factor)
+    view_weights: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # axial, coronal, sagittal: the new slice's weighted mean
+
+    def __post_init__(self) -> None:
+        if len(self.view_weights) != 3 or min(self.view_weights) < 0 or sum(self.view_weights) <= 0:
+            raise ValueError(f"view_weights needs three weights >= 0, not all 0; got {list(self.view_weights)}")
+
+    @property
+    def used_views(self) -> tuple[int, ...]:
+        """The views (0 axial, 1 coronal, 2 sagittal) whose weight is above 0: the only ones run at inference."""
+        return tuple(index for index, weight in enumerate(self.view_weights) if weight > 0)
 
     @property
     def size_multiple(self) -> int:
@@ -77,7 +87,8 @@ class CrossViewConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "CrossViewConfig":
-        """The config stored in a model's metadata; models saved before ``position_input`` existed had none."""
+        """The config stored in a model's metadata; models saved before ``position_input`` or ``view_weights``
+        existed had none (no position input, equal weights)."""
         known = {f.name for f in fields(cls)}
         values = {"position_input": False, **values}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})

@@ -12,8 +12,8 @@ import torch
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import read_volume
 from SliceInterpLib.cli import main
-from SliceInterpLib.crossview import (axial_neighbours, gap_passes, observed_slices, upsample_crossview,
-                                      view_predictions)
+from SliceInterpLib.crossview import (axial_neighbours, fused_views, gap_passes, images_per_level, observed_slices,
+                                      upsample_crossview, view_predictions)
 from SliceInterpLib.model import load_crossview, save_crossview
 from SliceInterpLib.networks import INTENSITY, CrossViewConfig, CrossViewNet
 from SliceInterpLib.research.training import restoration_psnr
@@ -77,6 +77,29 @@ def test_models_without_position_input_load_and_refuse_other_positions():
     assert view_predictions(old, volume, position=torch.full((3,), 0.5)).shape == (3, 3, 16, 16)
     with pytest.raises(ValueError, match="half-way"):
         view_predictions(old, volume, position=torch.full((3,), 1 / 3))
+
+
+def test_views_of_weight_zero_are_not_run_and_the_new_slices_are_the_weighted_mean(ct, tmp_path):
+    """A model's view_weights (axial, coronal, sagittal) weight the views' mean; a view of weight 0 is not run
+    (progress counts only the images of the views run); the disagreement is the plain std of the views run."""
+    network = random_residual(3, replace(TINY, view_weights=(0.0, 1.0, 3.0)))
+    volume = INTENSITY.to_network(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)))
+    counted = []
+    with torch.no_grad():
+        mean, disagreement = fused_views(network, volume, batch_size=9, done=counted.append)
+        views = view_predictions(network, volume)
+    assert sum(counted) == images_per_level(tuple(volume.shape), (1, 2)) == volume.shape[1] + volume.shape[2]
+    torch.testing.assert_close(mean, (views[1] + 3 * views[2]) / 4, atol=1e-6, rtol=0)
+    torch.testing.assert_close(disagreement, (views[1] - views[2]).abs() / 2, atol=1e-6, rtol=0)
+    assert CrossViewConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "view_weights"}).view_weights \
+        == (1 / 3, 1 / 3, 1 / 3), "models saved before view weights existed take the paper's equal mean"
+    folder = tmp_path / "bad-weights"
+    save_crossview(folder, network, {"name": "bad-weights"})
+    metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    metadata["network"]["view_weights"] = [0, 0, 0]
+    (folder / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    with pytest.raises(UserInputError, match="no valid network"):
+        load_crossview(str(folder))
 
 
 def test_a_model_without_position_input_widens_into_a_position_model_that_starts_as_it():
@@ -410,6 +433,24 @@ def test_cli_train_from_a_model_records_it_and_checkpoints_while_training(tmp_pa
     started = load_crossview(str(fresh / "model"))[0].state_dict()
     assert all(torch.allclose(value, started[key], atol=1e-6)
                for key, value in load_crossview(tiny_crossview)[0].state_dict().items())
+
+
+def test_cli_train_channels_set_the_size_of_a_new_network(tmp_path, ct, tiny_crossview, capsys):
+    """--channels builds both view networks at that size (a x2 stride between levels), stored in the model; a
+    model from --init or a checkpoint fixes its own size, so --channels with either is refused."""
+    source = tmp_path / "train.nii.gz"
+    sitk.WriteImage(ct, str(source))
+    common = ["train", "--data", str(source), "--steps", "1", "--block-slices", "10", "--block-size", "32", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "small"), "--channels", "4", "8"]) == 0
+    network, metadata = load_crossview(str(tmp_path / "small" / "model"))
+    assert metadata["network"]["channels"] == [4, 8] and metadata["network"]["strides"] == [2]
+    default = sum(p.numel() for p in CrossViewNet().parameters())
+    assert sum(p.numel() for p in network.parameters()) < default / 50
+    for extra in (["--init", tiny_crossview], ["--resume"], ["--channels", "8"]):
+        capsys.readouterr()
+        channels = [] if "--channels" in extra else ["--channels", "4", "8"]
+        assert main([*common, "--out", str(tmp_path / "small"), *channels, *extra]) == 2
+        assert "--channels" in capsys.readouterr().err
 
 
 def test_cli_train_and_evaluate_errors(tmp_path, capsys):

@@ -6,6 +6,18 @@ from typing import Any
 
 from CTSynthesisCore.model_cards import closing_sections, cpu_hours, evaluation_sections, lineage_line, source_lines
 
+from ..crossview import VIEW_NAMES
+
+
+def fusion_text(network: dict[str, Any]) -> str:
+    """How the views' slices make the output, from the network's ``view_weights`` (equal when absent)."""
+    weights = network.get("view_weights", [1 / 3] * 3)
+    if max(weights) - min(weights) < 1e-9:
+        return "the mean of the three views; their standard deviation is the disagreement volume."
+    shares = ", ".join(f"{name} {weight / sum(weights):.2f}" for name, weight in zip(VIEW_NAMES, weights))
+    return (f"the views' mean weighted {shares} (a view of weight 0 is trained but not run); the standard "
+            "deviation of the views run is the disagreement volume.")
+
 
 def model_card(metadata: dict[str, Any]) -> str:
     """Markdown model card from a model's metadata."""
@@ -53,7 +65,7 @@ from these; `--adapt` fine-tunes it on the volume being processed.
 - Networks: axial (2 x neighbours observed slices -> middle slice) and one shared coronal/sagittal network,
   both MONAI 2D UNets predicting residuals over linear interpolation; arguments in `metadata.json` (`network`).
 - Intensities: {metadata.get('intensity', '')}.
-- Output: the mean of the three views; their standard deviation is the disagreement volume. Observed
+- Output: {fusion_text(metadata.get('network', {}))} Observed
   slices pass through unchanged. Factor 2^n takes n levels; {other_factors}
 
 ## Training record{lineage_line(training)}

@@ -22,7 +22,7 @@ from CTSynthesisCore.volume_io import check_scalar_volume, read_volume
 from CTSynthesisCore.weights import save_checkpoint_file
 
 from ..catalog import CPU_BATCH_SIZE
-from ..crossview import view_predictions
+from ..crossview import fused_views
 from ..model import load_crossview, save_crossview
 from ..networks import INTENSITY, CrossViewConfig, CrossViewNet
 from ..selfsupervised import TrainConfig, TrainingVolume, optimise, split_slices
@@ -32,12 +32,11 @@ from .model_card import model_card
 
 @torch.no_grad()
 def restoration_psnr(network: CrossViewNet, volume: TrainingVolume, batch_size: int = CPU_BATCH_SIZE) -> float:
-    """PSNR of the mean of the views restoring every other slice of the whole volume."""
+    """PSNR of the views' weighted mean (as at inference) restoring every other slice of the whole volume."""
     was_training = network.training
     network.eval()
     coarse, truth = split_slices(volume.values)
-    prediction = view_predictions(network, coarse.to(next(network.parameters()).device), batch_size,
-                                  output_device="cpu").mean(dim=0)
+    prediction, _ = fused_views(network, coarse.to(next(network.parameters()).device), batch_size)
     network.train(was_training)
     return psnr_hu(prediction.numpy() * INTENSITY.scale, truth.numpy() * INTENSITY.scale)
 
