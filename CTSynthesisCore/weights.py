@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import UserInputError, read_json
 
@@ -115,9 +115,14 @@ def list_models(task: str | None = None) -> list[dict[str, Any]]:
     return list(found.values())
 
 
+ModelCard = str | Callable[[dict[str, Any]], str]
+"""A model card's text, or the function that renders it from the model's metadata."""
+
+
 def save_model_folder(folder: str | os.PathLike, state_dict: dict[str, Any], metadata: dict[str, Any],
-                      model_card: str | None = None) -> Path:
-    """Write weights, metadata (with the weights' sha256) and model card into a model folder."""
+                      model_card: ModelCard | None = None) -> Path:
+    """Write weights, metadata (with the weights' sha256) and model card into a model folder; a card given as a
+    function is rendered from the metadata as written (sha256 included)."""
     import torch
 
     folder = Path(folder)
@@ -127,6 +132,8 @@ def save_model_folder(folder: str | os.PathLike, state_dict: dict[str, Any], met
     metadata["sha256"] = sha256_file(folder / weights_file)
     metadata.pop("folder", None)
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if callable(model_card):
+        model_card = model_card(metadata)
     if model_card is not None:
         (folder / "MODEL_CARD.md").write_text(model_card, encoding="utf-8")
     return folder

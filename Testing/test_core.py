@@ -61,6 +61,12 @@ def test_weights_round_trip_with_checksum(model_folder):
     assert (model_folder / "MODEL_CARD.md").read_text(encoding="utf-8") == "card"
 
 
+def test_a_card_given_as_a_function_is_rendered_from_the_metadata_as_written(tmp_path):
+    folder = save_model_folder(tmp_path / "m", {"weight": torch.zeros(2)}, {"name": "m", "task": "test"},
+                               lambda metadata: f"{metadata['name']} {metadata['sha256']}")
+    assert (folder / "MODEL_CARD.md").read_text(encoding="utf-8") == f"m {read_metadata(folder)['sha256']}"
+
+
 def test_changed_weights_are_refused(model_folder):
     path = model_folder / "model.pt"
     data = bytearray(path.read_bytes())

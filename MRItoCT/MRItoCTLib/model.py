@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from CTSynthesisCore.errors import UserInputError
-from CTSynthesisCore.weights import load_state_dict, read_metadata, resolve_model_folder, save_model_folder
+from CTSynthesisCore.weights import ModelCard, load_state_dict, read_metadata, resolve_model_folder, save_model_folder
 
 from .catalog import DEFAULT_MODEL
 from .intensity import DEFAULT_INTENSITY, IntensityMapping
@@ -60,7 +60,7 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Loaded
     return LoadedModel(network, metadata, intensity)
 
 
-def save_model(folder, network: nn.Module, metadata: dict[str, Any], model_card: str | None = None,
+def save_model(folder, network: nn.Module, metadata: dict[str, Any], model_card: ModelCard | None = None,
                intensity: IntensityMapping = DEFAULT_INTENSITY):
     """Save a model folder (weights, metadata with sha256 and the intensity mapping, model card)."""
     metadata = {"task": TASK, "kind": kind_of(network).name, **metadata, "intensity": intensity.to_dict(),

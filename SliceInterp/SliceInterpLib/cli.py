@@ -83,6 +83,9 @@ def build_parser() -> ArgumentParser:
                        help="channels per level of both view networks, from scratch (default "
                             f"{' '.join(map(str, CrossViewConfig().channels))}); a model given by --init or a "
                             "checkpoint keeps its own")
+    train.add_argument("--view-weights", type=float, nargs=3, metavar=("AXIAL", "CORONAL", "SAGITTAL"),
+                       help="weights of the views in the new slices of the trained model (default: the start model's; "
+                            "equal from scratch); a view of weight 0 is not run at inference")
     train.add_argument("--init", help="start from this model's weights (shipped name or model folder) instead of "
                                       "random ones; recorded in the new model's card")
     train.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
@@ -168,11 +171,13 @@ def command_train(args) -> int:
                          distill_levels=args.distill_levels, inplane_weight=args.inplane_weight,
                          inplane_scale=args.inplane_scale, inplane_profile=args.inplane_profile, seed=args.seed)
     network_config = network_config_for(args.channels, args.init, args.resume)
+    if args.view_weights is not None and (min(args.view_weights) < 0 or sum(args.view_weights) <= 0):
+        raise UserInputError(f"--view-weights needs three weights >= 0, not all 0; got {args.view_weights}")
     device = choose_device(args.device)
     bar = TqdmProgress("training crossview", disable=args.quiet)
     try:
         summary = train(args.data, args.out, config, network_config, resume=args.resume, progress=bar,
-                        device=device.device, init=args.init)
+                        device=device.device, init=args.init, view_weights=args.view_weights)
     finally:
         bar.close()
     scores = "; ".join(f"{name} {s['crossview_db']} dB (linear {s['linear_db']})" for name, s in summary["scores"].items())

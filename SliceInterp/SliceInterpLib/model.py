@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from CTSynthesisCore.errors import UserInputError
-from CTSynthesisCore.weights import load_state_dict, read_metadata, resolve_model_folder, save_model_folder
+from CTSynthesisCore.weights import ModelCard, load_state_dict, read_metadata, resolve_model_folder, save_model_folder
 
 from .catalog import DEFAULT_MODEL
 from .networks import INTENSITY, CrossViewConfig, CrossViewNet
@@ -31,7 +31,7 @@ def load_crossview(name_or_path: str = DEFAULT_MODEL) -> tuple[CrossViewNet, dic
     return network.eval(), metadata
 
 
-def save_crossview(folder, network: CrossViewNet, metadata: dict[str, Any], model_card: str | None = None):
+def save_crossview(folder, network: CrossViewNet, metadata: dict[str, Any], model_card: ModelCard | None = None):
     """Save a model folder (weights, metadata with sha256, model card)."""
     metadata = {"task": TASK, "kind": "crossview", **metadata, "intensity": INTENSITY.to_dict(),
                 "network": network.config.to_dict()}

@@ -437,7 +437,8 @@ def test_cli_train_from_a_model_records_it_and_checkpoints_while_training(tmp_pa
 
 def test_cli_train_channels_set_the_size_of_a_new_network(tmp_path, ct, tiny_crossview, capsys):
     """--channels builds both view networks at that size (a x2 stride between levels), stored in the model; a
-    model from --init or a checkpoint fixes its own size, so --channels with either is refused."""
+    model from --init or a checkpoint fixes its own size, so --channels with either is refused. --view-weights
+    sets how the trained model fuses its views."""
     source = tmp_path / "train.nii.gz"
     sitk.WriteImage(ct, str(source))
     common = ["train", "--data", str(source), "--steps", "1", "--block-slices", "10", "--block-size", "32", "--quiet"]
@@ -446,6 +447,15 @@ def test_cli_train_channels_set_the_size_of_a_new_network(tmp_path, ct, tiny_cro
     assert metadata["network"]["channels"] == [4, 8] and metadata["network"]["strides"] == [2]
     default = sum(p.numel() for p in CrossViewNet().parameters())
     assert sum(p.numel() for p in network.parameters()) < default / 50
+    assert main([*common, "--out", str(tmp_path / "planar"), "--channels", "4", "8", "--view-weights", "0", "1",
+                 "1"]) == 0
+    planar, metadata = load_crossview(str(tmp_path / "planar" / "model"))
+    assert metadata["network"]["view_weights"] == [0, 1, 1] and planar.config.used_views == (1, 2)
+    card = (tmp_path / "planar" / "model" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "axial 0.00, coronal 0.50, sagittal 0.50" in card, "the card is rendered from the metadata as saved"
+    assert f"sha256 `{metadata['sha256'][:12]}`" in card
+    assert main([*common, "--out", str(tmp_path / "none"), "--view-weights", "0", "0", "0"]) == 2
+    assert "--view-weights" in capsys.readouterr().err
     for extra in (["--init", tiny_crossview], ["--resume"], ["--channels", "8"]):
         capsys.readouterr()
         channels = [] if "--channels" in extra else ["--channels", "4", "8"]

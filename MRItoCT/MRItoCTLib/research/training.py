@@ -395,10 +395,10 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
                     record["training"]["initialised_from"] = trainer.lineage
                 if trainer.mean_lineage:
                     record["training"]["mean_model"] = trainer.mean_lineage
-                save_model(out / "last", trainer.evaluated, record, model_card(record), config.intensity)
+                save_model(out / "last", trainer.evaluated, record, model_card, config.intensity)
                 if mae < trainer.best:
                     trainer.best = mae
-                    save_model(out / "best", trainer.evaluated, record, model_card(record), config.intensity)
+                    save_model(out / "best", trainer.evaluated, record, model_card, config.intensity)
                 save_checkpoint(trainer, checkpoint_path, seconds)
                 summary = {"epochs": trainer.epoch, "steps": trainer.step, "seconds": seconds,
                            "best_validation_mae_hu": trainer.best}

@@ -123,9 +123,11 @@ def save_checkpoint(path: Path, network: CrossViewNet, optimiser: torch.optim.Op
 
 def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, network_config: CrossViewConfig | None = None,
           resume: bool = False, progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
-          name: str = "sliceinterp-crossview", device: str = "cpu", init: str | None = None) -> dict:
+          name: str = "sliceinterp-crossview", device: str = "cpu", init: str | None = None,
+          view_weights: Sequence[float] | None = None) -> dict:
     """Train on the given CT volumes (from scratch, or from model ``init``); writes ``checkpoint.pt`` at every
-    validation and at the end, ``log.csv`` and the model folder ``model/``."""
+    validation and at the end, ``log.csv`` and the model folder ``model/``. ``view_weights`` (axial, coronal,
+    sagittal) replace the network's own for inference (they do not change training)."""
     out = Path(out)
     volume_paths = find_volumes(paths)
     volumes = load_training_volumes(volume_paths)
@@ -146,6 +148,8 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
         network, lineage = initial_network(init)
     else:
         network = CrossViewNet(network_config)
+    if view_weights is not None:
+        network.config = replace(network.config, view_weights=tuple(view_weights))
     network.to(device)
     optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     start_step, seconds_before = 0, 0.0
@@ -175,5 +179,5 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
         "validation": {"protocol": "restoring every other slice of each training volume (self-supervised; "
                                    "PSNR of HU + 1024 clipped to [0, 4000])", "scores": scores},
     }
-    folder = save_crossview(out / "model", network, metadata, model_card(metadata))
+    folder = save_crossview(out / "model", network, metadata, model_card)
     return {"steps": record["step"], "seconds": seconds, "folder": str(folder), "scores": scores}
