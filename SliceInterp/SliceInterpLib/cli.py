@@ -13,7 +13,7 @@ from CTSynthesisCore.device import DEFAULT_DEVICE, DEVICE_CHOICES
 from CTSynthesisCore.errors import UserInputError
 
 from .catalog import CPU_BATCH_SIZE, DEFAULT_ADAPT_MINUTES, DEFAULT_METHOD, DEFAULT_MODEL, DEFAULT_SEED, METHODS
-from .networks import CrossViewConfig
+from .networks import CrossViewConfig, check_view_weights
 from .selfsupervised import INPLANE_PROFILES, INPLANE_SCALES, TrainConfig
 
 DEVICE_HELP = f"{', '.join(DEVICE_CHOICES)} (default {DEFAULT_DEVICE})"
@@ -171,8 +171,11 @@ def command_train(args) -> int:
                          distill_levels=args.distill_levels, inplane_weight=args.inplane_weight,
                          inplane_scale=args.inplane_scale, inplane_profile=args.inplane_profile, seed=args.seed)
     network_config = network_config_for(args.channels, args.init, args.resume)
-    if args.view_weights is not None and (min(args.view_weights) < 0 or sum(args.view_weights) <= 0):
-        raise UserInputError(f"--view-weights needs three weights >= 0, not all 0; got {args.view_weights}")
+    if args.view_weights is not None:
+        try:
+            check_view_weights(args.view_weights)
+        except ValueError as error:
+            raise UserInputError(f"--view-weights: {error}") from None
     device = choose_device(args.device)
     bar = TqdmProgress("training crossview", disable=args.quiet)
     try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from monai.networks.nets import UNet
@@ -58,6 +58,12 @@ class CrossViewIntensity:
 INTENSITY = CrossViewIntensity()
 
 
+def check_view_weights(weights: Sequence[float]) -> None:
+    """Refuse view weights (axial, coronal, sagittal) that are not three, are negative or are all 0."""
+    if len(weights) != 3 or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"view weights need three weights >= 0, not all 0; got {list(weights)}")
+
+
 @dataclass
 class CrossViewConfig:
     """Architecture of both view networks."""
@@ -70,8 +76,7 @@ class CrossViewConfig:
     view_weights: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # axial, coronal, sagittal: the new slice's weighted mean
 
     def __post_init__(self) -> None:
-        if len(self.view_weights) != 3 or min(self.view_weights) < 0 or sum(self.view_weights) <= 0:
-            raise ValueError(f"view_weights needs three weights >= 0, not all 0; got {list(self.view_weights)}")
+        check_view_weights(self.view_weights)
 
     @property
     def used_views(self) -> tuple[int, ...]:
