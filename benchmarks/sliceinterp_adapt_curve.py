@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import time
-from dataclasses import replace
 
 import SimpleITK as sitk
 import torch
@@ -33,7 +32,7 @@ from SliceInterpLib.selfsupervised import adapt
 
 def fresh_network(model: CrossViewNet, channels: list[int]) -> CrossViewNet:
     """An untrained network of ``channels`` (a x2 stride between levels) with the model's other settings."""
-    return CrossViewNet(replace(model.config, channels=tuple(channels), strides=(2,) * (len(channels) - 1))).eval()
+    return CrossViewNet(model.config.with_channels(channels)).eval()
 
 
 def main() -> None:

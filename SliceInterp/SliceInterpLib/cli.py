@@ -150,7 +150,7 @@ def network_config_for(channels: Sequence[int] | None, init: str | None, resume:
         raise UserInputError("--channels sets the architecture of a new network; --init and --resume keep their own")
     if len(channels) < 2:
         raise UserInputError(f"--channels needs at least two levels, got {len(channels)}")
-    return CrossViewConfig(channels=tuple(channels), strides=(2,) * (len(channels) - 1))
+    return CrossViewConfig().with_channels(channels)
 
 
 def command_train(args) -> int:

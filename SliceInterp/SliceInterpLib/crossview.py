@@ -98,15 +98,11 @@ def interleave(observed: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
     return result
 
 
-def mean_and_disagreement(views: torch.Tensor, weights: Sequence[float] | None = None
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The views' mean weighted by ``weights`` (normalised; default equal): the new slices; and their standard
-    deviation (unweighted): the disagreement."""
-    if weights is None:
-        mean = views.mean(dim=0)
-    else:
-        shares = torch.tensor(weights, dtype=views.dtype, device=views.device) / sum(weights)
-        mean = (views * shares.view(-1, *[1] * (views.dim() - 1))).sum(dim=0)
+def mean_and_disagreement(views: torch.Tensor, weights: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The views' mean weighted by ``weights`` (normalised): the new slices; and their standard deviation
+    (unweighted): the disagreement."""
+    shares = torch.tensor(weights, dtype=views.dtype, device=views.device) / sum(weights)
+    mean = (views * shares.view(-1, *[1] * (views.dim() - 1))).sum(dim=0)
     return mean, (views - views.mean(dim=0)).square().mean(dim=0).sqrt()
 
 

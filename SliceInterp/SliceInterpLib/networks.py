@@ -20,7 +20,7 @@ Intensities: :data:`INTENSITY`, stored in every model's metadata and checked whe
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Sequence
 
 import torch
@@ -82,6 +82,10 @@ class CrossViewConfig:
     def used_views(self) -> tuple[int, ...]:
         """The views (0 axial, 1 coronal, 2 sagittal) whose weight is above 0: the only ones run at inference."""
         return tuple(index for index, weight in enumerate(self.view_weights) if weight > 0)
+
+    def with_channels(self, channels: Sequence[int]) -> "CrossViewConfig":
+        """This config with ``channels`` per level and a x2 stride between levels."""
+        return replace(self, channels=tuple(channels), strides=(2,) * (len(channels) - 1))
 
     @property
     def size_multiple(self) -> int:
