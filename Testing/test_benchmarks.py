@@ -55,7 +55,7 @@ def test_whole_volume_benchmark_times_a_complete_run_of_the_pelvis_series(tmp_pa
     printed = _run("mritoct_whole_volume.py", "--models", str(tiny_model), "--slices", "2", cwd=tmp_path)
     assert "275 x 275 x 2 voxels at 1.5 x 1.5 x 3.0 mm, preset standard" in printed
     row = next(line for line in printed.splitlines() if str(tiny_model) in line).split("|")
-    assert row[2].strip() == "ddpm, 6 NFE, MC 4" and row[3].strip() == "cpu"
+    assert row[2].strip() == "DDPM-6, MC 4, flips" and row[3].strip() == "cpu"
     assert float(row[4]) > 0 and row[6].strip() == "yes"
 
 
@@ -193,7 +193,7 @@ def test_heldout_benchmark_records_the_table_and_whether_the_ct_was_a_training_c
          "--steps", "2", "--mc", "2", "--csv", str(tmp_path / "heldout.csv"), "--record", cwd=tmp_path)
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "### MRI/CT pairs rendered from the real CT" in card and "| water in body |" in card
-    assert "inside the body, DDPM-2, MC 2)" in card
+    assert "inside the body, DDPM-2, MC 2, flips)" in card
     assert "among this model's training CTs" in card
 
 

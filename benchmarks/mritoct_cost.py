@@ -35,10 +35,15 @@ def measured_on() -> str:
     return f"{os.cpu_count()}-core CPU"
 
 
+def preset_settings() -> SynthesisSettings:
+    """The settings of the panel's default preset (the other settings at their defaults)."""
+    preset = PRESETS[DEFAULT_PRESET]
+    return SynthesisSettings(sampler=preset.sampler, steps=preset.steps, mc=preset.mc)
+
+
 def timed_preset_run(volume, model, device: str = "cpu") -> tuple[SynthesisResult, float]:
     """One synthesis of ``volume`` with the panel's default preset, and its seconds."""
-    preset = PRESETS[DEFAULT_PRESET]
-    settings = SynthesisSettings(sampler=preset.sampler, steps=preset.steps, mc=preset.mc)
+    settings = preset_settings()
     started = time.perf_counter()
     result = synthesize(volume, model, settings, device=device)
     return result, time.perf_counter() - started

@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--slices", type=int, help="central slices of each pair scored (default all)")
     parser.add_argument("--mc", type=int, default=4)
     parser.add_argument("--steps", type=int, help="sampler steps (default: the sampler's)")
+    parser.add_argument("--no-test-time-flips", dest="test_time_flips", action="store_false",
+                        help="draw every Monte-Carlo sample on the MRI as is")
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--csv", default="mritoct_heldout.csv")
     parser.add_argument("--record", action="store_true", help="store each model's result in its metadata and card")
@@ -100,7 +102,7 @@ def main() -> None:
     for name in args.models:
         model = load_model(name)
         models[model_label(name, model.metadata)] = model
-    settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed)
+    settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed, test_time_flips=args.test_time_flips)
     rows = []
     for case in range(args.cases):
         mri, truth_image, mask_image = held_out_pair(ct, args.seed, case)

@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["mritoct-residual", "mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
     parser.add_argument("--mc", type=int, default=4)
     parser.add_argument("--steps", type=int, help="sampler steps (default: the sampler's)")
+    parser.add_argument("--no-test-time-flips", dest="test_time_flips", action="store_false",
+                        help="draw every Monte-Carlo sample on the MRI as is")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", default="mritoct_rois.png")
     parser.add_argument("--csv", default="mritoct_roi.csv")
@@ -102,7 +104,7 @@ def main() -> None:
     rows = []
     for name in args.models:
         model = load_model(name)
-        settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed)
+        settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed, test_time_flips=args.test_time_flips)
         medians = region_medians(synthesize(t2, model, settings, device="cpu").ct)
         rows.append({"model": model_label(name, model.metadata), **medians})
         print(rows[-1], flush=True)

@@ -4,7 +4,7 @@ The volume has the size of a typical pelvis T2 series (275 x 275 x 85 voxels at 
 ProstateX T2 resampled onto 275 x 275 x 85 voxels, then given that spacing (its 19-slice slab stretched over the 85
 slices; every slice is synthesized either way, so the time is that of a real series of this size). Each model
 synthesizes all of it through the real pipeline with the Standard preset (``MRItoCTLib.catalog.PRESETS``: DDPM,
-6 steps, 4 Monte-Carlo samples; one pass for the CNN and GAN), timed from the call to the
+6 steps, 4 Monte-Carlo samples, test-time flips; one pass for the CNN and GAN), timed from the call to the
 result on the input grid. Prints a markdown table; the target is at most 5 minutes on the 2-core CPU.
 
     python benchmarks/mritoct_whole_volume.py --models mritoct-ddpm runs/residual/last [--device cpu]
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 
-from mritoct_cost import measured_on, timed_preset_run
+from mritoct_cost import measured_on, preset_settings, timed_preset_run
 from mritoct_speed import pelvis_volume
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.tables import markdown_table
-from MRItoCTLib.catalog import DEFAULT_MODEL, DEFAULT_PRESET, PRESETS
+from MRItoCTLib.catalog import DEFAULT_MODEL, DEFAULT_PRESET
 from MRItoCTLib.model import load_model
 
 SIZE = (275, 275, 85)
@@ -38,8 +38,7 @@ def timed_run(name: str, device: str, slices: int) -> list[str]:
     """One complete synthesis of the series; the table row."""
     model = load_model(name, device)
     result, seconds = timed_preset_run(pelvis_series(slices), model, device)
-    mc = PRESETS[DEFAULT_PRESET].mc
-    sampling = f"{result.sampler}, {result.nfe} NFE, MC {mc}" if model.kind.stochastic else "one pass"
+    sampling = preset_settings().describe_sampling(model.kind.stochastic)
     verdict = "yes" if seconds <= TARGET_MINUTES * 60 else "no"
     return [f"{model.metadata['name']} ({name})", sampling, result.device, f"{seconds:.0f}", f"{seconds / 60:.1f}",
             verdict]

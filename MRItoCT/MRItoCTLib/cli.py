@@ -136,6 +136,10 @@ def add_synthesis_options(parser: ArgumentParser) -> None:
     parser.add_argument("--slice-noise", choices=SLICE_NOISE, default=SLICE_NOISE[0],
                         help="shared (default): a Monte-Carlo sample's slices share their noise, so the volume has no "
                              "stripes between slices; independent: every slice draws its own")
+    parser.add_argument("--no-test-time-flips", dest="test_time_flips", action="store_false",
+                        help="draw every Monte-Carlo sample on the MRI as is; by default they are drawn in turn on the "
+                             "MRI as is, mirrored left-right and mirrored anterior-posterior, each mirrored back "
+                             "(lower error, an uncertainty that tracks the error better)")
     add_inference_options(parser)
     for option in all_sampler_options().values():
         users = [info.name for info in SAMPLERS.values() if option in info.options]
@@ -150,7 +154,8 @@ def settings_from_arguments(args, keep_samples: bool = False) -> SynthesisSettin
     return SynthesisSettings(sampler=args.sampler, steps=args.steps, mc=args.mc, seed=args.seed,
                              batch_size=args.batch_size, keep_samples=keep_samples, sampler_options=options,
                              precision=args.precision, channels_last=args.channels_last,
-                             compile=args.compile, slice_noise=args.slice_noise).validated()
+                             compile=args.compile, slice_noise=args.slice_noise,
+                             test_time_flips=args.test_time_flips).validated()
 
 
 def command_synthesize(args) -> int:

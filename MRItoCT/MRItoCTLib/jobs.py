@@ -50,6 +50,7 @@ def closing_summary(result, settings: SynthesisSettings) -> str:
 
 
 BONE_ABOVE_HU = 300.0
+MIRRORED = " (drawn in turn on the MRI as is, mirrored left-right and mirrored anterior-posterior)"
 
 
 def result_facts(result, settings: SynthesisSettings, model) -> dict[str, str]:
@@ -59,7 +60,8 @@ def result_facts(result, settings: SynthesisSettings, model) -> dict[str, str]:
     body = ct > BODY_ABOVE_HU
     inside = ct[body] if body.any() else np.full(1, BODY_ABOVE_HU)
     sampling = (f"{SAMPLERS[result.sampler].title}, {result.nfe} network evaluations per sample, "
-                f"{settings.mc} Monte-Carlo samples" if model.kind.stochastic
+                f"{settings.mc} Monte-Carlo samples{MIRRORED if settings.test_time_flips and settings.mc > 1 else ''}"
+                if model.kind.stochastic
                 else f"one pass of the {result.sampler} network (deterministic)")
     low, high = np.percentile(inside, [1, 99])
     facts = {"Model": model.metadata["name"], "Sampling": sampling,

@@ -49,10 +49,11 @@ def sample_with_sampler(run: Callable[..., Tensor], network: ConditionalDenoiser
 
 def sample_residual(run: Callable[..., Tensor], network: ResidualDiffusion, condition: Tensor,
                     draw: Draw) -> tuple[Tensor, int]:
-    """Residual diffusion: the regression's mean (computed once for stacked copies) plus one sampled residual per
-    condition."""
-    batch = condition.shape[0] // draw.copies
-    mean = network.mean(condition[:batch]).repeat(draw.copies, 1, 1, 1)
+    """Residual diffusion: the regression's mean (computed once when the stacked copies are equal, per copy when
+    they differ, as mirrored copies do) plus one sampled residual per condition."""
+    first = condition[:condition.shape[0] // draw.copies]
+    copies_equal = torch.equal(condition, first.repeat(draw.copies, 1, 1, 1))
+    mean = network.mean(first).repeat(draw.copies, 1, 1, 1) if copies_equal else network.mean(condition)
     residual, nfe = sample_with_sampler(run, network, network.extended_condition(condition, mean), draw)
     return network.ct_from_residual(mean, residual), nfe
 

@@ -46,14 +46,15 @@ class MonteCarloResult:
     samples: list[Tensor] = field(default_factory=list)
 
 
-def monte_carlo(draw: Callable[[int], tuple[Tensor, int]], total: int, chunk: int,
+def monte_carlo(draw: Callable[[int, int], tuple[Tensor, int]], total: int, chunk: int,
                 keep_samples: bool = False) -> MonteCarloResult:
-    """Draw ``total`` samples, ``chunk`` at a time; ``draw(k)`` returns (k stacked samples, NFE per sample)."""
+    """Draw ``total`` samples, ``chunk`` at a time; ``draw(first, k)`` returns (samples first..first+k-1 stacked,
+    NFE per sample)."""
     if total < 1 or chunk < 1:
         raise ValueError("the number of samples and the chunk size must be at least 1")
     moments, kept, nfe = RunningMoments(), [], 0
     for start in range(0, total, chunk):
-        samples, nfe = draw(min(chunk, total - start))
+        samples, nfe = draw(start, min(chunk, total - start))
         moments.add(samples)
         if keep_samples:
             kept.extend(samples.unbind(0))

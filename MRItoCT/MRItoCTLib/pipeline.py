@@ -123,6 +123,21 @@ def slices_to_synthesize(count: int, context_only_edges: int) -> list[int]:
     return wanted
 
 
+MIRRORINGS = ((), (-1,), (-2,))  # axes of a (..., H, W) axial batch: as is, left-right (x), anterior-posterior (y)
+
+
+def sample_mirrorings(first: int, count: int, test_time_flips: bool) -> list[tuple[int, ...]]:
+    """The axes each of Monte-Carlo samples ``first``..``first+count-1`` is mirrored along (test-time augmentation,
+    Wang et al. 2019): the MRI as is, mirrored left-right, mirrored anterior-posterior, in turn."""
+    return [MIRRORINGS[index % len(MIRRORINGS)] if test_time_flips else () for index in range(first, first + count)]
+
+
+def mirror_copies(batch: torch.Tensor, mirrorings: list[tuple[int, ...]]) -> torch.Tensor:
+    """Mirror each copy's equal block of rows of ``batch`` along its axes (a mirroring undoes itself)."""
+    blocks = batch.chunk(len(mirrorings))
+    return torch.cat([block.flip(axes) if axes else block for block, axes in zip(blocks, mirrorings)])
+
+
 @dataclass
 class SampledVolume:
     """Every slice's Monte-Carlo mean and standard deviation (and the samples) in the model's unit range."""
@@ -179,8 +194,8 @@ class VolumeSampling:
                     draw.generator = SliceSharedNoise(new_generator(self.device, settings.seed), len(indices))
                 condition = torch.from_numpy(context_stack(self.padded, indices, self.model.config.context_slices))
                 condition = condition.to(self.device)
-                outcome = monte_carlo(lambda count: self.draw_batch(condition, count, len(indices), draw), settings.mc,
-                                      mc_per_pass, keep_samples=settings.keep_samples)
+                outcome = monte_carlo(lambda first, count: self.draw_batch(condition, first, count, len(indices), draw),
+                                      settings.mc, mc_per_pass, keep_samples=settings.keep_samples)
                 nfe = outcome.nfe
                 mean[indices] = outcome.mean[:, 0].float().cpu().numpy()
                 std[indices] = outcome.std[:, 0].float().cpu().numpy()
@@ -188,16 +203,19 @@ class VolumeSampling:
                     samples[:, indices] = torch.stack(outcome.samples)[:, :, 0].float().cpu().numpy()
         return SampledVolume(mean, std, samples, nfe, total_steps)
 
-    def draw_batch(self, condition: torch.Tensor, count: int, slices: int, draw: Draw) -> tuple[torch.Tensor, int]:
-        """``count`` samples of each slice of ``condition``, stacked as (count, slices, ...), and the NFE per sample."""
-        repeated = condition.repeat(count, 1, 1, 1)
+    def draw_batch(self, condition: torch.Tensor, first: int, count: int, slices: int,
+                   draw: Draw) -> tuple[torch.Tensor, int]:
+        """Samples ``first``..``first+count-1`` of each slice of ``condition``, stacked as (count, slices, ...), and
+        the NFE per sample."""
+        mirrorings = sample_mirrorings(first, count, self.settings.test_time_flips)
+        repeated = mirror_copies(condition.repeat(count, 1, 1, 1), mirrorings)
         if self.settings.channels_last:  # once here, not at every network evaluation
             repeated = channels_last(repeated)
         raise_if_simulated_out_of_memory(repeated.shape[0])
         draw.copies = count
         sample, nfe = self.model.kind.draw(self.network, self.model.network, repeated, draw)
         self.done_steps += draw.steps
-        return sample.reshape(count, slices, *sample.shape[1:]), nfe
+        return mirror_copies(sample, mirrorings).reshape(count, slices, *sample.shape[1:]), nfe
 
 
 @dataclass

@@ -35,6 +35,8 @@ class SynthesisSettings:
     context_only_edges: int = 0  # slices at each end used only as the neighbours' context (left at -1024 HU)
     slice_noise: str = "shared"  # "shared": a Monte-Carlo sample's slices share their noise (no stripes between
     # slices); "independent": every slice draws its own
+    test_time_flips: bool = True  # Monte-Carlo samples drawn in turn on the MRI as is, mirrored left-right and
+    # mirrored anterior-posterior, each mirrored back (test-time augmentation)
 
     @property
     def inference(self) -> InferenceOptions:
@@ -62,12 +64,14 @@ class SynthesisSettings:
         return self.steps if self.steps is not None else sampler_info(self.sampler).default_steps
 
     def describe_sampling(self, stochastic: bool) -> str:
-        """'DDPM-6, MC 4' for a sampled model (an adaptive solver without its steps), 'one pass' otherwise."""
+        """'DDPM-6, MC 4, flips' for a sampled model (an adaptive solver without its steps; 'flips' with test-time
+        flips), 'one pass' otherwise."""
         if not stochastic:
             return "one pass"
         info = sampler_info(self.sampler)
         steps = f"-{self.resolved_steps}" if info.uses_steps(self.sampler_options) else ""
-        return f"{info.label}{steps}, MC {self.mc}"
+        flips = ", flips" if self.test_time_flips and self.mc > 1 else ""
+        return f"{info.label}{steps}, MC {self.mc}{flips}"
 
 
 @dataclass

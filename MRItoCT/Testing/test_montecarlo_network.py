@@ -12,8 +12,9 @@ def test_running_moments_match_direct_computation_for_any_chunking(chunk):
     samples = torch.randn(10, 2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3 + 1
     position = 0
 
-    def draw(count):
+    def draw(first, count):
         nonlocal position
+        assert first == position
         out = samples[position:position + count]
         position += count
         return out, 5
@@ -32,7 +33,7 @@ def test_running_moments_hold_constant_memory():
 
 
 def test_single_sample_has_zero_spread():
-    result = monte_carlo(lambda k: (torch.ones(k, 3), 1), 1, 4)
+    result = monte_carlo(lambda first, k: (torch.ones(k, 3), 1), 1, 4)
     assert torch.equal(result.std, torch.zeros(3))
 
 

@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import unittest
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -261,6 +262,42 @@ def test_dicom_series_input_to_dicom_output_keeps_patient_and_frame_of_reference
     assert sct.GetMetaData("0020|0052").strip() == "1.2.3.4.5"
     assert sct.GetMetaData("0020|000e") != mri.GetMetaData("0020|000e")  # a new series
     assert same_geometry(sitk.Resample(sct, mri), mri, 1e-4)
+
+
+def model_grid_image(array: np.ndarray, spacing_mm: float) -> sitk.Image:
+    """An axial volume already on a model's grid (identity direction), so that mirroring its array is exact."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    image.SetSpacing((spacing_mm, spacing_mm, spacing_mm))
+    return image
+
+
+@pytest.mark.parametrize("axis", [2, 1])
+def test_test_time_flips_mirror_a_sample_and_mirror_it_back(model, t2, axis):
+    """Sample 1 (left-right) and sample 2 (anterior-posterior) of a run with test-time flips are the same samples of
+    a run without them on the MRI mirrored that way, mirrored back: same noise draws, the network sees the mirror."""
+    mri = sitk.GetArrayFromImage(t2)[8:11, 64:320:4, 64:320:4]
+    sample = {2: 1, 1: 2}[axis]
+    settings = SynthesisSettings(sampler="ddpm", steps=2, mc=3, seed=5, batch_size=9, keep_samples=True)
+    flipped = synthesize(model_grid_image(mri, 3.0), model, settings, device="cpu")
+    plain = synthesize(model_grid_image(np.flip(mri, axis), 3.0), model, replace(settings, test_time_flips=False),
+                       device="cpu")
+    mirrored_back = np.flip(sitk.GetArrayFromImage(plain.samples[sample]), axis)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(flipped.samples[sample]), mirrored_back, atol=0.5)
+    assert np.abs(sitk.GetArrayFromImage(flipped.samples[0]) - mirrored_back).max() > 10.0
+
+
+def test_test_time_flips_keep_the_output_grid_and_the_seed(model, t2):
+    first, second = (synthesize(t2, model, replace(FAST, mc=4), device="cpu") for _ in range(2))
+    assert same_geometry(first.ct, t2, 1e-9) and same_geometry(first.uncertainty, t2, 1e-9)
+    assert np.array_equal(sitk.GetArrayFromImage(first.ct), sitk.GetArrayFromImage(second.ct))
+
+
+def test_test_time_flips_are_on_unless_the_command_line_turns_them_off():
+    from MRItoCTLib.cli import build_parser, settings_from_arguments
+
+    arguments = ["synthesize", "in.nii.gz", "--output", "o.nii.gz"]
+    assert settings_from_arguments(build_parser().parse_args(arguments)).test_time_flips
+    assert not settings_from_arguments(build_parser().parse_args(arguments + ["--no-test-time-flips"])).test_time_flips
 
 
 def test_shared_slice_noise_gives_identical_slices_for_identical_input(tiny_model, t2_sample):

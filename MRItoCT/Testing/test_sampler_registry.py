@@ -76,9 +76,11 @@ def test_an_option_a_sampler_does_not_use_is_an_error(settings, message):
 
 
 def test_the_sampling_is_described_as_the_result_tables_name_it():
-    assert SynthesisSettings().describe_sampling(stochastic=True) == f"DDPM-{SAMPLERS['ddpm'].default_steps}, MC 4"
-    assert SynthesisSettings(sampler="pc", steps=20, mc=2).describe_sampling(True) == "PC-20, MC 2"
-    assert SynthesisSettings(sampler="ode", mc=3).describe_sampling(True) == "ODE, MC 3", "rk45 picks its own steps"
+    default = f"DDPM-{SAMPLERS['ddpm'].default_steps}, MC 4, flips"
+    assert SynthesisSettings().describe_sampling(stochastic=True) == default
+    assert SynthesisSettings(sampler="pc", steps=20, mc=2, test_time_flips=False).describe_sampling(True) == "PC-20, MC 2"
+    assert SynthesisSettings(sampler="ode", mc=3).describe_sampling(True) == "ODE, MC 3, flips", "rk45: its own steps"
+    assert SynthesisSettings(mc=1).describe_sampling(True) == "DDPM-6, MC 1", "one sample is never mirrored"
     assert SynthesisSettings(steps=6).describe_sampling(stochastic=False) == "one pass"
 
 
