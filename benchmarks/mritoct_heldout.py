@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from CTSynthesisCore.model_cards import record_evaluation
 from CTSynthesisCore.tables import markdown_table, write_csv
 from CTSynthesisCore.volume_io import read_volume
+from MRItoCTLib.cli import add_test_time_flips_option
 from MRItoCTLib.model import load_model
 from MRItoCTLib.intensity import foreground_mask
 from MRItoCTLib.pipeline import synthesize
@@ -91,8 +92,7 @@ def main() -> None:
     parser.add_argument("--slices", type=int, help="central slices of each pair scored (default all)")
     parser.add_argument("--mc", type=int, default=4)
     parser.add_argument("--steps", type=int, help="sampler steps (default: the sampler's)")
-    parser.add_argument("--no-test-time-flips", dest="test_time_flips", action="store_false",
-                        help="draw every Monte-Carlo sample on the MRI as is")
+    add_test_time_flips_option(parser)
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--csv", default="mritoct_heldout.csv")
     parser.add_argument("--record", action="store_true", help="store each model's result in its metadata and card")

@@ -21,6 +21,7 @@ from CTSynthesisCore.model_cards import record_evaluation
 from CTSynthesisCore.plotting import pyplot
 from CTSynthesisCore.sample_data import sample_path
 from CTSynthesisCore.tables import write_csv
+from MRItoCTLib.cli import add_test_time_flips_option
 from MRItoCTLib.model import load_model
 from MRItoCTLib.pipeline import synthesize
 from MRItoCTLib.research.model_card import model_card
@@ -92,8 +93,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["mritoct-residual", "mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
     parser.add_argument("--mc", type=int, default=4)
     parser.add_argument("--steps", type=int, help="sampler steps (default: the sampler's)")
-    parser.add_argument("--no-test-time-flips", dest="test_time_flips", action="store_false",
-                        help="draw every Monte-Carlo sample on the MRI as is")
+    add_test_time_flips_option(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", default="mritoct_rois.png")
     parser.add_argument("--csv", default="mritoct_roi.csv")

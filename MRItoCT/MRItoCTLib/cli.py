@@ -122,6 +122,14 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def add_test_time_flips_option(parser: ArgumentParser) -> None:
+    """``--no-test-time-flips``, read as ``args.test_time_flips`` (the CLI and the benchmarks share it)."""
+    parser.add_argument("--no-test-time-flips", dest="test_time_flips", action="store_false",
+                        help="draw every Monte-Carlo sample on the MRI as is; by default they are drawn in turn on the "
+                             "MRI as is, mirrored left-right and mirrored anterior-posterior, each mirrored back "
+                             "(lower error, an uncertainty that tracks the error better)")
+
+
 def add_synthesis_options(parser: ArgumentParser) -> None:
     """The flags of :class:`SynthesisSettings` (model and device too); each sampler option's flag comes from the
     sampler registry."""
@@ -136,10 +144,7 @@ def add_synthesis_options(parser: ArgumentParser) -> None:
     parser.add_argument("--slice-noise", choices=SLICE_NOISE, default=SLICE_NOISE[0],
                         help="shared (default): a Monte-Carlo sample's slices share their noise, so the volume has no "
                              "stripes between slices; independent: every slice draws its own")
-    parser.add_argument("--no-test-time-flips", dest="test_time_flips", action="store_false",
-                        help="draw every Monte-Carlo sample on the MRI as is; by default they are drawn in turn on the "
-                             "MRI as is, mirrored left-right and mirrored anterior-posterior, each mirrored back "
-                             "(lower error, an uncertainty that tracks the error better)")
+    add_test_time_flips_option(parser)
     add_inference_options(parser)
     for option in all_sampler_options().values():
         users = [info.name for info in SAMPLERS.values() if option in info.options]

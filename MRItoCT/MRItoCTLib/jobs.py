@@ -60,7 +60,7 @@ def result_facts(result, settings: SynthesisSettings, model) -> dict[str, str]:
     body = ct > BODY_ABOVE_HU
     inside = ct[body] if body.any() else np.full(1, BODY_ABOVE_HU)
     sampling = (f"{SAMPLERS[result.sampler].title}, {result.nfe} network evaluations per sample, "
-                f"{settings.mc} Monte-Carlo samples{MIRRORED if settings.test_time_flips and settings.mc > 1 else ''}"
+                f"{settings.mc} Monte-Carlo samples{MIRRORED if settings.mirrors_samples else ''}"
                 if model.kind.stochastic
                 else f"one pass of the {result.sampler} network (deterministic)")
     low, high = np.percentile(inside, [1, 99])

@@ -47,13 +47,20 @@ def sample_with_sampler(run: Callable[..., Tensor], network: ConditionalDenoiser
     return result.sample, result.nfe
 
 
+def mean_per_distinct_copy(network: ResidualDiffusion, condition: Tensor, copies: int) -> Tensor:
+    """The regression's mean of each of the ``copies`` stacked copies in ``condition``, computed once per distinct
+    copy (Monte-Carlo copies repeat the MRI as is and each of its mirrorings)."""
+    blocks, means = condition.chunk(copies), []
+    for index, block in enumerate(blocks):
+        same = next((earlier for earlier in range(index) if torch.equal(blocks[earlier], block)), None)
+        means.append(means[same] if same is not None else network.mean(block))
+    return torch.cat(means)
+
+
 def sample_residual(run: Callable[..., Tensor], network: ResidualDiffusion, condition: Tensor,
                     draw: Draw) -> tuple[Tensor, int]:
-    """Residual diffusion: the regression's mean (computed once when the stacked copies are equal, per copy when
-    they differ, as mirrored copies do) plus one sampled residual per condition."""
-    first = condition[:condition.shape[0] // draw.copies]
-    copies_equal = torch.equal(condition, first.repeat(draw.copies, 1, 1, 1))
-    mean = network.mean(first).repeat(draw.copies, 1, 1, 1) if copies_equal else network.mean(condition)
+    """Residual diffusion: the regression's mean plus one sampled residual per condition."""
+    mean = mean_per_distinct_copy(network, condition, draw.copies)
     residual, nfe = sample_with_sampler(run, network, network.extended_condition(condition, mean), draw)
     return network.ct_from_residual(mean, residual), nfe
 

@@ -134,6 +134,8 @@ def sample_mirrorings(first: int, count: int, test_time_flips: bool) -> list[tup
 
 def mirror_copies(batch: torch.Tensor, mirrorings: list[tuple[int, ...]]) -> torch.Tensor:
     """Mirror each copy's equal block of rows of ``batch`` along its axes (a mirroring undoes itself)."""
+    if not any(mirrorings):
+        return batch
     blocks = batch.chunk(len(mirrorings))
     return torch.cat([block.flip(axes) if axes else block for block, axes in zip(blocks, mirrorings)])
 

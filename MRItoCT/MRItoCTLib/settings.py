@@ -60,6 +60,11 @@ class SynthesisSettings:
         return replace(self, sampler_options=options)
 
     @property
+    def mirrors_samples(self) -> bool:
+        """Whether Monte-Carlo samples are drawn on mirrored MRIs (test-time flips need more than one sample)."""
+        return self.test_time_flips and self.mc > 1
+
+    @property
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else sampler_info(self.sampler).default_steps
 
@@ -70,7 +75,7 @@ class SynthesisSettings:
             return "one pass"
         info = sampler_info(self.sampler)
         steps = f"-{self.resolved_steps}" if info.uses_steps(self.sampler_options) else ""
-        flips = ", flips" if self.test_time_flips and self.mc > 1 else ""
+        flips = ", flips" if self.mirrors_samples else ""
         return f"{info.label}{steps}, MC {self.mc}{flips}"
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 
 from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import read_volume, same_geometry
 from MRItoCTLib.cli import main
 from MRItoCTLib.model import load_model
-from MRItoCTLib.pipeline import synthesize
+from MRItoCTLib.pipeline import mirror_copies, sample_mirrorings, synthesize
 from MRItoCTLib.settings import SynthesisSettings
 
 FAST = SynthesisSettings(sampler="ddim", steps=3, mc=3, seed=0)
@@ -271,12 +272,11 @@ def model_grid_image(array: np.ndarray, spacing_mm: float) -> sitk.Image:
     return image
 
 
-@pytest.mark.parametrize("axis", [2, 1])
-def test_test_time_flips_mirror_a_sample_and_mirror_it_back(model, t2, axis):
+@pytest.mark.parametrize("axis, sample", [(2, 1), (1, 2)])
+def test_test_time_flips_mirror_a_sample_and_mirror_it_back(model, t2, axis, sample):
     """Sample 1 (left-right) and sample 2 (anterior-posterior) of a run with test-time flips are the same samples of
     a run without them on the MRI mirrored that way, mirrored back: same noise draws, the network sees the mirror."""
     mri = sitk.GetArrayFromImage(t2)[8:11, 64:320:4, 64:320:4]
-    sample = {2: 1, 1: 2}[axis]
     settings = SynthesisSettings(sampler="ddpm", steps=2, mc=3, seed=5, batch_size=9, keep_samples=True)
     flipped = synthesize(model_grid_image(mri, 3.0), model, settings, device="cpu")
     plain = synthesize(model_grid_image(np.flip(mri, axis), 3.0), model, replace(settings, test_time_flips=False),
@@ -284,6 +284,14 @@ def test_test_time_flips_mirror_a_sample_and_mirror_it_back(model, t2, axis):
     mirrored_back = np.flip(sitk.GetArrayFromImage(plain.samples[sample]), axis)
     np.testing.assert_allclose(sitk.GetArrayFromImage(flipped.samples[sample]), mirrored_back, atol=0.5)
     assert np.abs(sitk.GetArrayFromImage(flipped.samples[0]) - mirrored_back).max() > 10.0
+
+
+def test_mirror_copies_flips_each_copy_block_and_leaves_an_unmirrored_batch_alone():
+    batch = torch.arange(2 * 2 * 1 * 2 * 3, dtype=torch.float32).reshape(4, 1, 2, 3)  # 2 copies of 2 slices
+    mirrored = mirror_copies(batch, [(), (-1,)])
+    assert torch.equal(mirrored[:2], batch[:2]) and torch.equal(mirrored[2:], batch[2:].flip(-1))
+    assert mirror_copies(batch, [(), ()]) is batch, "no copy to mirror: the batch is not split and joined again"
+    assert sample_mirrorings(2, 3, True) == [(-2,), (), (-1,)] and sample_mirrorings(0, 2, False) == [(), ()]
 
 
 def test_test_time_flips_keep_the_output_grid_and_the_seed(model, t2):

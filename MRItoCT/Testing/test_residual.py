@@ -61,16 +61,19 @@ def test_stacked_monte_carlo_copies_share_one_mean_pass_and_give_the_same_sample
     torch.testing.assert_close(once, every)
 
 
-def test_mirrored_copies_each_get_their_own_mean():
+def test_mirrored_copies_each_get_their_own_mean_computed_once_per_distinct_copy():
     """Copies that differ (test-time flips mirror some) get the regression mean of their own condition: a zero
-    residual gives back each copy's mean, not the first copy's."""
+    residual gives back each copy's mean, not the first copy's; a copy repeated is not computed again."""
     network = tiny_residual(prediction="x0")
     for parameter in network.unet.out.parameters():
         torch.nn.init.zeros_(parameter)
     condition = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1
-    stacked = torch.cat([condition, condition.flip(-1)])
+    stacked = torch.cat([condition, condition.flip(-1), condition])
+    calls = []
+    network.mean_network.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
     ct = model_kind("residual").draw(network, network, stacked, Draw("ddim", 2, {}, torch.Generator().manual_seed(0),
-                                                                     copies=2))[0]
+                                                                     copies=3))[0]
+    assert calls == [2, 2], "the MRI as is and its mirror, once each"
     torch.testing.assert_close(ct, network.mean(stacked), atol=1e-5, rtol=0)
 
 
