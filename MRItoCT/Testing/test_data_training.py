@@ -164,6 +164,41 @@ def test_water_density_regions_of_the_ct_render_as_bright_fluid(monkeypatch):
     assert np.allclose(signal[1][inside], signals["fluid"])
 
 
+def test_an_inserted_bladder_is_water_inside_soft_tissue_and_spares_bone():
+    """The urine cavity (augmentation) holds water-density HU, sits deep in the body, displaces only fat and
+    soft tissue, and leaves everything outside its ellipsoid as it was."""
+    from MRItoCTLib.research import ct_pairs
+
+    spacing = (1.5, 1.5, 3.0)
+    z, y, x = np.mgrid[:20, :100, :100]
+    inside = np.hypot(y - 50, x - 50) < 48
+    hu = np.where(inside, 50.0, -1000.0)
+    hu[:, 45:55, 45:55] = 700.0  # a bone through the centre
+    cavity = ct_pairs.with_fluid_cavity(hu, inside, spacing, np.random.default_rng(3))
+    changed = cavity != hu
+    assert changed.sum() > 1000 and changed.any(axis=(1, 2)).sum() >= 3
+    assert abs(np.median(cavity[changed]) - 7.5) < 10 and np.all(np.abs(cavity[changed] - 7.5) < 25)
+    assert not changed[:, 45:55, 45:55].any() and not changed[~inside].any()
+    assert np.array_equal(ct_pairs.with_fluid_cavity(hu, np.zeros_like(inside), spacing, np.random.default_rng(3)), hu)
+
+
+def test_held_out_pairs_get_no_bladder_and_training_pairs_may(ct_sample, monkeypatch):
+    from MRItoCTLib.research import ct_pairs
+
+    monkeypatch.setitem(ct_pairs.RECIPE, "fluid_cavity_probability", 1.0)
+    ct = sitk.ReadImage(str(ct_sample))[10:110, 5:95, 30:60]
+    water = {}
+    for augment in (False, True):
+        _, hu, mask = pair_from_ct(ct, np.random.default_rng(1), augment=augment)
+        values = sitk.GetArrayFromImage(hu)[sitk.GetArrayFromImage(mask).astype(bool)]
+        water[augment] = np.mean((values >= 0) & (values <= 15))
+    monkeypatch.setitem(ct_pairs.RECIPE, "fluid_cavity_probability", 0.0)
+    _, hu, mask = pair_from_ct(ct, np.random.default_rng(1), augment=False)
+    plain = sitk.GetArrayFromImage(hu)[sitk.GetArrayFromImage(mask).astype(bool)]
+    assert water[False] == np.mean((plain >= 0) & (plain <= 15)), "held-out pairs keep the CT as it is"
+    assert water[True] > water[False] + 0.02
+
+
 def assert_same_weights(network, expected) -> None:
     """The learned weights of ``network`` equal ``expected``'s (batch-norm running statistics aside)."""
     import torch

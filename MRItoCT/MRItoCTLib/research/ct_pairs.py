@@ -1,7 +1,7 @@
 """Paired T2 MRI / CT made from a real CT, with domain randomisation (in the spirit of SynthSeg / SynthSR).
 
 Each pair takes the CT's anatomy through a random spatial augmentation (flip, rotation, in-plane scaling,
-elastic deformation) and renders a T2-weighted image from HU-derived tissue fractions with the spin-echo
+elastic deformation, often a urine-filled bladder inserted into the soft tissue) and renders a T2-weighted image from HU-derived tissue fractions with the spin-echo
 model, every tissue's proton density, T1 and T2 drawn per case within physiological ranges
 (:data:`RECIPE`). CT cannot tell muscle from organs or urine, so the soft tissue is split by a smooth
 random field into muscle-, organ- and fluid-like regions with their own T2: the network learns that dark
@@ -61,6 +61,11 @@ RECIPE: dict[str, Any] = {
     "fascia_spacing_mm": (15.0, 40.0),  # typical distance between dark fascia lines inside soft tissue
     "dark_line_of_muscle": (0.0, 0.5),  # a dark line's signal, as a share of the case's muscle signal
     "flip_probability": 0.5,
+    # a urine-filled bladder inserted into the CT's soft tissue and fat (augmentation): the training CTs hold few
+    # full bladders, and the ProstateX T2's urine came out as soft tissue (40-70 HU however bright it was drawn)
+    "fluid_cavity_probability": 0.6,
+    "fluid_cavity_mm": (15.0, 45.0),  # semi-axes of the cavity's ellipsoid
+    "fluid_cavity_hu": (0.0, 15.0),
 }
 
 
@@ -209,6 +214,31 @@ def random_transform(ct: sitk.Image, rng: np.random.Generator) -> sitk.Transform
     return sitk.CompositeTransform([affine, elastic])
 
 
+CAVITY_REPLACES_HU = (-150.0, 100.0)  # a cavity displaces fat and soft tissue, never bone or gas
+CAVITY_NOISE_HU = 3.0
+
+
+def with_fluid_cavity(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, float],
+                      rng: np.random.Generator) -> np.ndarray:
+    """``hu`` with an ellipsoid of urine (water density) centred at a random point of soft tissue at least its
+    smallest semi-axis deep in the body; unchanged when no such point exists."""
+    semi_axes_mm = np.array([draw(rng, RECIPE["fluid_cavity_mm"]) for _ in range(3)])
+    body = sitk.GetImageFromArray(inside.astype(np.uint8))
+    body.SetSpacing(spacing)
+    depth = -sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(body, insideIsPositive=False, useImageSpacing=True))
+    candidates = np.argwhere((depth >= semi_axes_mm.min()) & (hu > 20.0) & (hu < 80.0))
+    if len(candidates) == 0:
+        return hu
+    centre = candidates[rng.integers(len(candidates))]
+    grid = np.ogrid[tuple(slice(0, n) for n in hu.shape)]
+    spacing_zyx = np.array(spacing[::-1])
+    semi_axes_zyx = semi_axes_mm[::-1]
+    distance = sum(((axis - c) * s / a) ** 2 for axis, c, s, a in zip(grid, centre, spacing_zyx, semi_axes_zyx))
+    cavity = (distance <= 1.0) & inside & (hu > CAVITY_REPLACES_HU[0]) & (hu < CAVITY_REPLACES_HU[1])
+    urine = draw(rng, RECIPE["fluid_cavity_hu"]) + rng.normal(0.0, CAVITY_NOISE_HU, hu.shape)
+    return np.where(cavity, urine, hu).astype(hu.dtype)
+
+
 def output_grid(ct: sitk.Image, rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """Size and spacing of a rendered case: an MRI-like in-plane pixel and slice thickness over the CT's extent."""
     pixel, slice_mm = draw(rng, RECIPE["pixel_mm"]), draw(rng, RECIPE["slice_mm"])
@@ -245,8 +275,8 @@ def slice_profile(values: np.ndarray, thin_per_slice: int) -> np.ndarray:
 
 def pair_from_ct(ct: sitk.Image, rng: np.random.Generator,
                  augment: bool = True) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
-    """(T2 MRI, CT, body mask) of one randomised case from a real CT (``augment=False``: no flip, rotation, scaling
-    or deformation; the case still gets a random MRI-like pixel size and slice thickness)."""
+    """(T2 MRI, CT, body mask) of one randomised case from a real CT (``augment=False``: no flip, rotation, scaling,
+    deformation or inserted bladder; the case still gets a random MRI-like pixel size and slice thickness)."""
     size, spacing = output_grid(ct, rng)
     thin = 3  # thin slices per MRI slice: the slice profile
     thin_spacing = (spacing[0], spacing[1], spacing[2] / thin)
@@ -258,6 +288,8 @@ def pair_from_ct(ct: sitk.Image, rng: np.random.Generator,
     thin_ct = sitk.Resample(ct, reference, transform, sitk.sitkLinear, AIR_HU, sitk.sitkFloat32)
     hu = sitk.GetArrayFromImage(thin_ct)
     inside = sitk.GetArrayFromImage(ct_body_mask(thin_ct)).astype(bool)
+    if augment and rng.random() < RECIPE["fluid_cavity_probability"]:
+        hu = with_fluid_cavity(hu, inside, thin_spacing, rng)
     mri_thin = render_t2(hu, inside, thin_spacing, rng)
     mri = add_mri_acquisition(slice_profile(mri_thin, thin), spacing, rng)
     hu_thick = slice_profile(np.where(inside, np.clip(hu, AIR_HU, STORED_MAX_HU), AIR_HU), thin)
