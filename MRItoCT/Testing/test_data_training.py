@@ -170,7 +170,7 @@ def test_an_inserted_bladder_is_water_inside_soft_tissue_and_spares_bone():
     from MRItoCTLib.research import ct_pairs
 
     spacing = (1.5, 1.5, 3.0)
-    z, y, x = np.mgrid[:20, :100, :100]
+    _, y, x = np.mgrid[:20, :100, :100]
     inside = np.hypot(y - 50, x - 50) < 48
     hu = np.where(inside, 50.0, -1000.0)
     hu[:, 45:55, 45:55] = 700.0  # a bone through the centre
