@@ -1,13 +1,13 @@
 """Paired T2 MRI / CT made from a real CT, with domain randomisation (in the spirit of SynthSeg / SynthSR).
 
 Each pair takes the CT's anatomy through a random spatial augmentation (flip, rotation, in-plane scaling,
-elastic deformation, often a urine-filled bladder inserted into the soft tissue) and renders a T2-weighted
-image from HU-derived tissue fractions with the spin-echo model, every tissue's proton density, T1 and T2 drawn
-per case within physiological ranges (:data:`RECIPE`). CT cannot tell muscle from organs or urine, so the soft tissue is split by a smooth
-random field into muscle-, organ- and fluid-like regions with their own T2: the network learns that dark
-muscle, grey organs and bright fluid are all soft tissue in HU; in most cases the CT's homogeneous water-density
-regions (urine in a full bladder) are fluid, bright as on a real T2. Bone is a solid with a black cortical shell
-and bright, fat-like marrow inside. The acquisition (coil bias and profile,
+elastic deformation, often a urine-filled bladder inserted into the soft tissue) and renders a T2-weighted image
+from HU-derived tissue fractions with the spin-echo model, every tissue's proton density, T1 and T2 drawn per
+case within physiological ranges (:data:`RECIPE`). CT cannot tell muscle from organs or urine, so the soft
+tissue is split by a smooth random field into muscle-, organ- and fluid-like regions with their own T2: the
+network learns that dark muscle, grey organs and bright fluid are all soft tissue in HU; in most cases the CT's
+homogeneous water-density regions (urine in a full bladder) are fluid, bright as on a real T2. Bone is a solid
+with a black cortical shell and bright, fat-like marrow inside. The acquisition (coil bias and profile,
 turbo-spin-echo blur, Rician noise) and the slice profile follow. The CT target is the augmented CT itself.
 """
 
