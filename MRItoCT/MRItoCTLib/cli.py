@@ -54,6 +54,8 @@ def build_parser() -> ArgumentParser:
                       help="randomised cases per CT (each a new spatial augmentation and tissue contrast; default 1)")
     data.add_argument("--allow-contrast", action="store_true",
                       help="accept CTs that look contrast-enhanced (refused by default: MRI cannot see iodine)")
+    data.add_argument("--workers", type=positive_int, default=1,
+                      help="processes making cases at once (default 1; the cases do not depend on it)")
     data.add_argument("--quiet", action="store_true", help="no progress bar")
 
     fit = commands.add_parser("train", help="train the diffusion model or a baseline on paired data")
@@ -218,7 +220,7 @@ def command_make_data(args) -> int:
     bar = TqdmProgress("making cases", disable=args.quiet)
     try:
         record = make_dataset(args.out, args.cases, args.seed, args.from_ct, progress=bar, per_ct=args.per_ct,
-                              allow_contrast=args.allow_contrast)
+                              allow_contrast=args.allow_contrast, workers=args.workers)
     finally:
         bar.close()
     splits = {s: sum(c["split"] == s for c in record["cases"]) for s in ("train", "validation", "test")}

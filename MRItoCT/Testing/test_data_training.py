@@ -72,6 +72,23 @@ def test_make_data_command(tmp_path, ct_sample, capsys):
     assert main(["make-data", "--out", str(tmp_path / "e"), "--cases", "0", "--quiet"]) == 2
 
 
+def test_cases_do_not_depend_on_the_number_of_workers(tmp_path, ct_sample):
+    """Each case has its own seed: made in two processes, the data set is the one made in one."""
+    crop = tmp_path / "crop.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(ct_sample))[20:90, 20:80, 40:52], str(crop))
+    for workers in ("1", "2"):
+        assert main(["make-data", "--out", str(tmp_path / workers), "--cases", "1", "--from-ct", str(crop),
+                     "--per-ct", "2", "--workers", workers, "--quiet"]) == 0
+    one, two = (json.loads((tmp_path / w / "dataset.json").read_text(encoding="utf-8")) for w in ("1", "2"))
+    assert one == two and len(one["cases"]) == 3
+    for case in one["cases"]:
+        for name in ("mr.nii.gz", "ct.nii.gz", "mask.nii.gz"):
+            first, second = (sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / w / case["name"] / name)))
+                             for w in ("1", "2"))
+            np.testing.assert_array_equal(first, second)
+    assert main(["make-data", "--out", str(tmp_path / "0"), "--cases", "1", "--workers", "0", "--quiet"]) == 2
+
+
 def test_contrast_enhanced_ct_is_refused_unless_allowed(tmp_path, ct_sample, capsys):
     """A T2 image cannot show iodine: a CT angiogram's blood at 300 HU would be taught as bone-like tissue."""
     from MRItoCTLib.research.ct_pairs import CONTRAST_SHARE, enhanced_share
@@ -166,7 +183,7 @@ def test_water_density_regions_of_the_ct_render_as_bright_fluid(monkeypatch):
 
 def test_an_inserted_bladder_is_water_inside_soft_tissue_and_spares_bone():
     """The urine cavity (augmentation) holds water-density HU, sits deep in the body, displaces only fat and
-    soft tissue, and leaves everything outside its ellipsoid as it was."""
+    soft tissue, keeps its margin from bone, and leaves everything outside its ellipsoid as it was."""
     from MRItoCTLib.research import ct_pairs
 
     spacing = (1.5, 1.5, 3.0)
@@ -179,6 +196,8 @@ def test_an_inserted_bladder_is_water_inside_soft_tissue_and_spares_bone():
     assert changed.sum() > 1000 and changed.any(axis=(1, 2)).sum() >= 3
     assert abs(np.median(cavity[changed]) - 7.5) < 10 and np.all(np.abs(cavity[changed] - 7.5) < 25)
     assert not changed[:, 45:55, 45:55].any() and not changed[~inside].any()
+    near_bone = ct_pairs.distance_mm(hu > ct_pairs.BONE_EDGE_HU, spacing) <= ct_pairs.RECIPE["fluid_cavity_bone_margin_mm"]
+    assert near_bone.sum() > 1000 and not changed[near_bone].any(), "the cavity keeps its margin from bone"
     assert np.array_equal(ct_pairs.with_fluid_cavity(hu, np.zeros_like(inside), spacing, np.random.default_rng(3)), hu)
 
 

@@ -1,14 +1,14 @@
 """Paired T2 MRI / CT made from a real CT, with domain randomisation (in the spirit of SynthSeg / SynthSR).
 
-Each pair takes the CT's anatomy through a random spatial augmentation (flip, rotation, in-plane scaling,
-elastic deformation, often a urine-filled bladder inserted into the soft tissue) and renders a T2-weighted image
-from HU-derived tissue fractions with the spin-echo model, every tissue's proton density, T1 and T2 drawn per
-case within physiological ranges (:data:`RECIPE`). CT cannot tell muscle from organs or urine, so the soft
-tissue is split by a smooth random field into muscle-, organ- and fluid-like regions with their own T2: the
-network learns that dark muscle, grey organs and bright fluid are all soft tissue in HU; in most cases the CT's
-homogeneous water-density regions (urine in a full bladder) are fluid, bright as on a real T2. Bone is a solid
-with a black cortical shell and bright, fat-like marrow inside. The acquisition (coil bias and profile,
-turbo-spin-echo blur, Rician noise) and the slice profile follow. The CT target is the augmented CT itself.
+Each pair takes the CT's anatomy through a random spatial augmentation (flip, rotation, in-plane scaling, elastic
+deformation, often a urine-filled bladder inserted into the soft tissue away from bone) and renders a T2-weighted
+image from HU-derived tissue fractions with the spin-echo model, every tissue's proton density, T1 and T2 drawn per
+case within physiological ranges (:data:`RECIPE`). CT cannot tell muscle from organs or urine, so the soft tissue
+is split by a smooth random field into muscle-, organ- and fluid-like regions with their own T2: the network learns
+that dark muscle, grey organs and bright fluid are all soft tissue in HU; in most cases the CT's homogeneous
+water-density regions (urine in a full bladder) are fluid, bright as on a real T2. Bone is a solid with a black
+cortical shell and bright, fat-like marrow inside. The acquisition (coil bias and profile, turbo-spin-echo blur,
+Rician noise) and the slice profile follow. The CT target is the augmented CT itself.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ RECIPE: dict[str, Any] = {
     "fluid_cavity_probability": 0.6,
     "fluid_cavity_mm": (15.0, 45.0),  # semi-axes of the cavity's ellipsoid
     "fluid_cavity_hu": (0.0, 15.0),
+    # kept this far from bone: a bright round cavity against bone looks like a femoral head on T2 and taught the
+    # network to read femoral-head marrow as water (recipe v8); a real bladder lies centimetres from the femora
+    "fluid_cavity_bone_margin_mm": 20.0,
 }
 
 
@@ -215,18 +218,31 @@ def random_transform(ct: sitk.Image, rng: np.random.Generator) -> sitk.Transform
 
 
 CAVITY_REPLACES_HU = (-150.0, 100.0)  # a cavity displaces fat and soft tissue, never bone or gas
+CAVITY_CENTRE_HU = (20.0, 80.0)  # a cavity's centre lies in soft tissue
 CAVITY_NOISE_HU = 3.0
+
+
+def distance_mm(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Distance in mm from each voxel outside ``mask`` to the mask (0 inside it; infinite when it is empty)."""
+    if not mask.any():
+        return np.full(mask.shape, np.inf, np.float32)
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing(spacing)
+    distance = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, useImageSpacing=True))
+    return np.maximum(distance, 0.0)
 
 
 def with_fluid_cavity(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, float],
                       rng: np.random.Generator) -> np.ndarray:
     """``hu`` with an ellipsoid of urine (water density) centred at a random point of soft tissue at least its
-    smallest semi-axis deep in the body; unchanged when no such point exists."""
+    smallest semi-axis deep in the body and that far beyond the bone margin; no voxel of the cavity lies within
+    the margin of bone. Unchanged when no such point exists."""
     semi_axes_mm = np.array([draw(rng, RECIPE["fluid_cavity_mm"]) for _ in range(3)])
-    body = sitk.GetImageFromArray(inside.astype(np.uint8))
-    body.SetSpacing(spacing)
-    depth = -sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(body, insideIsPositive=False, useImageSpacing=True))
-    candidates = np.argwhere((depth >= semi_axes_mm.min()) & (hu > 20.0) & (hu < 80.0))
+    depth = distance_mm(~inside, spacing)
+    bone_clearance = distance_mm(hu > BONE_EDGE_HU, spacing) - RECIPE["fluid_cavity_bone_margin_mm"]
+    reach = semi_axes_mm.min()
+    soft = (hu > CAVITY_CENTRE_HU[0]) & (hu < CAVITY_CENTRE_HU[1])
+    candidates = np.argwhere((depth >= reach) & (bone_clearance >= reach) & soft)
     if len(candidates) == 0:
         return hu
     centre = candidates[rng.integers(len(candidates))]
@@ -234,9 +250,11 @@ def with_fluid_cavity(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, 
     spacing_zyx = np.array(spacing[::-1])
     semi_axes_zyx = semi_axes_mm[::-1]
     distance = sum(((axis - c) * s / a) ** 2 for axis, c, s, a in zip(grid, centre, spacing_zyx, semi_axes_zyx))
-    cavity = (distance <= 1.0) & inside & (hu > CAVITY_REPLACES_HU[0]) & (hu < CAVITY_REPLACES_HU[1])
-    urine = draw(rng, RECIPE["fluid_cavity_hu"]) + rng.normal(0.0, CAVITY_NOISE_HU, hu.shape)
-    return np.where(cavity, urine, hu).astype(hu.dtype)
+    displaced = (hu > CAVITY_REPLACES_HU[0]) & (hu < CAVITY_REPLACES_HU[1])
+    cavity = (distance <= 1.0) & inside & displaced & (bone_clearance > 0.0)
+    with_urine = hu.copy()
+    with_urine[cavity] = draw(rng, RECIPE["fluid_cavity_hu"]) + rng.normal(0.0, CAVITY_NOISE_HU, int(cavity.sum()))
+    return with_urine
 
 
 def output_grid(ct: sitk.Image, rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[float, ...]]:
