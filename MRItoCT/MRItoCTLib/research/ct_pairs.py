@@ -69,6 +69,10 @@ RECIPE: dict[str, Any] = {
     # kept this far from bone: a bright round cavity against bone looks like a femoral head on T2 and taught the
     # network to read femoral-head marrow as water (recipe v8); a real bladder lies centimetres from the femora
     "fluid_cavity_bone_margin_mm": 20.0,
+    # a real bladder's urine is ringed by its dark muscular wall (on the bundled T2 as dark as a femoral head's
+    # cortex): without the wall, a bright region in a dark ring was always marrow and the urine read 116 HU (v9)
+    "fluid_cavity_wall_mm": (2.0, 6.0),
+    "fluid_cavity_wall_hu": (30.0, 50.0),
 }
 
 
@@ -120,9 +124,10 @@ def water_density_fluid(hu: np.ndarray, spacing: tuple[float, float, float]) -> 
 
 
 def soft_tissue_signal(hu: np.ndarray, signals: dict[str, float], spacing: tuple[float, float, float],
-                       rng: np.random.Generator) -> np.ndarray:
+                       rng: np.random.Generator, known_kind: np.ndarray | None = None) -> np.ndarray:
     """The soft tissue's signal per voxel: muscle-, organ- and fluid-like regions from a smooth random field, and
-    (in most cases) fluid wherever the CT shows homogeneous water density, as a real T2 shows urine: bright."""
+    (in most cases) fluid wherever the CT shows homogeneous water density, as a real T2 shows urine: bright.
+    ``known_kind`` (an index into SOFT_TISSUE_KINDS, -1 where unknown) overrides both."""
     region_voxels = draw(rng, RECIPE["soft_tissue_region_mm"]) / spacing[0]
     field = smooth_field(hu.shape, rng, region_voxels)
     organ, fluid = (draw(rng, RECIPE["soft_tissue_shares"][kind]) for kind in ("organ", "fluid"))
@@ -130,6 +135,8 @@ def soft_tissue_signal(hu: np.ndarray, signals: dict[str, float], spacing: tuple
     kind = np.where(field >= high, 2, np.where(field >= low, 1, 0))
     if rng.random() < RECIPE["water_density_fluid_probability"]:
         kind = np.where(water_density_fluid(hu, spacing), 2, kind)
+    if known_kind is not None:
+        kind = np.where(known_kind >= 0, known_kind, kind)
     return np.array([signals[name] for name in SOFT_TISSUE_KINDS], np.float32)[kind]
 
 
@@ -185,12 +192,13 @@ def dark_lines(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.rand
 
 
 def render_t2(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, float],
-              rng: np.random.Generator) -> np.ndarray:
+              rng: np.random.Generator, known_kind: np.ndarray | None = None) -> np.ndarray:
     """A clean T2-weighted signal (before the acquisition) from HU, with per-case randomised tissue parameters,
-    a black cortical shell around bone and dark lines that are not bone."""
+    a black cortical shell around bone and dark lines that are not bone; ``known_kind`` fixes the kind of soft
+    tissue where it is known (see :func:`soft_tissue_signal`)."""
     signals = case_signals(rng)
     fractions = tissue_fractions(hu)
-    per_anchor = [signals["gas"], signals["fat"], soft_tissue_signal(hu, signals, spacing, rng),
+    per_anchor = [signals["gas"], signals["fat"], soft_tissue_signal(hu, signals, spacing, rng, known_kind),
                   signals["marrow"], signals["cortical_bone"]]
     clean = sum(fraction * signal for fraction, signal in zip(fractions, per_anchor))
     clean = np.where(cortical_shell(hu, spacing, rng), signals["cortical_bone"], clean)
@@ -233,28 +241,35 @@ def distance_mm(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.nda
 
 
 def with_fluid_cavity(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, float],
-                      rng: np.random.Generator) -> np.ndarray:
-    """``hu`` with an ellipsoid of urine (water density) centred at a random point of soft tissue at least its
-    smallest semi-axis deep in the body and that far beyond the bone margin; no voxel of the cavity lies within
-    the margin of bone. Unchanged when no such point exists."""
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``hu`` with a bladder inserted, and the soft-tissue kind it fixes (fluid in the urine, muscle in the wall, -1
+    elsewhere; see :func:`soft_tissue_signal`). The urine (water density) fills an ellipsoid centred at a random
+    point of soft tissue at least its smallest semi-axis deep in the body and that far beyond the bone margin, and
+    a soft-tissue wall rings it; no voxel of either lies within the margin of bone. Unchanged when no such point
+    exists."""
     semi_axes_mm = np.array([draw(rng, RECIPE["fluid_cavity_mm"]) for _ in range(3)])
+    wall_mm = draw(rng, RECIPE["fluid_cavity_wall_mm"])
+    known_kind = np.full(hu.shape, -1, np.int8)
     depth = distance_mm(~inside, spacing)
     bone_clearance = distance_mm(hu > BONE_EDGE_HU, spacing) - RECIPE["fluid_cavity_bone_margin_mm"]
-    reach = semi_axes_mm.min()
+    reach = semi_axes_mm.min() + wall_mm
     soft = (hu > CAVITY_CENTRE_HU[0]) & (hu < CAVITY_CENTRE_HU[1])
     candidates = np.argwhere((depth >= reach) & (bone_clearance >= reach) & soft)
     if len(candidates) == 0:
-        return hu
+        return hu, known_kind
     centre = candidates[rng.integers(len(candidates))]
     grid = np.ogrid[tuple(slice(0, n) for n in hu.shape)]
     spacing_zyx = np.array(spacing[::-1])
-    semi_axes_zyx = semi_axes_mm[::-1]
-    distance = sum(((axis - c) * s / a) ** 2 for axis, c, s, a in zip(grid, centre, spacing_zyx, semi_axes_zyx))
-    displaced = (hu > CAVITY_REPLACES_HU[0]) & (hu < CAVITY_REPLACES_HU[1])
-    cavity = (distance <= 1.0) & inside & displaced & (bone_clearance > 0.0)
-    with_urine = hu.copy()
-    with_urine[cavity] = draw(rng, RECIPE["fluid_cavity_hu"]) + rng.normal(0.0, CAVITY_NOISE_HU, int(cavity.sum()))
-    return with_urine
+    urine_axes, wall_axes = semi_axes_mm[::-1], semi_axes_mm[::-1] + wall_mm
+    offsets = [(axis - c) * s for axis, c, s in zip(grid, centre, spacing_zyx)]
+    displaced = inside & (hu > CAVITY_REPLACES_HU[0]) & (hu < CAVITY_REPLACES_HU[1]) & (bone_clearance > 0.0)
+    urine = displaced & (sum((o / a) ** 2 for o, a in zip(offsets, urine_axes)) <= 1.0)
+    wall = displaced & ~urine & (sum((o / a) ** 2 for o, a in zip(offsets, wall_axes)) <= 1.0)
+    with_bladder = hu.copy()
+    for region, key in ((urine, "fluid_cavity_hu"), (wall, "fluid_cavity_wall_hu")):
+        with_bladder[region] = draw(rng, RECIPE[key]) + rng.normal(0.0, CAVITY_NOISE_HU, int(region.sum()))
+    known_kind[urine], known_kind[wall] = SOFT_TISSUE_KINDS.index("fluid"), SOFT_TISSUE_KINDS.index("muscle")
+    return with_bladder, known_kind
 
 
 def output_grid(ct: sitk.Image, rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[float, ...]]:
@@ -306,9 +321,10 @@ def pair_from_ct(ct: sitk.Image, rng: np.random.Generator,
     thin_ct = sitk.Resample(ct, reference, transform, sitk.sitkLinear, AIR_HU, sitk.sitkFloat32)
     hu = sitk.GetArrayFromImage(thin_ct)
     inside = sitk.GetArrayFromImage(ct_body_mask(thin_ct)).astype(bool)
+    known_kind = None
     if augment and rng.random() < RECIPE["fluid_cavity_probability"]:
-        hu = with_fluid_cavity(hu, inside, thin_spacing, rng)
-    mri_thin = render_t2(hu, inside, thin_spacing, rng)
+        hu, known_kind = with_fluid_cavity(hu, inside, thin_spacing, rng)
+    mri_thin = render_t2(hu, inside, thin_spacing, rng, known_kind)
     mri = add_mri_acquisition(slice_profile(mri_thin, thin), spacing, rng)
     hu_thick = slice_profile(np.where(inside, np.clip(hu, AIR_HU, STORED_MAX_HU), AIR_HU), thin)
     mask = slice_profile(inside.astype(np.float32), thin) >= 0.5
