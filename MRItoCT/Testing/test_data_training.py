@@ -77,8 +77,8 @@ def test_cases_do_not_depend_on_the_number_of_workers(tmp_path, ct_sample):
     crop = tmp_path / "crop.nii.gz"
     sitk.WriteImage(sitk.ReadImage(str(ct_sample))[20:90, 20:80, 40:52], str(crop))
     for workers in ("1", "2"):
-        assert main(["make-data", "--out", str(tmp_path / workers), "--cases", "1", "--from-ct", str(crop),
-                     "--per-ct", "2", "--workers", workers, "--quiet"]) == 0
+        assert main(["make-data", "--out", str(tmp_path / workers), "--cases", "0", "--from-ct", str(crop),
+                     "--per-ct", "3", "--workers", workers, "--quiet"]) == 0
     one, two = (json.loads((tmp_path / w / "dataset.json").read_text(encoding="utf-8")) for w in ("1", "2"))
     assert one == two and len(one["cases"]) == 3
     for case in one["cases"]:
@@ -87,6 +87,22 @@ def test_cases_do_not_depend_on_the_number_of_workers(tmp_path, ct_sample):
                              for w in ("1", "2"))
             np.testing.assert_array_equal(first, second)
     assert main(["make-data", "--out", str(tmp_path / "0"), "--cases", "1", "--workers", "0", "--quiet"]) == 2
+
+
+def test_making_cases_in_processes_can_be_cancelled(tmp_path, ct_sample):
+    """Cancelling stops the workers between cases: the cases not yet started are never made, no dataset.json."""
+    from CTSynthesisCore.errors import Cancelled
+    from CTSynthesisCore.progress import CancelToken
+    from MRItoCTLib.research.data_generation import make_dataset
+
+    crop = tmp_path / "crop.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(ct_sample))[20:90, 20:80, 40:52], str(crop))
+    cancel = CancelToken()
+    with pytest.raises(Cancelled):
+        make_dataset(tmp_path / "d", 0, 0, [str(crop)], per_ct=8, workers=2, cancel=cancel,
+                     progress=lambda done, total, name: cancel.cancel())
+    made = [folder for folder in (tmp_path / "d").iterdir() if folder.is_dir()]
+    assert 1 <= len(made) < 8 and not (tmp_path / "d" / "dataset.json").exists()
 
 
 def test_contrast_enhanced_ct_is_refused_unless_allowed(tmp_path, ct_sample, capsys):

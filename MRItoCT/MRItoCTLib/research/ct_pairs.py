@@ -243,10 +243,10 @@ def distance_mm(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.nda
 def with_fluid_cavity(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, float],
                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``hu`` with a bladder inserted, and the soft-tissue kind it fixes (fluid in the urine, muscle in the wall, -1
-    elsewhere; see :func:`soft_tissue_signal`). The urine (water density) fills an ellipsoid centred at a random
-    point of soft tissue at least its smallest semi-axis deep in the body and that far beyond the bone margin, and
-    a soft-tissue wall rings it; no voxel of either lies within the margin of bone. Unchanged when no such point
-    exists."""
+    elsewhere; see :func:`soft_tissue_signal`). The urine (water density) fills an ellipsoid, and a soft-tissue
+    wall rings it, centred at a random point of soft tissue whose depth in the body and distance beyond the bone
+    margin are at least the smallest semi-axis plus the wall; no voxel of either lies within the margin of bone.
+    Unchanged when no such point exists."""
     semi_axes_mm = np.array([draw(rng, RECIPE["fluid_cavity_mm"]) for _ in range(3)])
     wall_mm = draw(rng, RECIPE["fluid_cavity_wall_mm"])
     known_kind = np.full(hu.shape, -1, np.int8)
