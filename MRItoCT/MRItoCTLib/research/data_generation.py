@@ -48,7 +48,7 @@ class CaseJob:
     source: Path | None = None
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2)  # jobs come in order of their CT: a process holds at most two CTs in memory
 def _read_ct(source: Path):
     return read_volume(source)
 
