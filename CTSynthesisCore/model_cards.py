@@ -58,8 +58,11 @@ def lineage_record(metadata: dict[str, Any], data: Any) -> dict[str, Any]:
     """What a model records of a model it builds on, the one it was fine-tuned from or a residual model's mean
     network (``data``: that model's training data; ``seconds``: all of its training, earlier training included)."""
     training = metadata.get("training", {})
-    return {"model": metadata["name"], "sha256": metadata.get("sha256"), "steps": training.get("steps"),
-            "seconds": round(cpu_hours(metadata) * 3600), "data": data}
+    record = {"model": metadata["name"], "sha256": metadata.get("sha256"), "steps": training.get("steps"),
+              "seconds": round(cpu_hours(metadata) * 3600), "data": data}
+    if training.get("mean_model"):
+        record["mean_model_sha256"] = training["mean_model"].get("sha256")
+    return record
 
 
 def lineage_line(training: dict[str, Any]) -> str:
@@ -71,9 +74,11 @@ def lineage_line(training: dict[str, Any]) -> str:
 
 def cpu_hours(metadata: dict[str, Any]) -> float:
     """Training time in hours, with the earlier training this model was initialised from and, for a residual
-    model, its mean network's training."""
+    model, its mean network's training (once: a parent trained over the same mean already counts it)."""
     training = metadata.get("training", {})
-    built_on = [training.get("initialised_from") or {}, training.get("mean_model") or {}]
+    parent, mean = training.get("initialised_from") or {}, training.get("mean_model") or {}
+    mean_counted = bool(mean) and parent.get("mean_model_sha256") == mean.get("sha256")
+    built_on = [parent] if mean_counted else [parent, mean]
     return (float(training.get("seconds") or 0) + sum(float(record.get("seconds") or 0) for record in built_on)) / 3600
 
 

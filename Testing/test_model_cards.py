@@ -77,6 +77,23 @@ def test_training_hours_count_every_model_a_model_builds_on():
     assert cpu_hours(residual) == pytest.approx(4.0)
 
 
+def test_a_fine_tune_over_its_parents_mean_network_counts_that_network_once():
+    """A residual model fine-tuned from a residual model with the same frozen mean: the parent's hours already
+    hold the mean's; a new mean network counts."""
+    from CTSynthesisCore.model_cards import cpu_hours, lineage_record
+
+    cnn = {"name": "cnn", "sha256": "c" * 64, "training": {"seconds": 3600, "steps": 10}}
+    parent = {"name": "parent", "sha256": "p" * 64,
+              "training": {"seconds": 7200, "steps": 20, "mean_model": lineage_record(cnn, "data")}}
+    fine_tune = {"training": {"seconds": 1800, "initialised_from": lineage_record(parent, "data"),
+                              "mean_model": lineage_record(cnn, "data")}}
+    assert fine_tune["training"]["initialised_from"]["seconds"] == 3 * 3600
+    assert cpu_hours(fine_tune) == pytest.approx(3.5)
+    other_cnn = {"name": "cnn-2", "sha256": "d" * 64, "training": {"seconds": 3600, "steps": 10}}
+    fine_tune["training"]["mean_model"] = lineage_record(other_cnn, "data")
+    assert cpu_hours(fine_tune) == pytest.approx(4.5)
+
+
 def test_an_mritoct_card_states_the_rendering_recipe_its_data_was_made_with():
     """Item 1 of the data recipe: the tissue ranges of the domain randomisation are in the card, from the
     dataset's own record (``dataset.json``), so the card matches the data it was trained on."""
