@@ -24,7 +24,14 @@ def _synthesize(t2_slab, tiny_model, **options) -> tuple[np.ndarray, list[str]]:
 
     settings = SynthesisSettings(sampler="dpmpp", steps=3, mc=2, seed=1, **options)
     result = synthesize(t2_slab, load_model(str(tiny_model)), settings, device="cpu")
-    return sitk.GetArrayFromImage(result.ct), result.warnings
+    return sitk.GetArrayFromImage(result.ct), without_anatomy_warning(result.warnings)
+
+
+def without_anatomy_warning(warnings: list[str]) -> list[str]:
+    """The run's warnings but the tiny model's expected one: its CT shows no hip bones."""
+    from MRItoCTLib.anatomy import NO_HIP_BONES
+
+    return [warning for warning in warnings if not warning.startswith(NO_HIP_BONES)]
 
 
 @pytest.fixture(scope="module")

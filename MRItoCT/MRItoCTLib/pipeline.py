@@ -2,7 +2,7 @@
 
 Reorient to axial order, resample in-plane to the model's spacing, normalise the
 MRI, sample slice batches (Monte-Carlo samples batched together), map to HU, set
-air outside the body, and resample back to exactly the input grid.
+air outside the body, warn when the CT shows no hip bones, and resample back to exactly the input grid.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 from CTSynthesisCore.volume_io import check_memory, check_scalar_volume
 
 from .acquisition import acquisition_warnings, image_header
+from .anatomy import anatomy_warnings
 from .intensity import IntensityMapping, body_mask, foreground_mask, looks_like_ct
 from .model import LoadedModel, new_generator
 from .model_types import Draw
@@ -230,14 +231,21 @@ class InputGrid:
     width: int
     intensity: IntensityMapping
 
+    def hu_on_model_grid(self, unit_volume: np.ndarray) -> np.ndarray:
+        """HU on the model grid (axial, LPS order, unpadded), air outside the body."""
+        return self._masked(self.intensity.unit_to_hu(unit_volume), AIR_HU)
+
     def hu(self, unit_volume: np.ndarray) -> sitk.Image:
-        return self._resampled(self.intensity.unit_to_hu(unit_volume), AIR_HU)
+        return self.on_input_grid(self.hu_on_model_grid(unit_volume), AIR_HU)
 
     def spread(self, unit_std: np.ndarray) -> sitk.Image:
-        return self._resampled(self.intensity.unit_std_to_hu(unit_std), 0.0)
+        return self.on_input_grid(self._masked(self.intensity.unit_std_to_hu(unit_std), 0.0), 0.0)
 
-    def _resampled(self, values: np.ndarray, outside: float) -> sitk.Image:
-        values = np.where(self.prepared.mask, values[:, :self.height, :self.width], outside).astype(np.float32)
+    def _masked(self, values: np.ndarray, outside: float) -> np.ndarray:
+        return np.where(self.prepared.mask, values[:, :self.height, :self.width], outside).astype(np.float32)
+
+    def on_input_grid(self, values: np.ndarray, outside: float) -> sitk.Image:
+        """A model-grid volume (``_masked``) resampled onto the input MRI's grid."""
         image = sitk.GetImageFromArray(values)
         image.CopyInformation(self.prepared.grid)
         return sitk.Resample(image, self.mri, sitk.Transform(), sitk.sitkLinear, outside, sitk.sitkFloat32)
@@ -262,7 +270,9 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
         f"out of memory with a batch of {old}; retried with {new}"))
     progress(sampled.total_steps, sampled.total_steps, "resampling to the input grid")
     grid = InputGrid(mri, prepared, height, width, model.intensity)
+    ct_model_grid = grid.hu_on_model_grid(sampled.mean)
+    warnings.extend(anatomy_warnings(ct_model_grid, prepared.grid.GetSpacing()[:2]))
     samples = [grid.hu(sample) for sample in sampled.samples] if sampled.samples is not None else []
     method = settings.sampler if model.kind.stochastic else str(model.metadata.get("method", model.kind.name))
-    return SynthesisResult(grid.hu(sampled.mean), grid.spread(sampled.std), samples, choice.device, choice.reason,
-                           method, sampled.nfe, time.monotonic() - started, warnings)
+    return SynthesisResult(grid.on_input_grid(ct_model_grid, AIR_HU), grid.spread(sampled.std), samples, choice.device,
+                           choice.reason, method, sampled.nfe, time.monotonic() - started, warnings)
