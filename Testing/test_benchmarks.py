@@ -251,3 +251,38 @@ def test_sliceinterp_fusion_benchmark(tmp_path):
                             "adapted 0.01 min, axial weight 0.50", "adapted 0.01 min, axial weight 0.00"]
     assert all(10 < score < 80 for score in scores.values())
     assert scores["model, axial weight 0.50"] != scores["model, axial weight 0.00"], "the weights reach the output"
+
+
+def table_cells(printed: str) -> list[list[str]]:
+    """The cells of every row of the markdown tables in ``printed``."""
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in printed.splitlines()
+            if line.startswith("| ")]
+
+
+def test_sliceinterp_fusion_bounds_order_the_fusions_as_they_must(tmp_path):
+    """The blend fitted on the reference is at least as good as any view alone (it can weight one view 1), and the
+    per-voxel oracle of all four at least as good as that of two."""
+    from CTSynthesisCore.sample_data import sample_path
+
+    thin = tmp_path / "thin.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(sample_path("ct_chest_thin_1p5mm")))[40:80, 40:80, 60:80], str(thin))
+    printed = _run("sliceinterp_fusion_bounds.py", str(thin), "--factors", "2", cwd=tmp_path)
+    scores = {cells[1]: float(cells[2]) for cells in table_cells(printed) if cells[0] == "x2"}
+    assert len(scores) == 8, printed
+    blend = scores["best global blend of all four (fitted on the reference)"]
+    assert blend >= max(scores[f"{view} alone"] for view in ("linear", "axial", "coronal", "sagittal")) - 1e-2
+    assert scores["per-voxel oracle, any of the four"] >= scores["per-voxel oracle, coronal or sagittal"]
+    assert scores["per-voxel oracle, coronal or sagittal"] >= scores["coronal and sagittal mean (shipped)"] - 1e-2
+
+
+def test_hip_check_benchmark_finds_hips_in_the_pelvis_ct_and_warns_without_bone(tmp_path):
+    """The real abdomen-pelvis CT shows hips; a CT of the same grid with its bone replaced by soft tissue does not."""
+    from CTSynthesisCore.sample_data import sample_path
+
+    ct = sitk.ReadImage(str(sample_path("ct_abdomen_pelvis_3mm")))
+    no_bone = tmp_path / "no_bone.nii.gz"
+    sitk.WriteImage(sitk.Minimum(ct, 40), str(no_bone))
+    printed = _run("mritoct_hip_check.py", "--ct", "ct_abdomen_pelvis_3mm", str(no_bone), cwd=tmp_path)
+    rows = {cells[0]: cells for cells in table_cells(printed)}
+    assert int(rows["ct_abdomen_pelvis_3mm"][3]) >= 5 and rows["ct_abdomen_pelvis_3mm"][4] == "no"
+    assert int(rows[str(no_bone)][3]) == 0 and rows[str(no_bone)][4] == "yes"
