@@ -28,7 +28,7 @@ from SliceInterpLib.classical import upsample_classical
 from SliceInterpLib.crossview import upsample_crossview
 from SliceInterpLib.model import load_crossview
 from SliceInterpLib.networks import CrossViewNet
-from SliceInterpLib.research.evaluation import DATA_RANGE, protocol_values, thick_from_thin
+from SliceInterpLib.research.evaluation import DATA_RANGE, protocol_values, removed_slices, thick_from_thin
 
 VIEW_ALONE = {"axial": (1.0, 0.0, 0.0), "coronal": (0.0, 1.0, 0.0), "sagittal": (0.0, 0.0, 1.0)}  # view weights
 
@@ -43,7 +43,7 @@ def removed_slice_predictions(image: sitk.Image, factor: int, network: CrossView
     """The reference's removed slices and each method's prediction of them, as protocol values (HU + 1024, clipped)."""
     reference, thick = thick_from_thin(image, factor)
     spacing = reference.GetSpacing()[2]
-    removed = np.arange(reference.GetSize()[2]) % factor != 0
+    removed = removed_slices(reference.GetSize()[2], factor)
     restored = {"linear": upsample_classical(thick, spacing, "linear")}
     for view in VIEW_ALONE:
         restored[view] = upsample_crossview(thick, spacing, single_view(network, view)).image
@@ -82,9 +82,10 @@ def main() -> None:
                       "best global blend of all four (fitted on the reference)": best_global_blend(truth, list(p.values())),
                       "per-voxel oracle, coronal or sagittal": per_voxel_oracle(truth, planar),
                       "per-voxel oracle, any of the four": per_voxel_oracle(truth, list(p.values()))}
+        linear = psnr(p["linear"], truth, DATA_RANGE)
         for name, value in candidates.items():
             score = psnr(value, truth, DATA_RANGE)
-            rows.append([f"x{factor}", name, f"{score:.2f}", f"{score - psnr(p['linear'], truth, DATA_RANGE):+.2f}"])
+            rows.append([f"x{factor}", name, f"{score:.2f}", f"{score - linear:+.2f}"])
     print(f"Fusion bounds of {args.model} on {args.thin}, {datetime.date.today()}; PSNR dB on removed slices\n")
     print(markdown_table(["factor", "method", "PSNR dB", "over linear dB"], rows))
 

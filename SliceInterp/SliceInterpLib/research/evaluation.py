@@ -62,9 +62,14 @@ def psnr_hu(prediction: np.ndarray, reference: np.ndarray) -> float:
     return psnr(protocol_values(prediction), protocol_values(reference), DATA_RANGE)
 
 
+def removed_slices(count: int, factor: int) -> np.ndarray:
+    """Which of ``count`` thin slices the protocol removed: every index not divisible by ``factor``."""
+    return np.arange(count) % factor != 0
+
+
 def removed_slice_scores(prediction: np.ndarray, reference: np.ndarray, factor: int) -> dict[str, float]:
-    """PSNR, SSIM and MAE over the slices that were removed (every index not divisible by ``factor``)."""
-    removed = np.arange(reference.shape[0]) % factor != 0
+    """PSNR, SSIM and MAE over the slices that were removed (``removed_slices``)."""
+    removed = removed_slices(reference.shape[0], factor)
     predicted, true = protocol_values(prediction[removed]), protocol_values(reference[removed])
     return {"psnr": psnr(predicted, true, DATA_RANGE),
             "ssim": float(ssim_map(predicted, true, DATA_RANGE).mean()),
