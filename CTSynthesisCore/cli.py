@@ -21,15 +21,24 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USER_ERROR)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _integer_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _integer_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _integer_at_least(text, 0)
 
 
 def positive_float(text: str) -> float:

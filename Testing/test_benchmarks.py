@@ -218,6 +218,12 @@ def test_sliceinterp_adaptation_curve_benchmark(tmp_path):
         fresh = list(csv.DictReader(handle))
     assert abs(float(fresh[1]["psnr"]) - float(fresh[0]["psnr"])) < 0.01, "an untrained network is linear"
     assert fresh[2]["psnr"] != fresh[0]["psnr"], "adaptation trains it"
+    printed = _run("sliceinterp_adapt_curve.py", str(thin), "--minutes", "0", "--planar-context", "1",
+                   "--csv", "wide.csv", cwd=tmp_path)
+    assert "1 parallel plane(s) on each side" in printed
+    with open(tmp_path / "wide.csv", encoding="utf-8") as handle:
+        wide = list(csv.DictReader(handle))
+    assert abs(float(wide[1]["psnr"]) - float(rows[1]["psnr"])) < 0.01, "the widened model starts as the model"
 
 
 def test_sliceinterp_ablation_benchmark(tmp_path):

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Sequence
 
 from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_worker_option, check_output_files,
-                                 command_progress, positive_float, positive_int, run_cli)
+                                 command_progress, non_negative_int, positive_float, positive_int,
+                                 run_cli)
 from CTSynthesisCore.device import DEFAULT_DEVICE, DEVICE_CHOICES
 from CTSynthesisCore.errors import UserInputError
 
@@ -83,6 +84,10 @@ def build_parser() -> ArgumentParser:
                        help="channels per level of both view networks, from scratch (default "
                             f"{' '.join(map(str, CrossViewConfig().channels))}); a model given by --init or a "
                             "checkpoint keeps its own")
+    train.add_argument("--planar-context", type=non_negative_int,
+                       help="parallel planes on each side seen by the coronal/sagittal network (2.5D; default: the "
+                            "start model's, 0 from scratch); with --init, a larger value widens that model's "
+                            "network, which starts as it")
     train.add_argument("--view-weights", type=float, nargs=3, metavar=("AXIAL", "CORONAL", "SAGITTAL"),
                        help="weights of the views in the new slices of the trained model (default: the start model's; "
                             "equal from scratch); a view of weight 0 is not run at inference")
@@ -141,16 +146,22 @@ def command_upsample(args) -> int:
     return 0
 
 
-def network_config_for(channels: Sequence[int] | None, init: str | None, resume: bool) -> CrossViewConfig | None:
-    """The architecture of a run from scratch with ``--channels`` (a x2 stride between levels); refused with
-    ``--init`` or ``--resume``, whose model or checkpoint fixes the architecture."""
-    if not channels:
+def network_config_for(channels: Sequence[int] | None, planar_context: int | None, init: str | None,
+                       resume: bool) -> CrossViewConfig | None:
+    """The architecture of a run from scratch with ``--channels`` (a x2 stride between levels) and
+    ``--planar-context``; refused with ``--resume``, whose checkpoint fixes the architecture, and ``--channels``
+    with ``--init`` (whose model does; ``--planar-context`` widens it)."""
+    if resume and (channels or planar_context is not None):
+        raise UserInputError("--channels and --planar-context set the architecture of a new network; --resume keeps "
+                             "the checkpoint's")
+    if init and channels:
+        raise UserInputError("--channels sets the architecture of a new network; --init keeps the model's")
+    if init or resume or not (channels or planar_context):
         return None
-    if init or resume:
-        raise UserInputError("--channels sets the architecture of a new network; --init and --resume keep their own")
-    if len(channels) < 2:
+    if channels and len(channels) < 2:
         raise UserInputError(f"--channels needs at least two levels, got {len(channels)}")
-    return CrossViewConfig().with_channels(channels)
+    config = CrossViewConfig(planar_context=planar_context or 0)
+    return config.with_channels(channels) if channels else config
 
 
 def command_train(args) -> int:
@@ -170,7 +181,7 @@ def command_train(args) -> int:
                          distill_keep=args.distill_keep,
                          distill_levels=args.distill_levels, inplane_weight=args.inplane_weight,
                          inplane_scale=args.inplane_scale, inplane_profile=args.inplane_profile, seed=args.seed)
-    network_config = network_config_for(args.channels, args.init, args.resume)
+    network_config = network_config_for(args.channels, args.planar_context, args.init, args.resume)
     if args.view_weights is not None:
         try:
             check_view_weights(args.view_weights)
@@ -180,7 +191,8 @@ def command_train(args) -> int:
     bar = TqdmProgress("training crossview", disable=args.quiet)
     try:
         summary = train(args.data, args.out, config, network_config, resume=args.resume, progress=bar,
-                        device=device.device, init=args.init, view_weights=args.view_weights)
+                        device=device.device, init=args.init, view_weights=args.view_weights,
+                        planar_context=args.planar_context)
     finally:
         bar.close()
     scores = "; ".join(f"{name} {s['crossview_db']} dB (linear {s['linear_db']})" for name, s in summary["scores"].items())

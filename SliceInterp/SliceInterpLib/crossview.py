@@ -42,6 +42,17 @@ def axial_neighbours(volume: torch.Tensor, gaps: torch.Tensor, neighbours: int) 
     return volume[indices]
 
 
+def plane_stacks(volume: torch.Tensor, indices: torch.Tensor, axis: int, context: int) -> torch.Tensor:
+    """(B, 2c + 1, Z, W) stacks of the planes ``indices`` (B,) along ``axis`` (1: coronal, y; 2: sagittal, x) of a
+    (Z, Y, X) volume, each with its ``context`` neighbours on each side (edges repeated); W is the other in-plane
+    axis."""
+    offsets = torch.arange(-context, context + 1, device=volume.device)
+    planes = (indices.to(volume.device)[:, None] + offsets).clamp(0, volume.shape[axis] - 1)
+    if axis == 1:
+        return volume[:, planes].permute(1, 2, 0, 3)
+    return volume[:, :, planes].permute(2, 3, 0, 1)
+
+
 def _in_batches(function: Callable[[torch.Tensor], torch.Tensor], count: int, batch_size: int | None,
                done: BatchDone | None, device: torch.device) -> torch.Tensor:
     batch_size = batch_size or count
@@ -74,15 +85,15 @@ def view_predictions(network: CrossViewNet, volume: torch.Tensor, batch_size: in
         at = None if position is None else position[gaps]
         return network.axial_between(axial_neighbours(volume, gaps, neighbours), at).float().to(output_device)
 
-    def coronal(rows: torch.Tensor) -> torch.Tensor:
-        return network.planar_between(volume[:, rows].transpose(0, 1), position).float().to(output_device)
-
-    def sagittal(columns: torch.Tensor) -> torch.Tensor:
-        return network.planar_between(volume[:, :, columns].permute(2, 0, 1), position).float().to(output_device)
+    def planar(axis: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        def predict(planes: torch.Tensor) -> torch.Tensor:
+            stacks = plane_stacks(volume, planes, axis, network.config.planar_context)
+            return network.planar_between(stacks, position).float().to(output_device)
+        return predict
 
     predict = (lambda: _in_batches(axial, depth - 1, batch_size, done, volume.device),
-               lambda: _in_batches(coronal, height, batch_size, done, volume.device).transpose(0, 1),
-               lambda: _in_batches(sagittal, width, batch_size, done, volume.device).permute(1, 2, 0))
+               lambda: _in_batches(planar(1), height, batch_size, done, volume.device).transpose(0, 1),
+               lambda: _in_batches(planar(2), width, batch_size, done, volume.device).permute(1, 2, 0))
     return torch.stack([predict[view]() for view in views])
 
 
@@ -219,7 +230,8 @@ def automatic_batch_size(network: CrossViewNet, image: sitk.Image, device: str, 
         probed = inference_network(network, device)
         with torch.inference_mode(), autocast(device, precision):
             probed.axial_between(torch.zeros(count, 2 * probed.config.neighbours, height, width, device=device))
-            probed.planar_between(torch.zeros(count, 4 * depth, max(height, width), device=device))
+            probed.planar_between(torch.zeros(count, probed.planar_planes, 4 * depth, max(height, width),
+                                              device=device))
 
     return auto_batch_size(device, probe, max(height, width), cpu_default=CPU_BATCH_SIZE)
 

@@ -4,7 +4,8 @@
   ``2 * neighbours`` observed slices around the gap (frame interpolation);
 * coronal and sagittal views (one shared network): a 2D image whose first axis is z,
   given as two channels (rows ``i`` and ``i + 1``), refined into the rows half-way
-  between them (super-resolution along z).
+  between them (super-resolution along z). With ``planar_context`` c > 0 (2.5D) the
+  network also sees the c parallel planes on each side of the image, two channels each.
 
 With ``position_input`` (models trained since version 2 of the architecture) both also
 take the position ``t`` of the new slice in its gap (0 = slice ``i``, 1 = slice ``i + 1``)
@@ -72,6 +73,7 @@ class CrossViewConfig:
     strides: tuple[int, ...] = (2, 2, 2)
     num_res_units: int = 1
     neighbours: int = 2  # observed slices on each side of a gap seen by the axial network
+    planar_context: int = 0  # parallel planes on each side seen by the coronal/sagittal network (0: 2D)
     position_input: bool = True  # one more input channel: where in the gap the new slice lies (any factor)
     view_weights: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # axial, coronal, sagittal: the new slice's weighted mean
 
@@ -142,7 +144,12 @@ class CrossViewNet(nn.Module):
         self.config = config or CrossViewConfig()
         extra = int(self.config.position_input)
         self.axial = _view_network(2 * self.config.neighbours + extra, self.config)
-        self.planar = _view_network(2 + extra, self.config)
+        self.planar = _view_network(2 * self.planar_planes + extra, self.config)
+
+    @property
+    def planar_planes(self) -> int:
+        """Parallel planes the coronal/sagittal network sees: the image and ``planar_context`` on each side."""
+        return 2 * self.config.planar_context + 1
 
     def _residual(self, network: nn.Module, inputs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         padded, (height, width) = _pad(inputs, self.config.size_multiple)
@@ -169,24 +176,47 @@ class CrossViewNet(nn.Module):
         return self._residual(self.axial, self._with_position(neighbours, t), base)
 
     def planar_between(self, images: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, Z, W) images with z first -> (B, Z - 1, W) rows at ``position`` (Z - 1,) across each gap between
-        consecutive rows, 0 to 1 (default: half-way)."""
-        pairs = torch.stack([images[:, :-1], images[:, 1:]], dim=1)
-        t = _positions(position, images.shape[1] - 1, images).view(1, 1, -1, 1)
-        base = _between(pairs[:, :1], pairs[:, 1:], t)[:, 0]
+        """(B, Z, W) images with z first, or (B, P, Z, W) stacks of P parallel planes around each image (P = 2c + 1
+        for ``planar_context`` c, the image in the middle) -> (B, Z - 1, W) rows at ``position`` (Z - 1,) across
+        each gap between consecutive rows of the middle plane, 0 to 1 (default: half-way)."""
+        stacks = images[:, None] if images.dim() == 3 else images
+        if stacks.shape[1] != self.planar_planes:
+            raise ValueError(f"this network sees {self.planar_planes} parallel planes, got {stacks.shape[1]}")
+        pairs = torch.stack([stacks[:, :, :-1], stacks[:, :, 1:]], dim=2).flatten(1, 2)  # plane-major: (B, 2P, ...)
+        middle = 2 * self.config.planar_context
+        t = _positions(position, stacks.shape[2] - 1, stacks).view(1, 1, -1, 1)
+        base = _between(pairs[:, middle:middle + 1], pairs[:, middle + 1:middle + 2], t)[:, 0]
         return self._residual(self.planar, self._with_position(pairs, t), base)
 
-    def load_without_position(self, state: dict[str, torch.Tensor]) -> None:
-        """Load the weights of a model without position input into this position model: the input layers get
-        one more input channel with zero weights, so the network starts as that model at every position (and is
-        exactly that model half-way, where the position channel is zero)."""
+    def _source_channels(self, key: str, source: CrossViewConfig) -> list[int]:
+        """Where each input channel of ``source``'s network lands in this network's input layer ``key``: observed
+        slices (axial) or the planes' rows (planar, the source's planes in the middle), then the position channel."""
+        if key.startswith("axial"):
+            observed = list(range(2 * source.neighbours))
+        else:
+            first = 2 * (self.config.planar_context - source.planar_context)
+            observed = list(range(first, first + 2 * (2 * source.planar_context + 1)))
+        total = (2 * self.config.neighbours if key.startswith("axial") else 2 * self.planar_planes) + 1
+        return observed + ([total - 1] if source.position_input else [])
+
+    def load_widened(self, state: dict[str, torch.Tensor], source: CrossViewConfig) -> None:
+        """Load the weights of a network of config ``source`` that sees less: no position input (older models) or
+        fewer parallel planes (2D into 2.5D). The input layers get zero weights on the new channels, so the network
+        starts as the source: exactly half-way (position channel 0) and at every position with the source's residual
+        over the new base."""
+        if source.position_input and not self.config.position_input:
+            raise ValueError("a position model does not widen into a model without position input")
         own = self.state_dict()
         for key, value in state.items():
             target = own[key]
             if value.shape != target.shape:
-                if value.dim() < 2 or target.shape[1] != value.shape[1] + 1 or target.shape[2:] != value.shape[2:]:
+                channels = self._source_channels(key, source)
+                if (value.dim() < 2 or value.shape[0] != target.shape[0] or value.shape[2:] != target.shape[2:]
+                        or value.shape[1] != len(channels) or max(channels) >= target.shape[1]):
                     raise ValueError(f"{key}: {tuple(value.shape)} does not widen to {tuple(target.shape)}")
-                value = torch.cat([value, value.new_zeros(value.shape[0], 1, *value.shape[2:])], dim=1)
+                widened = value.new_zeros(target.shape)
+                widened[:, channels] = value
+                value = widened
             own[key] = value
         self.load_state_dict(own)
 
@@ -197,3 +227,18 @@ class CrossViewNet(nn.Module):
                 if isinstance(child, nn.PReLU) and child.weight.numel() == 1:
                     setattr(module, name, nn.LeakyReLU(child.weight.item(), inplace=True))
         return self
+
+
+def widened(network: CrossViewNet, planar_context: int | None = None) -> CrossViewNet:
+    """``network`` as a position model seeing ``planar_context`` parallel planes on each side (default: its own),
+    starting as it (:meth:`CrossViewNet.load_widened`); ``network`` itself when it is one already."""
+    source = network.config
+    context = source.planar_context if planar_context is None else planar_context
+    if context < source.planar_context:
+        raise ValueError(f"the network sees {source.planar_context} parallel planes on each side; it cannot be "
+                         f"narrowed to {context}")
+    if source.position_input and context == source.planar_context:
+        return network
+    wider = CrossViewNet(replace(source, position_input=True, planar_context=context))
+    wider.load_widened(network.state_dict(), source)
+    return wider.train(network.training)

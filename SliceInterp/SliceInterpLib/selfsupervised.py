@@ -175,15 +175,19 @@ def inplane_rows(spacing: Sequence[float], config: TrainConfig, rng: np.random.G
 def inplane_restoration_loss(network: CrossViewNet, block: torch.Tensor, rows: RowSampling, images: int,
                              rng: np.random.Generator, squared: bool = False) -> torch.Tensor:
     """Axial slices of ``block`` made into rows (:func:`thick_rows`), and the coronal/sagittal network asked to
-    restore the dropped rows from the rows kept around them (L1, or squared error)."""
+    restore the dropped rows from the rows kept around them (L1, or squared error). A 2.5D network sees the
+    neighbouring axial slices of each as its parallel planes."""
     chosen = np.sort(rng.choice(block.shape[0], size=min(images, block.shape[0]), replace=False))
-    slices = block[torch.from_numpy(chosen).to(block.device)]
+    context = network.config.planar_context
+    planes = (torch.from_numpy(chosen)[:, None] + torch.arange(-context, context + 1)).clamp(0, block.shape[0] - 1)
+    slices = block[planes.to(block.device)]  # (B, P, Y, X)
     if rng.random() < 0.5:
-        slices = slices.transpose(1, 2)
-    made = thick_rows(slices, rows.step, rows.width).transpose(0, 1)  # (R, B, X): rows first, as split_slices wants
+        slices = slices.transpose(2, 3)
+    made = thick_rows(slices.flatten(0, 1), rows.step, rows.width)
+    made = made.view(*slices.shape[:2], *made.shape[1:]).permute(2, 0, 1, 3)  # (R, B, P, X): rows first
     coarse, truth = split_slices(made, rows.stride, rows.offset)
     position = gap_positions(truth.shape[0], rows.stride, rows.offset, block)
-    error = network.planar_between(coarse.transpose(0, 1), position) - truth.transpose(0, 1)
+    error = network.planar_between(coarse.permute(1, 2, 0, 3), position) - truth[:, :, context].transpose(0, 1)
     return error.square().mean() if squared else error.abs().mean()
 
 

@@ -13,9 +13,9 @@ from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import read_volume
 from SliceInterpLib.cli import main
 from SliceInterpLib.crossview import (axial_neighbours, fused_views, gap_passes, images_per_level, observed_slices,
-                                      upsample_crossview, view_predictions)
+                                      plane_stacks, upsample_crossview, view_predictions)
 from SliceInterpLib.model import load_crossview, save_crossview
-from SliceInterpLib.networks import INTENSITY, CrossViewConfig, CrossViewNet
+from SliceInterpLib.networks import INTENSITY, CrossViewConfig, CrossViewNet, widened
 from SliceInterpLib.research.training import restoration_psnr
 from SliceInterpLib.selfsupervised import (MAX_RANDOM_THICKNESS, RowSampling, TrainConfig, TrainingVolume, adapt,
                                            distillation_loss, inplane_restoration_loss, inplane_rows, optimise,
@@ -107,7 +107,7 @@ def test_a_model_without_position_input_widens_into_a_position_model_that_starts
     widened network is exactly the old one, and elsewhere its residual is the old one's over the new base."""
     old = random_residual(2, replace(TINY, position_input=False))
     widened = CrossViewNet(TINY)
-    widened.load_without_position(old.state_dict())
+    widened.load_widened(old.state_dict(), old.config)
     widened.eval()
     volume = torch.randn(5, 24, 24) * 0.3
     with torch.no_grad():
@@ -117,7 +117,40 @@ def test_a_model_without_position_input_widens_into_a_position_model_that_starts
         torch.testing.assert_close(residual, view_predictions(old, volume) - (volume[:-1] + volume[1:]) / 2,
                                    atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="does not widen"):
-        CrossViewNet(TINY).load_without_position(CrossViewNet(replace(TINY, channels=(4, 16))).state_dict())
+        CrossViewNet(TINY).load_widened(CrossViewNet(replace(TINY, channels=(4, 16))).state_dict(), TINY)
+
+
+def test_plane_stacks_hold_each_plane_between_its_neighbours_with_the_edges_repeated():
+    volume = torch.arange(4 * 5 * 6, dtype=torch.float32).view(4, 5, 6)  # (Z, Y, X)
+    coronal = plane_stacks(volume, torch.tensor([0, 3]), axis=1, context=1)
+    assert coronal.shape == (2, 3, 4, 6)
+    assert torch.equal(coronal[0], torch.stack([volume[:, 0], volume[:, 0], volume[:, 1]]))
+    assert torch.equal(coronal[1], torch.stack([volume[:, 2], volume[:, 3], volume[:, 4]]))
+    sagittal = plane_stacks(volume, torch.tensor([5]), axis=2, context=2)
+    assert sagittal.shape == (1, 5, 4, 5)
+    assert torch.equal(sagittal[0], torch.stack([volume[:, :, x] for x in (3, 4, 5, 5, 5)]))
+
+
+def test_a_2d_model_widens_into_a_2p5d_one_that_starts_as_it_and_sees_its_neighbours_after_training(ct):
+    """--planar-context with --init: the new planes' input weights are zero, so the widened model gives the 2D model's
+    slices at every position; the in-plane loss reaches those weights, so training can use the new planes."""
+    old = random_residual(4)
+    wide = widened(old, planar_context=1)
+    assert wide.config.planar_context == 1 and wide.planar_planes == 3
+    volume = torch.randn(6, 24, 20) * 0.3
+    position = torch.rand(5)
+    with torch.no_grad():
+        torch.testing.assert_close(view_predictions(wide, volume, position=position),
+                                   view_predictions(old, volume, position=position), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="parallel planes"):
+        wide.planar_between(torch.zeros(2, 8, 16))
+    with pytest.raises(ValueError, match="cannot be narrowed"):
+        widened(wide, planar_context=0)
+    wide.train()
+    block = TrainingVolume.from_image(ct, "ct").values[:8, :32, :32]
+    inplane_restoration_loss(wide, block, RowSampling(1, 2), 4, np.random.default_rng(0)).backward()
+    first = next(p for name, p in wide.planar.named_parameters() if p.dim() == 4)
+    assert first.grad[:, [0, 1, 4, 5]].abs().sum() > 0, "the neighbouring planes' weights learn"
 
 
 @pytest.mark.parametrize("ratio, observed, positions", [
@@ -456,6 +489,13 @@ def test_cli_train_channels_set_the_size_of_a_new_network(tmp_path, ct, tiny_cro
     assert f"sha256 `{metadata['sha256'][:12]}`" in card
     assert main([*common, "--out", str(tmp_path / "none"), "--view-weights", "0", "0", "0"]) == 2
     assert "--view-weights" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "wide"), "--channels", "4", "8", "--planar-context", "2"]) == 0
+    assert load_crossview(str(tmp_path / "wide" / "model"))[0].config.planar_context == 2
+    assert main([*common, "--out", str(tmp_path / "widened"), "--init", str(tmp_path / "wide" / "model"),
+                 "--planar-context", "1"]) == 2
+    assert "cannot be narrowed" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "wide"), "--planar-context", "1", "--resume"]) == 2
+    assert "--planar-context" in capsys.readouterr().err
     for extra in (["--init", tiny_crossview], ["--resume"], ["--channels", "8"]):
         capsys.readouterr()
         channels = [] if "--channels" in extra else ["--channels", "4", "8"]

@@ -9,6 +9,12 @@ from CTSynthesisCore.model_cards import closing_sections, cpu_hours, evaluation_
 from ..crossview import VIEW_NAMES
 
 
+def planes_text(network: dict[str, Any]) -> str:
+    """What the coronal/sagittal network sees besides its own plane (2.5D), from ``planar_context``."""
+    context = network.get("planar_context", 0)
+    return f" (2.5D: also {context} parallel plane(s) on each side)" if context else ""
+
+
 def fusion_text(network: dict[str, Any]) -> str:
     """How the views' slices make the output, from the network's ``view_weights`` (equal when absent)."""
     weights = network.get("view_weights", [1 / 3] * 3)
@@ -62,7 +68,7 @@ Expect the network to be weaker on anatomy, contrast phases, reconstruction kern
 from these; `--adapt` fine-tunes it on the volume being processed.
 
 ## Model
-- Networks: axial (2 x neighbours observed slices -> middle slice) and one shared coronal/sagittal network,
+- Networks: axial (2 x neighbours observed slices -> middle slice) and one shared coronal/sagittal network{planes_text(metadata.get('network', {}))},
   both MONAI 2D UNets predicting residuals over linear interpolation; arguments in `metadata.json` (`network`).
 - Intensities: {metadata.get('intensity', '')}.
 - Output: {fusion_text(metadata.get('network', {}))} Observed

@@ -24,7 +24,7 @@ from CTSynthesisCore.weights import save_checkpoint_file
 from ..catalog import CPU_BATCH_SIZE
 from ..crossview import fused_views
 from ..model import load_crossview, save_crossview
-from ..networks import INTENSITY, CrossViewConfig, CrossViewNet
+from ..networks import INTENSITY, CrossViewConfig, CrossViewNet, widened
 from ..selfsupervised import TrainConfig, TrainingVolume, optimise, split_slices
 from .evaluation import psnr_hu
 from .model_card import model_card
@@ -102,14 +102,15 @@ class TrainingLog:
         self.file.close()
 
 
-def initial_network(init: str) -> tuple[CrossViewNet, dict[str, Any]]:
+def initial_network(init: str, planar_context: int | None = None) -> tuple[CrossViewNet, dict[str, Any]]:
     """The network of model ``init`` (shipped name or folder) and its lineage record for the new model's metadata.
-    A model without position input becomes a position model that starts as it (:meth:`load_without_position`)."""
-    network, metadata = load_crossview(init)
-    if not network.config.position_input:
-        source = network
-        network = CrossViewNet(replace(source.config, position_input=True))
-        network.load_without_position(source.state_dict())
+    A model without position input becomes a position model, and a ``planar_context`` above the model's widens its
+    coronal/sagittal network into a 2.5D one, both starting as the model (:func:`widened`)."""
+    source, metadata = load_crossview(init)
+    try:
+        network = widened(source, planar_context)
+    except ValueError as error:
+        raise UserInputError(f"model '{init}': {error}") from None
     return network.train(), lineage_record(metadata, metadata.get("training", {}).get("volumes"))
 
 
@@ -124,10 +125,11 @@ def save_checkpoint(path: Path, network: CrossViewNet, optimiser: torch.optim.Op
 def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, network_config: CrossViewConfig | None = None,
           resume: bool = False, progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
           name: str = "sliceinterp-crossview", device: str = "cpu", init: str | None = None,
-          view_weights: Sequence[float] | None = None) -> dict:
+          view_weights: Sequence[float] | None = None, planar_context: int | None = None) -> dict:
     """Train on the given CT volumes (from scratch, or from model ``init``); writes ``checkpoint.pt`` at every
     validation and at the end, ``log.csv`` and the model folder ``model/``. ``view_weights`` (axial, coronal,
-    sagittal) replace the network's own for inference (they do not change training)."""
+    sagittal) replace the network's own for inference (they do not change training); ``planar_context`` widens the
+    ``init`` model's coronal/sagittal network into a 2.5D one (:func:`initial_network`)."""
     out = Path(out)
     volume_paths = find_volumes(paths)
     volumes = load_training_volumes(volume_paths)
@@ -145,7 +147,7 @@ def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, net
         network, lineage = CrossViewNet(network_config), state.get("initialised_from")
         network.load_state_dict(state["network"])
     elif init:
-        network, lineage = initial_network(init)
+        network, lineage = initial_network(init, planar_context)
     else:
         network = CrossViewNet(network_config)
     if view_weights is not None:
