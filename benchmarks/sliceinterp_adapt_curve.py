@@ -23,6 +23,7 @@ from dataclasses import replace
 import SimpleITK as sitk
 import torch
 
+from CTSynthesisCore.cli import non_negative_int
 from CTSynthesisCore.tables import write_csv
 from CTSynthesisCore.volume_io import read_volume
 from SliceInterpLib.classical import upsample_classical
@@ -46,7 +47,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, nargs="+", default=[0, 1, 2, 4])
     parser.add_argument("--model", default="sliceinterp-crossview")
     parser.add_argument("--fresh", type=int, nargs="+", help="start from an untrained network of these channels")
-    parser.add_argument("--planar-context", type=int, default=0, help="parallel planes on each side (2.5D)")
+    parser.add_argument("--planar-context", type=non_negative_int, default=0, help="parallel planes on each side (2.5D)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", default="sliceinterp_adapt_curve.csv")
     args = parser.parse_args()

@@ -35,11 +35,15 @@ VIEW_NAMES = ("axial", "coronal", "sagittal")
 ALL_VIEWS = (0, 1, 2)
 
 
+def clamped_windows(centres: torch.Tensor, offsets: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, K) indices ``centres[:, None] + offsets`` clamped to [0, size - 1]: windows whose edges repeat."""
+    return (centres.to(offsets.device)[:, None] + offsets).clamp(0, size - 1)
+
+
 def axial_neighbours(volume: torch.Tensor, gaps: torch.Tensor, neighbours: int) -> torch.Tensor:
     """(B, 2n, Y, X) observed slices around each gap (gap i lies between slices i and i + 1), edges repeated."""
     offsets = torch.arange(1 - neighbours, neighbours + 1, device=volume.device)
-    indices = (gaps.to(volume.device)[:, None] + offsets).clamp(0, volume.shape[0] - 1)
-    return volume[indices]
+    return volume[clamped_windows(gaps, offsets, volume.shape[0])]
 
 
 def plane_stacks(volume: torch.Tensor, indices: torch.Tensor, axis: int, context: int) -> torch.Tensor:
@@ -47,7 +51,7 @@ def plane_stacks(volume: torch.Tensor, indices: torch.Tensor, axis: int, context
     (Z, Y, X) volume, each with its ``context`` neighbours on each side (edges repeated); W is the other in-plane
     axis."""
     offsets = torch.arange(-context, context + 1, device=volume.device)
-    planes = (indices.to(volume.device)[:, None] + offsets).clamp(0, volume.shape[axis] - 1)
+    planes = clamped_windows(indices, offsets, volume.shape[axis])
     if axis == 1:
         return volume[:, planes].permute(1, 2, 0, 3)
     return volume[:, :, planes].permute(2, 3, 0, 1)
@@ -230,7 +234,7 @@ def automatic_batch_size(network: CrossViewNet, image: sitk.Image, device: str, 
         probed = inference_network(network, device)
         with torch.inference_mode(), autocast(device, precision):
             probed.axial_between(torch.zeros(count, 2 * probed.config.neighbours, height, width, device=device))
-            probed.planar_between(torch.zeros(count, probed.planar_planes, 4 * depth, max(height, width),
+            probed.planar_between(torch.zeros(count, probed.config.planar_planes, 4 * depth, max(height, width),
                                               device=device))
 
     return auto_batch_size(device, probe, max(height, width), cpu_default=CPU_BATCH_SIZE)

@@ -90,6 +90,11 @@ class CrossViewConfig:
         return replace(self, channels=tuple(channels), strides=(2,) * (len(channels) - 1))
 
     @property
+    def planar_planes(self) -> int:
+        """Parallel planes the coronal/sagittal network sees: its image and ``planar_context`` on each side."""
+        return 2 * self.planar_context + 1
+
+    @property
     def size_multiple(self) -> int:
         return math.prod(self.strides)
 
@@ -103,6 +108,11 @@ class CrossViewConfig:
         known = {f.name for f in fields(cls)}
         values = {"position_input": False, **values}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})
+
+
+def _architecture(config: CrossViewConfig) -> tuple:
+    """What widening keeps: the UNets' levels and the axial network's neighbours."""
+    return config.channels, config.strides, config.num_res_units, config.neighbours
 
 
 def _view_network(in_channels: int, config: CrossViewConfig) -> nn.Sequential:
@@ -144,12 +154,7 @@ class CrossViewNet(nn.Module):
         self.config = config or CrossViewConfig()
         extra = int(self.config.position_input)
         self.axial = _view_network(2 * self.config.neighbours + extra, self.config)
-        self.planar = _view_network(2 * self.planar_planes + extra, self.config)
-
-    @property
-    def planar_planes(self) -> int:
-        """Parallel planes the coronal/sagittal network sees: the image and ``planar_context`` on each side."""
-        return 2 * self.config.planar_context + 1
+        self.planar = _view_network(2 * self.config.planar_planes + extra, self.config)
 
     def _residual(self, network: nn.Module, inputs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         padded, (height, width) = _pad(inputs, self.config.size_multiple)
@@ -180,8 +185,8 @@ class CrossViewNet(nn.Module):
         for ``planar_context`` c, the image in the middle) -> (B, Z - 1, W) rows at ``position`` (Z - 1,) across
         each gap between consecutive rows of the middle plane, 0 to 1 (default: half-way)."""
         stacks = images[:, None] if images.dim() == 3 else images
-        if stacks.shape[1] != self.planar_planes:
-            raise ValueError(f"this network sees {self.planar_planes} parallel planes, got {stacks.shape[1]}")
+        if stacks.shape[1] != self.config.planar_planes:
+            raise ValueError(f"this network sees {self.config.planar_planes} parallel planes, got {stacks.shape[1]}")
         pairs = torch.stack([stacks[:, :, :-1], stacks[:, :, 1:]], dim=2).flatten(1, 2)  # plane-major: (B, 2P, ...)
         middle = 2 * self.config.planar_context
         t = _positions(position, stacks.shape[2] - 1, stacks).view(1, 1, -1, 1)
@@ -195,8 +200,8 @@ class CrossViewNet(nn.Module):
             observed = list(range(2 * source.neighbours))
         else:
             first = 2 * (self.config.planar_context - source.planar_context)
-            observed = list(range(first, first + 2 * (2 * source.planar_context + 1)))
-        total = (2 * self.config.neighbours if key.startswith("axial") else 2 * self.planar_planes) + 1
+            observed = list(range(first, first + 2 * source.planar_planes))
+        total = (2 * self.config.neighbours if key.startswith("axial") else 2 * self.config.planar_planes) + 1
         return observed + ([total - 1] if source.position_input else [])
 
     def load_widened(self, state: dict[str, torch.Tensor], source: CrossViewConfig) -> None:
@@ -206,6 +211,8 @@ class CrossViewNet(nn.Module):
         over the new base."""
         if source.position_input and not self.config.position_input:
             raise ValueError("a position model does not widen into a model without position input")
+        if source.planar_context > self.config.planar_context or _architecture(source) != _architecture(self.config):
+            raise ValueError(f"a network of {source.to_dict()} does not widen into one of {self.config.to_dict()}")
         own = self.state_dict()
         for key, value in state.items():
             target = own[key]
@@ -214,9 +221,9 @@ class CrossViewNet(nn.Module):
                 if (value.dim() < 2 or value.shape[0] != target.shape[0] or value.shape[2:] != target.shape[2:]
                         or value.shape[1] != len(channels) or max(channels) >= target.shape[1]):
                     raise ValueError(f"{key}: {tuple(value.shape)} does not widen to {tuple(target.shape)}")
-                widened = value.new_zeros(target.shape)
-                widened[:, channels] = value
-                value = widened
+                grown = value.new_zeros(target.shape)
+                grown[:, channels] = value
+                value = grown
             own[key] = value
         self.load_state_dict(own)
 

@@ -136,7 +136,7 @@ def test_a_2d_model_widens_into_a_2p5d_one_that_starts_as_it_and_sees_its_neighb
     slices at every position; the in-plane loss reaches those weights, so training can use the new planes."""
     old = random_residual(4)
     wide = widened(old, planar_context=1)
-    assert wide.config.planar_context == 1 and wide.planar_planes == 3
+    assert wide.config.planar_context == 1 and wide.config.planar_planes == 3
     volume = torch.randn(6, 24, 20) * 0.3
     position = torch.rand(5)
     with torch.no_grad():
@@ -146,6 +146,8 @@ def test_a_2d_model_widens_into_a_2p5d_one_that_starts_as_it_and_sees_its_neighb
         wide.planar_between(torch.zeros(2, 8, 16))
     with pytest.raises(ValueError, match="cannot be narrowed"):
         widened(wide, planar_context=0)
+    with pytest.raises(ValueError, match="does not widen"):  # another axial window would shift its slices
+        CrossViewNet(replace(TINY, planar_context=1)).load_widened(old.state_dict(), replace(TINY, neighbours=1))
     wide.train()
     block = TrainingVolume.from_image(ct, "ct").values[:8, :32, :32]
     inplane_restoration_loss(wide, block, RowSampling(1, 2), 4, np.random.default_rng(0)).backward()

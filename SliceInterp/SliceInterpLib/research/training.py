@@ -122,34 +122,44 @@ def save_checkpoint(path: Path, network: CrossViewNet, optimiser: torch.optim.Op
                           "initialised_from": lineage}, path)
 
 
+def starting_network(checkpoint_path: Path, seed: int, resume: bool, init: str | None,
+                     network_config: CrossViewConfig | None, planar_context: int | None
+                     ) -> tuple[CrossViewNet, dict[str, Any] | None, dict[str, Any] | None]:
+    """The network a run starts from, its lineage and the checkpoint's state: the checkpoint's network
+    (``resume``), model ``init`` widened to ``planar_context`` (:func:`initial_network`), or a new network of
+    ``network_config`` with ``planar_context``."""
+    torch.manual_seed(seed)
+    if resume:
+        if not checkpoint_path.is_file():
+            raise UserInputError(f"--resume given but {checkpoint_path} does not exist")
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        network = CrossViewNet(CrossViewConfig.from_dict(state["network_config"]))
+        network.load_state_dict(state["network"])
+        return network, state.get("initialised_from"), state
+    if init:
+        return (*initial_network(init, planar_context), None)
+    network_config = network_config or CrossViewConfig()
+    if planar_context is not None:
+        network_config = replace(network_config, planar_context=planar_context)
+    return CrossViewNet(network_config), None, None
+
+
 def train(paths: Sequence[str | Path], out: str | Path, config: TrainConfig, network_config: CrossViewConfig | None = None,
           resume: bool = False, progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
           name: str = "sliceinterp-crossview", device: str = "cpu", init: str | None = None,
           view_weights: Sequence[float] | None = None, planar_context: int | None = None) -> dict:
     """Train on the given CT volumes (from scratch, or from model ``init``); writes ``checkpoint.pt`` at every
     validation and at the end, ``log.csv`` and the model folder ``model/``. ``view_weights`` (axial, coronal,
-    sagittal) replace the network's own for inference (they do not change training); ``planar_context`` widens the
-    ``init`` model's coronal/sagittal network into a 2.5D one (:func:`initial_network`)."""
+    sagittal) replace the network's own for inference (they do not change training); ``planar_context`` sets the
+    parallel planes of a new network or widens the ``init`` model's (:func:`starting_network`; a checkpoint keeps
+    its own)."""
     out = Path(out)
+    checkpoint_path = out / "checkpoint.pt"
+    network, lineage, state = starting_network(checkpoint_path, config.seed, resume, init, network_config,
+                                               planar_context)
     volume_paths = find_volumes(paths)
     volumes = load_training_volumes(volume_paths)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out / "checkpoint.pt"
-    state = None
-    if resume:
-        if not checkpoint_path.is_file():
-            raise UserInputError(f"--resume given but {checkpoint_path} does not exist")
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        network_config = CrossViewConfig.from_dict(state["network_config"])
-    torch.manual_seed(config.seed)
-    lineage = None
-    if state is not None:
-        network, lineage = CrossViewNet(network_config), state.get("initialised_from")
-        network.load_state_dict(state["network"])
-    elif init:
-        network, lineage = initial_network(init, planar_context)
-    else:
-        network = CrossViewNet(network_config)
     if view_weights is not None:
         network.config = replace(network.config, view_weights=tuple(view_weights))
     network.to(device)
