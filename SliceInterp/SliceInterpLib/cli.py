@@ -148,20 +148,19 @@ def command_upsample(args) -> int:
 
 def network_config_for(channels: Sequence[int] | None, planar_context: int | None, init: str | None,
                        resume: bool) -> CrossViewConfig | None:
-    """The architecture of a run from scratch with ``--channels`` (a x2 stride between levels) and
-    ``--planar-context``; refused with ``--resume``, whose checkpoint fixes the architecture, and ``--channels``
+    """The levels of a run from scratch with ``--channels`` (a x2 stride between levels; ``--planar-context`` is
+    applied by the training); refused with ``--resume``, whose checkpoint fixes the architecture, and ``--channels``
     with ``--init`` (whose model does; ``--planar-context`` widens it)."""
     if resume and (channels or planar_context is not None):
         raise UserInputError("--channels and --planar-context set the architecture of a new network; --resume keeps "
                              "the checkpoint's")
     if init and channels:
         raise UserInputError("--channels sets the architecture of a new network; --init keeps the model's")
-    if init or resume or not (channels or planar_context):
+    if not channels:
         return None
-    if channels and len(channels) < 2:
+    if len(channels) < 2:
         raise UserInputError(f"--channels needs at least two levels, got {len(channels)}")
-    config = CrossViewConfig(planar_context=planar_context or 0)
-    return config.with_channels(channels) if channels else config
+    return CrossViewConfig().with_channels(channels)
 
 
 def command_train(args) -> int:

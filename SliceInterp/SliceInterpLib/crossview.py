@@ -47,11 +47,13 @@ def axial_neighbours(volume: torch.Tensor, gaps: torch.Tensor, neighbours: int) 
 
 
 def plane_stacks(volume: torch.Tensor, indices: torch.Tensor, axis: int, context: int) -> torch.Tensor:
-    """(B, 2c + 1, Z, W) stacks of the planes ``indices`` (B,) along ``axis`` (1: coronal, y; 2: sagittal, x) of a
-    (Z, Y, X) volume, each with its ``context`` neighbours on each side (edges repeated); W is the other in-plane
-    axis."""
+    """(B, 2c + 1, H, W) stacks of the planes ``indices`` (B,) along ``axis`` of a (Z, Y, X) volume, each with its
+    ``context`` neighbours on each side (edges repeated): axial (0) planes are (Y, X), coronal (1) ones (Z, X) and
+    sagittal (2) ones (Z, Y)."""
     offsets = torch.arange(-context, context + 1, device=volume.device)
     planes = clamped_windows(indices, offsets, volume.shape[axis])
+    if axis == 0:
+        return volume[planes]
     if axis == 1:
         return volume[:, planes].permute(1, 2, 0, 3)
     return volume[:, :, planes].permute(2, 3, 0, 1)

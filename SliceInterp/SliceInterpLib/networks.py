@@ -197,12 +197,11 @@ class CrossViewNet(nn.Module):
         """Where each input channel of ``source``'s network lands in this network's input layer ``key``: observed
         slices (axial) or the planes' rows (planar, the source's planes in the middle), then the position channel."""
         if key.startswith("axial"):
-            observed = list(range(2 * source.neighbours))
+            observed, position = list(range(2 * source.neighbours)), 2 * self.config.neighbours
         else:
             first = 2 * (self.config.planar_context - source.planar_context)
-            observed = list(range(first, first + 2 * source.planar_planes))
-        total = (2 * self.config.neighbours if key.startswith("axial") else 2 * self.config.planar_planes) + 1
-        return observed + ([total - 1] if source.position_input else [])
+            observed, position = list(range(first, first + 2 * source.planar_planes)), 2 * self.config.planar_planes
+        return observed + ([position] if source.position_input else [])
 
     def load_widened(self, state: dict[str, torch.Tensor], source: CrossViewConfig) -> None:
         """Load the weights of a network of config ``source`` that sees less: no position input (older models) or

@@ -34,7 +34,7 @@ import torch
 
 from CTSynthesisCore.progress import CancelToken, ProgressCallback, no_progress
 
-from .crossview import clamped_windows, interleave, view_predictions
+from .crossview import interleave, plane_stacks, view_predictions
 from .networks import INTENSITY, CrossViewNet
 
 @dataclass
@@ -179,8 +179,7 @@ def inplane_restoration_loss(network: CrossViewNet, block: torch.Tensor, rows: R
     neighbouring axial slices of each as its parallel planes."""
     chosen = np.sort(rng.choice(block.shape[0], size=min(images, block.shape[0]), replace=False))
     context = network.config.planar_context
-    offsets = torch.arange(-context, context + 1, device=block.device)
-    slices = block[clamped_windows(torch.from_numpy(chosen), offsets, block.shape[0])]  # (B, P, Y, X)
+    slices = plane_stacks(block, torch.from_numpy(chosen), 0, context)  # (B, P, Y, X)
     if rng.random() < 0.5:
         slices = slices.transpose(2, 3)
     made = thick_rows(slices.flatten(0, 1), rows.step, rows.width)

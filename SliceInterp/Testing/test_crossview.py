@@ -129,6 +129,8 @@ def test_plane_stacks_hold_each_plane_between_its_neighbours_with_the_edges_repe
     sagittal = plane_stacks(volume, torch.tensor([5]), axis=2, context=2)
     assert sagittal.shape == (1, 5, 4, 5)
     assert torch.equal(sagittal[0], torch.stack([volume[:, :, x] for x in (3, 4, 5, 5, 5)]))
+    axial = plane_stacks(volume, torch.tensor([3]), axis=0, context=1)
+    assert torch.equal(axial[0], torch.stack([volume[2], volume[3], volume[3]]))
 
 
 def test_a_2d_model_widens_into_a_2p5d_one_that_starts_as_it_and_sees_its_neighbours_after_training(ct):
