@@ -193,8 +193,8 @@ def test_water_density_regions_of_the_ct_render_as_bright_fluid(monkeypatch):
     assert not fluid[1][:, 24:36].any() and not fluid[1][:, 40:50].any()  # the fat boundary and muscle
     monkeypatch.setitem(ct_pairs.RECIPE, "water_density_fluid_probability", 1.0)
     signals = ct_pairs.case_signals(np.random.default_rng(1))
-    signal = ct_pairs.soft_tissue_signal(hu, signals, spacing, np.random.default_rng(2))
-    assert np.allclose(signal[1][inside], signals["fluid"])
+    kinds = ct_pairs.soft_tissue_kinds(hu, spacing, np.random.default_rng(2))
+    assert np.allclose(ct_pairs.soft_tissue_signal(kinds, signals)[1][inside], signals["fluid"])
 
 
 def test_an_inserted_bladder_is_urine_in_a_muscular_wall_and_spares_bone():
@@ -204,11 +204,11 @@ def test_an_inserted_bladder_is_urine_in_a_muscular_wall_and_spares_bone():
     from MRItoCTLib.research import ct_pairs
 
     spacing = (1.5, 1.5, 3.0)
-    _, y, x = np.mgrid[:20, :100, :100]
-    inside = np.hypot(y - 50, x - 50) < 48
+    _, y, x = np.mgrid[:20, :200, :200]
+    inside = np.hypot(y - 100, x - 100) < 98
     hu = np.where(inside, -100.0, -1000.0)  # fat, so the wall (30-50 HU) stands out from it
-    hu[:, 20:80, 20:80] = 50.0  # soft tissue where the bladder's centre may lie
-    hu[:, 45:55, 45:55] = 700.0  # a bone through the centre
+    hu[:, 30:170, 30:170] = 50.0  # soft tissue where the bladder's centre may lie
+    hu[:, 95:105, 95:105] = 700.0  # a bone through the centre
     bladder, kind = ct_pairs.with_fluid_cavity(hu, inside, spacing, np.random.default_rng(3))
     changed = bladder != hu
     urine, wall = kind == ct_pairs.SOFT_TISSUE_KINDS.index("fluid"), kind == ct_pairs.SOFT_TISSUE_KINDS.index("muscle")
@@ -216,15 +216,47 @@ def test_an_inserted_bladder_is_urine_in_a_muscular_wall_and_spares_bone():
     assert np.array_equal(changed, urine | wall) and not (urine & wall).any() and np.all(kind[~changed] == -1)
     assert abs(np.median(bladder[urine]) - 7.5) < 10 and np.all(np.abs(bladder[urine] - 7.5) < 25)
     assert np.all(np.abs(bladder[wall] - 40.0) < 25)
-    assert not changed[:, 45:55, 45:55].any() and not changed[~inside].any()
+    assert not changed[:, 95:105, 95:105].any() and not changed[~inside].any()
     margin = ct_pairs.RECIPE["fluid_cavity_bone_margin_mm"]
     near_bone = ct_pairs.distance_mm(hu > ct_pairs.BONE_EDGE_HU, spacing) <= margin
     assert near_bone.sum() > 1000 and not changed[near_bone].any(), "the bladder keeps its margin from bone"
     unchanged, none = ct_pairs.with_fluid_cavity(hu, np.zeros_like(inside), spacing, np.random.default_rng(3))
     assert np.array_equal(unchanged, hu) and np.all(none == -1)
     signals = ct_pairs.case_signals(np.random.default_rng(1))
-    signal = ct_pairs.soft_tissue_signal(bladder, signals, spacing, np.random.default_rng(2), kind)
+    signal = ct_pairs.soft_tissue_signal(ct_pairs.soft_tissue_kinds(bladder, spacing, np.random.default_rng(2), kind),
+                                         signals)
     assert np.allclose(signal[urine], signals["fluid"]) and np.allclose(signal[wall], signals["muscle"])
+
+
+def test_distance_to_a_mask_is_in_millimetres():
+    """Not squared: SimpleITK's SignedMaurerDistanceMap squares its distances unless told not to."""
+    from MRItoCTLib.research import ct_pairs
+
+    mask = np.zeros((3, 5, 40), bool)
+    mask[:, :, 0] = True
+    distance = ct_pairs.distance_mm(mask, (1.5, 1.0, 3.0))
+    assert distance[1, 2, 10] == pytest.approx(15.0) and distance[1, 2, 0] == 0.0
+
+
+def test_soft_tissue_drawn_as_fluid_takes_water_density_in_the_training_ct_away_from_bone():
+    """Recipe v11: where soft tissue is rendered as bright fluid beyond the bone margin, the training CT holds water
+    (0-15 HU), as free water is; muscle- and organ-like regions, fat, bone, the soft tissue's partial volume and
+    fluid-like regions next to bone keep their HU."""
+    from MRItoCTLib.research import ct_pairs
+
+    spacing = (1.0, 1.0, 1.0)
+    hu = np.full((1, 1, 60), 50.0)
+    hu[0, 0, 40:43] = [-100.0, 5.0, 700.0]  # fat, water, bone
+    fluid, organ = ct_pairs.SOFT_TISSUE_KINDS.index("fluid"), ct_pairs.SOFT_TISSUE_KINDS.index("organ")
+    kinds = np.full(hu.shape, fluid, np.int8)
+    kinds[0, 0, 5:10], kinds[0, 0, 10:15] = organ, 0
+    watered = ct_pairs.with_water_in_fluid(hu, kinds, spacing, np.random.default_rng(0))
+    low, high = ct_pairs.RECIPE["fluid_region_hu"]
+    margin = int(ct_pairs.RECIPE["fluid_cavity_bone_margin_mm"])
+    far = np.r_[0:5, 15:42 - margin - 1]
+    assert np.all((watered[0, 0, far] > low - 12) & (watered[0, 0, far] < high + 12))
+    kept = np.r_[5:15, 42 - margin:60]
+    assert np.array_equal(watered[0, 0, kept], hu[0, 0, kept]) and hu[0, 0, 0] == 50.0
 
 
 def test_held_out_pairs_get_no_bladder_and_training_pairs_may(ct_sample, monkeypatch):

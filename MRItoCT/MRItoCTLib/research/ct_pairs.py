@@ -4,11 +4,12 @@ Each pair takes the CT's anatomy through a random spatial augmentation (flip, ro
 deformation, often a urine-filled bladder inserted into the soft tissue away from bone) and renders a T2-weighted
 image from HU-derived tissue fractions with the spin-echo model, every tissue's proton density, T1 and T2 drawn per
 case within physiological ranges (:data:`RECIPE`). CT cannot tell muscle from organs or urine, so the soft tissue
-is split by a smooth random field into muscle-, organ- and fluid-like regions with their own T2: the network learns
-that dark muscle, grey organs and bright fluid are all soft tissue in HU; in most cases the CT's homogeneous
-water-density regions (urine in a full bladder) are fluid, bright as on a real T2. Bone is a solid with a black
-cortical shell and bright, fat-like marrow inside. The acquisition (coil bias and profile, turbo-spin-echo blur,
-Rician noise) and the slice profile follow. The CT target is the augmented CT itself.
+is split by a smooth random field into muscle-, organ- and fluid-like regions with their own T2: dark muscle and
+grey organs keep the CT's soft-tissue HU, and fluid, bright as free water is on a real T2, takes water's HU in the
+training CT away from bone (held-out pairs keep the CT as it is); in most cases the CT's homogeneous water-density
+regions (urine in a full bladder) are fluid too. Bone is a solid with a black cortical shell and bright, fat-like
+marrow inside. The acquisition (coil bias and profile, turbo-spin-echo blur, Rician noise) and the slice profile
+follow. The CT target is the augmented CT itself.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ RECIPE: dict[str, Any] = {
     # cortex): without the wall, a bright region in a dark ring was always marrow and the urine read 116 HU (v9)
     "fluid_cavity_wall_mm": (2.0, 6.0),
     "fluid_cavity_wall_hu": (30.0, 50.0),
+    # soft tissue rendered as fluid takes water's HU in the CT target beyond the bone margin above (recipe v11):
+    # with the CT's own 30-80 HU there, bright fluid was taught as soft tissue and the ProstateX urine read 43-50 HU
+    "fluid_region_hu": (0.0, 15.0),
 }
 
 
@@ -123,21 +127,43 @@ def water_density_fluid(hu: np.ndarray, spacing: tuple[float, float, float]) -> 
     return (mean >= WATER_HU[0]) & (mean <= WATER_HU[1]) & (spread < WATER_SPREAD_HU)
 
 
-def soft_tissue_signal(hu: np.ndarray, signals: dict[str, float], spacing: tuple[float, float, float],
-                       rng: np.random.Generator, known_kind: np.ndarray | None = None) -> np.ndarray:
-    """The soft tissue's signal per voxel: muscle-, organ- and fluid-like regions from a smooth random field, and
-    (in most cases) fluid wherever the CT shows homogeneous water density, as a real T2 shows urine: bright.
-    ``known_kind`` (an index into SOFT_TISSUE_KINDS, -1 where unknown) overrides both."""
+def soft_tissue_kinds(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator,
+                      known_kind: np.ndarray | None = None) -> np.ndarray:
+    """The kind of soft tissue per voxel (an index into SOFT_TISSUE_KINDS): muscle-, organ- and fluid-like regions
+    from a smooth random field, and (in most cases) fluid wherever the CT shows homogeneous water density, as a
+    real T2 shows urine: bright. ``known_kind`` (-1 where unknown) overrides both."""
     region_voxels = draw(rng, RECIPE["soft_tissue_region_mm"]) / spacing[0]
     field = smooth_field(hu.shape, rng, region_voxels)
     organ, fluid = (draw(rng, RECIPE["soft_tissue_shares"][kind]) for kind in ("organ", "fluid"))
     low, high = np.quantile(field, [1.0 - organ - fluid, 1.0 - fluid]) if organ + fluid > 0 else (np.inf, np.inf)
-    kind = np.where(field >= high, 2, np.where(field >= low, 1, 0))
+    kind = np.where(field >= high, 2, np.where(field >= low, 1, 0)).astype(np.int8)
     if rng.random() < RECIPE["water_density_fluid_probability"]:
-        kind = np.where(water_density_fluid(hu, spacing), 2, kind)
+        kind = np.where(water_density_fluid(hu, spacing), 2, kind).astype(np.int8)
     if known_kind is not None:
-        kind = np.where(known_kind >= 0, known_kind, kind)
-    return np.array([signals[name] for name in SOFT_TISSUE_KINDS], np.float32)[kind]
+        kind = np.where(known_kind >= 0, known_kind, kind).astype(np.int8)
+    return kind
+
+
+def soft_tissue_signal(kinds: np.ndarray, signals: dict[str, float]) -> np.ndarray:
+    """The soft tissue's signal per voxel: its kind's signal (see :func:`soft_tissue_kinds`)."""
+    return np.array([signals[name] for name in SOFT_TISSUE_KINDS], np.float32)[kinds]
+
+
+FLUID_REGION_REPLACES_HU = (20.0, 100.0)  # soft tissue through and through, not its partial volume with fat or bone
+
+
+def with_water_in_fluid(hu: np.ndarray, kinds: np.ndarray, spacing: tuple[float, float, float],
+                        rng: np.random.Generator) -> np.ndarray:
+    """``hu`` with water density (``fluid_region_hu``, drawn per case) wherever soft tissue is rendered as fluid
+    beyond the bladder's bone margin: fluid bright on T2 (T2 of 300 ms and more) is free water in the body (urine,
+    bile, cysts), never muscle's HU; next to bone a bright region stays soft tissue in HU, so that bright marrow in
+    its dark cortex is not taught as water (the inserted bladder keeps the same margin)."""
+    beyond_margin = distance_mm(hu > BONE_EDGE_HU, spacing) > RECIPE["fluid_cavity_bone_margin_mm"]
+    fluid = (kinds == SOFT_TISSUE_KINDS.index("fluid")) & (hu > FLUID_REGION_REPLACES_HU[0]) & (
+        hu < FLUID_REGION_REPLACES_HU[1]) & beyond_margin
+    watered = hu.copy()
+    watered[fluid] = draw(rng, RECIPE["fluid_region_hu"]) + rng.normal(0.0, CAVITY_NOISE_HU, int(fluid.sum()))
+    return watered
 
 
 def solid_bone(hu: np.ndarray, spacing: tuple[float, float, float]) -> sitk.Image:
@@ -192,14 +218,13 @@ def dark_lines(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.rand
 
 
 def render_t2(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, float],
-              rng: np.random.Generator, known_kind: np.ndarray | None = None) -> np.ndarray:
-    """A clean T2-weighted signal (before the acquisition) from HU, with per-case randomised tissue parameters,
-    a black cortical shell around bone and dark lines that are not bone; ``known_kind`` fixes the kind of soft
-    tissue where it is known (see :func:`soft_tissue_signal`)."""
-    signals = case_signals(rng)
+              rng: np.random.Generator, signals: dict[str, float], kinds: np.ndarray) -> np.ndarray:
+    """A clean T2-weighted signal (before the acquisition) from HU, with the case's tissue ``signals`` (see
+    :func:`case_signals`) and soft-tissue ``kinds`` (see :func:`soft_tissue_kinds`), a black cortical shell around
+    bone and dark lines that are not bone."""
     fractions = tissue_fractions(hu)
-    per_anchor = [signals["gas"], signals["fat"], soft_tissue_signal(hu, signals, spacing, rng, known_kind),
-                  signals["marrow"], signals["cortical_bone"]]
+    per_anchor = [signals["gas"], signals["fat"], soft_tissue_signal(kinds, signals), signals["marrow"],
+                  signals["cortical_bone"]]
     clean = sum(fraction * signal for fraction, signal in zip(fractions, per_anchor))
     clean = np.where(cortical_shell(hu, spacing, rng), signals["cortical_bone"], clean)
     clean = np.where(dark_lines(hu, spacing, rng), signals["muscle"] * draw(rng, RECIPE["dark_line_of_muscle"]), clean)
@@ -236,7 +261,8 @@ def distance_mm(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.nda
         return np.full(mask.shape, np.inf, np.float32)
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
     image.SetSpacing(spacing)
-    distance = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, useImageSpacing=True))
+    distance = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False,
+                                                                     useImageSpacing=True))
     return np.maximum(distance, 0.0)
 
 
@@ -324,7 +350,11 @@ def pair_from_ct(ct: sitk.Image, rng: np.random.Generator,
     known_kind = None
     if augment and rng.random() < RECIPE["fluid_cavity_probability"]:
         hu, known_kind = with_fluid_cavity(hu, inside, thin_spacing, rng)
-    mri_thin = render_t2(hu, inside, thin_spacing, rng, known_kind)
+    signals = case_signals(rng)
+    kinds = soft_tissue_kinds(hu, thin_spacing, rng, known_kind)
+    if augment:  # held-out pairs keep the CT as it is
+        hu = with_water_in_fluid(hu, kinds, thin_spacing, rng)
+    mri_thin = render_t2(hu, inside, thin_spacing, rng, signals, kinds)
     mri = add_mri_acquisition(slice_profile(mri_thin, thin), spacing, rng)
     hu_thick = slice_profile(np.where(inside, np.clip(hu, AIR_HU, STORED_MAX_HU), AIR_HU), thin)
     mask = slice_profile(inside.astype(np.float32), thin) >= 0.5
