@@ -245,18 +245,20 @@ def test_soft_tissue_drawn_as_fluid_takes_water_density_in_the_training_ct_away_
     from MRItoCTLib.research import ct_pairs
 
     spacing = (1.0, 1.0, 1.0)
-    hu = np.full((1, 1, 60), 50.0)
-    hu[0, 0, 40:43] = [-100.0, 5.0, 700.0]  # fat, water, bone
+    hu = np.full((1, 1, 80), 50.0)
+    hu[0, 0, 16:19] = [-100.0, 5.0, 150.0]  # fat, water and partial volume with bone, all far from bone
+    hu[0, 0, 79] = 700.0  # bone
     fluid, organ = ct_pairs.SOFT_TISSUE_KINDS.index("fluid"), ct_pairs.SOFT_TISSUE_KINDS.index("organ")
     kinds = np.full(hu.shape, fluid, np.int8)
-    kinds[0, 0, 5:10], kinds[0, 0, 10:15] = organ, 0
+    kinds[0, 0, 5:10], kinds[0, 0, 10:15] = organ, ct_pairs.SOFT_TISSUE_KINDS.index("muscle")
+    original = hu.copy()
     watered = ct_pairs.with_water_in_fluid(hu, kinds, spacing, np.random.default_rng(0))
     low, high = ct_pairs.RECIPE["fluid_region_hu"]
-    margin = int(ct_pairs.RECIPE["fluid_cavity_bone_margin_mm"])
-    far = np.r_[0:5, 15:42 - margin - 1]
-    assert np.all((watered[0, 0, far] > low - 12) & (watered[0, 0, far] < high + 12))
-    kept = np.r_[5:15, 42 - margin:60]
-    assert np.array_equal(watered[0, 0, kept], hu[0, 0, kept]) and hu[0, 0, 0] == 50.0
+    beyond_margin = 79 - int(ct_pairs.RECIPE["fluid_cavity_bone_margin_mm"])  # first index within the margin
+    water = np.r_[0:5, 15, 19:beyond_margin]
+    assert np.all((watered[0, 0, water] > low - 12) & (watered[0, 0, water] < high + 12))
+    kept = np.r_[5:15, 16:19, beyond_margin:80]
+    assert np.array_equal(watered[0, 0, kept], hu[0, 0, kept]) and np.array_equal(hu, original), "input unchanged"
 
 
 def test_held_out_pairs_get_no_bladder_and_training_pairs_may(ct_sample, monkeypatch):
