@@ -209,7 +209,8 @@ def test_an_inserted_bladder_is_urine_in_a_muscular_wall_and_spares_bone():
     hu = np.where(inside, -100.0, -1000.0)  # fat, so the wall (30-50 HU) stands out from it
     hu[:, 30:170, 30:170] = 50.0  # soft tissue where the bladder's centre may lie
     hu[:, 95:105, 95:105] = 700.0  # a bone through the centre
-    bladder, kind = ct_pairs.with_fluid_cavity(hu, inside, spacing, np.random.default_rng(3))
+    clearance = ct_pairs.bone_clearance_mm(hu, spacing)
+    bladder, kind = ct_pairs.with_fluid_cavity(hu, inside, clearance, spacing, np.random.default_rng(3))
     changed = bladder != hu
     urine, wall = kind == ct_pairs.SOFT_TISSUE_KINDS.index("fluid"), kind == ct_pairs.SOFT_TISSUE_KINDS.index("muscle")
     assert urine.sum() > 1000 and urine.any(axis=(1, 2)).sum() >= 3 and wall.sum() > 200
@@ -220,7 +221,8 @@ def test_an_inserted_bladder_is_urine_in_a_muscular_wall_and_spares_bone():
     margin = ct_pairs.RECIPE["fluid_cavity_bone_margin_mm"]
     near_bone = ct_pairs.distance_mm(hu > ct_pairs.BONE_EDGE_HU, spacing) <= margin
     assert near_bone.sum() > 1000 and not changed[near_bone].any(), "the bladder keeps its margin from bone"
-    unchanged, none = ct_pairs.with_fluid_cavity(hu, np.zeros_like(inside), spacing, np.random.default_rng(3))
+    unchanged, none = ct_pairs.with_fluid_cavity(hu, np.zeros_like(inside), clearance, spacing,
+                                                 np.random.default_rng(3))
     assert np.array_equal(unchanged, hu) and np.all(none == -1)
     signals = ct_pairs.case_signals(np.random.default_rng(1))
     signal = ct_pairs.soft_tissue_signal(ct_pairs.soft_tissue_kinds(bladder, spacing, np.random.default_rng(2), kind),
@@ -252,7 +254,7 @@ def test_soft_tissue_drawn_as_fluid_takes_water_density_in_the_training_ct_away_
     kinds = np.full(hu.shape, fluid, np.int8)
     kinds[0, 0, 5:10], kinds[0, 0, 10:15] = organ, ct_pairs.SOFT_TISSUE_KINDS.index("muscle")
     original = hu.copy()
-    watered = ct_pairs.with_water_in_fluid(hu, kinds, spacing, np.random.default_rng(0))
+    watered = ct_pairs.with_water_in_fluid(hu, kinds, ct_pairs.bone_clearance_mm(hu, spacing), np.random.default_rng(0))
     low, high = ct_pairs.RECIPE["fluid_region_hu"]
     beyond_margin = 79 - int(ct_pairs.RECIPE["fluid_cavity_bone_margin_mm"])  # first index within the margin
     water = np.r_[0:5, 15, 19:beyond_margin]

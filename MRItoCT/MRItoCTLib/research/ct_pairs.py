@@ -138,9 +138,9 @@ def soft_tissue_kinds(hu: np.ndarray, spacing: tuple[float, float, float], rng: 
     low, high = np.quantile(field, [1.0 - organ - fluid, 1.0 - fluid]) if organ + fluid > 0 else (np.inf, np.inf)
     kind = np.where(field >= high, 2, np.where(field >= low, 1, 0)).astype(np.int8)
     if rng.random() < RECIPE["water_density_fluid_probability"]:
-        kind = np.where(water_density_fluid(hu, spacing), 2, kind).astype(np.int8)
+        kind = np.where(water_density_fluid(hu, spacing), 2, kind)
     if known_kind is not None:
-        kind = np.where(known_kind >= 0, known_kind, kind).astype(np.int8)
+        kind = np.where(known_kind >= 0, known_kind, kind)
     return kind
 
 
@@ -152,15 +152,15 @@ def soft_tissue_signal(kinds: np.ndarray, signals: dict[str, float]) -> np.ndarr
 FLUID_REGION_REPLACES_HU = (20.0, 100.0)  # soft tissue through and through, not its partial volume with fat or bone
 
 
-def with_water_in_fluid(hu: np.ndarray, kinds: np.ndarray, spacing: tuple[float, float, float],
+def with_water_in_fluid(hu: np.ndarray, kinds: np.ndarray, bone_clearance: np.ndarray,
                         rng: np.random.Generator) -> np.ndarray:
     """``hu`` with water density (``fluid_region_hu``, drawn per case) wherever soft tissue is rendered as fluid
     beyond the bladder's bone margin: fluid bright on T2 (T2 of 300 ms and more) is free water in the body (urine,
     bile, cysts), never muscle's HU; next to bone a bright region stays soft tissue in HU, so that bright marrow in
-    its dark cortex is not taught as water (the inserted bladder keeps the same margin)."""
-    beyond_margin = distance_mm(hu > BONE_EDGE_HU, spacing) > RECIPE["fluid_cavity_bone_margin_mm"]
+    its dark cortex is not taught as water (the inserted bladder keeps the same margin; ``bone_clearance`` from
+    :func:`bone_clearance_mm`)."""
     fluid = (kinds == SOFT_TISSUE_KINDS.index("fluid")) & (hu > FLUID_REGION_REPLACES_HU[0]) & (
-        hu < FLUID_REGION_REPLACES_HU[1]) & beyond_margin
+        hu < FLUID_REGION_REPLACES_HU[1]) & (bone_clearance > 0.0)
     watered = hu.copy()
     watered[fluid] = draw(rng, RECIPE["fluid_region_hu"]) + rng.normal(0.0, CAVITY_NOISE_HU, int(fluid.sum()))
     return watered
@@ -266,8 +266,14 @@ def distance_mm(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.nda
     return np.maximum(distance, 0.0)
 
 
-def with_fluid_cavity(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, float, float],
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def bone_clearance_mm(hu: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """How far each voxel lies beyond the bladder's bone margin (``fluid_cavity_bone_margin_mm``), in mm; negative
+    within it."""
+    return distance_mm(hu > BONE_EDGE_HU, spacing) - RECIPE["fluid_cavity_bone_margin_mm"]
+
+
+def with_fluid_cavity(hu: np.ndarray, inside: np.ndarray, bone_clearance: np.ndarray,
+                      spacing: tuple[float, float, float], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``hu`` with a bladder inserted, and the soft-tissue kind it fixes (fluid in the urine, muscle in the wall, -1
     elsewhere; see :func:`soft_tissue_signal`). The urine (water density) fills an ellipsoid, and a soft-tissue
     wall rings it, centred at a random point of soft tissue whose depth in the body and distance beyond the bone
@@ -277,7 +283,6 @@ def with_fluid_cavity(hu: np.ndarray, inside: np.ndarray, spacing: tuple[float, 
     wall_mm = draw(rng, RECIPE["fluid_cavity_wall_mm"])
     known_kind = np.full(hu.shape, -1, np.int8)
     depth = distance_mm(~inside, spacing)
-    bone_clearance = distance_mm(hu > BONE_EDGE_HU, spacing) - RECIPE["fluid_cavity_bone_margin_mm"]
     reach = semi_axes_mm.min() + wall_mm
     soft = (hu > CAVITY_CENTRE_HU[0]) & (hu < CAVITY_CENTRE_HU[1])
     candidates = np.argwhere((depth >= reach) & (bone_clearance >= reach) & soft)
@@ -348,12 +353,13 @@ def pair_from_ct(ct: sitk.Image, rng: np.random.Generator,
     hu = sitk.GetArrayFromImage(thin_ct)
     inside = sitk.GetArrayFromImage(ct_body_mask(thin_ct)).astype(bool)
     known_kind = None
+    bone_clearance = bone_clearance_mm(hu, thin_spacing) if augment else None  # the bladder leaves bone as it is
     if augment and rng.random() < RECIPE["fluid_cavity_probability"]:
-        hu, known_kind = with_fluid_cavity(hu, inside, thin_spacing, rng)
+        hu, known_kind = with_fluid_cavity(hu, inside, bone_clearance, thin_spacing, rng)
     signals = case_signals(rng)
     kinds = soft_tissue_kinds(hu, thin_spacing, rng, known_kind)
     if augment:  # held-out pairs keep the CT as it is
-        hu = with_water_in_fluid(hu, kinds, thin_spacing, rng)
+        hu = with_water_in_fluid(hu, kinds, bone_clearance, rng)
     mri_thin = render_t2(hu, inside, thin_spacing, rng, signals, kinds)
     mri = add_mri_acquisition(slice_profile(mri_thin, thin), spacing, rng)
     hu_thick = slice_profile(np.where(inside, np.clip(hu, AIR_HU, STORED_MAX_HU), AIR_HU), thin)
