@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def test_whole_volume_benchmark_times_a_complete_run_of_the_pelvis_series(tmp_pa
     printed = _run("mritoct_whole_volume.py", "--models", str(tiny_model), "--slices", "2", cwd=tmp_path)
     assert "275 x 275 x 2 voxels at 1.5 x 1.5 x 3.0 mm, preset standard" in printed
     row = next(line for line in printed.splitlines() if str(tiny_model) in line).split("|")
-    assert row[2].strip() == "DDPM-6, MC 4, flips" and row[3].strip() == "cpu"
+    assert row[2].strip() == "DDPM-6, MC 4, flips, shifts" and row[3].strip() == "cpu"
     assert float(row[4]) > 0 and row[6].strip() == "yes"
 
 
@@ -159,6 +160,28 @@ def test_roi_benchmark_draws_its_regions_and_prints_a_median_per_region(tmp_path
     assert "regions in range" in card and "--record" in card
 
 
+def test_roi_benchmark_reads_the_t2_moved_on_the_model_grid(tmp_path, tiny_model):
+    printed = _run("mritoct_roi.py", "--models", str(tiny_model), "--steps", "2", "--mc", "1", "--grid-shifts", "0", "2",
+                   "--figure", str(tmp_path / "rois.png"), "--csv", str(tmp_path / "roi.csv"), cwd=tmp_path)
+    header = next(line for line in printed.splitlines() if line.startswith("| # | region"))
+    assert "moved 0 px" in header and "moved 2 px" in header
+
+
+def test_moving_on_the_model_grid_adds_air_before_the_image_and_keeps_its_voxels_in_place():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from mritoct_roi import moved_on_model_grid
+
+    image = sitk.GetImageFromArray(np.arange(2 * 6 * 8, dtype=np.float32).reshape(2, 6, 8) + 1)
+    image.SetSpacing((0.5, 0.5, 3.0))
+    image.SetOrigin((10.0, -4.0, 7.0))
+    moved = moved_on_model_grid(image, 3, (2.0, 2.0))  # 3 model pixels of 2 mm = 12 pixels of 0.5 mm
+    assert moved.GetSize() == (20, 18, 2) and moved.GetOrigin() == (4.0, -10.0, 7.0)
+    array = sitk.GetArrayFromImage(moved)
+    assert np.array_equal(array[:, 12:, 12:], sitk.GetArrayFromImage(image)) and not array[:, :12].any()
+    with pytest.raises(SystemExit, match="not a whole number"):
+        moved_on_model_grid(image, 1, (0.75, 0.75))
+
+
 def test_montage_of_the_out_of_domain_sample_prints_its_figures(tmp_path, tiny_model):
     printed = _run("mritoct_montage.py", "--input", "mr_abdomen", "--model", str(tiny_model), "--steps", "2", "--mc",
                    "2", "--output", str(tmp_path / "montage.png"), cwd=tmp_path)
@@ -193,7 +216,7 @@ def test_heldout_benchmark_records_the_table_and_whether_the_ct_was_a_training_c
          "--steps", "2", "--mc", "2", "--csv", str(tmp_path / "heldout.csv"), "--record", cwd=tmp_path)
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "### MRI/CT pairs rendered from the real CT" in card and "| water in body |" in card
-    assert "inside the body, DDPM-2, MC 2, flips)" in card
+    assert "inside the body, DDPM-2, MC 2, flips, shifts)" in card
     assert "among this model's training CTs" in card
 
 

@@ -35,15 +35,15 @@ def measured_on() -> str:
     return f"{os.cpu_count()}-core CPU"
 
 
-def preset_settings(test_time_flips: bool = True) -> SynthesisSettings:
-    """The settings of the panel's default preset (the other settings at their defaults)."""
+def preset_settings(**test_time: bool) -> SynthesisSettings:
+    """The settings of the panel's default preset (test-time augmentation as given, the rest at their defaults)."""
     preset = PRESETS[DEFAULT_PRESET]
-    return SynthesisSettings(sampler=preset.sampler, steps=preset.steps, mc=preset.mc, test_time_flips=test_time_flips)
+    return SynthesisSettings(sampler=preset.sampler, steps=preset.steps, mc=preset.mc, **test_time)
 
 
-def timed_preset_run(volume, model, device: str = "cpu", test_time_flips: bool = True) -> tuple[SynthesisResult, float]:
+def timed_preset_run(volume, model, device: str = "cpu", **test_time: bool) -> tuple[SynthesisResult, float]:
     """One synthesis of ``volume`` with the panel's default preset, and its seconds."""
-    settings = preset_settings(test_time_flips)
+    settings = preset_settings(**test_time)
     started = time.perf_counter()
     result = synthesize(volume, model, settings, device=device)
     return result, time.perf_counter() - started

@@ -26,7 +26,7 @@ import SimpleITK as sitk
 from CTSynthesisCore.model_cards import record_evaluation
 from CTSynthesisCore.tables import markdown_table, write_csv
 from CTSynthesisCore.volume_io import read_volume
-from MRItoCTLib.cli import add_test_time_flips_option
+from MRItoCTLib.cli import add_test_time_options, test_time_settings
 from MRItoCTLib.model import load_model
 from MRItoCTLib.intensity import foreground_mask
 from MRItoCTLib.pipeline import synthesize
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--slices", type=int, help="central slices of each pair scored (default all)")
     parser.add_argument("--mc", type=int, default=4)
     parser.add_argument("--steps", type=int, help="sampler steps (default: the sampler's)")
-    add_test_time_flips_option(parser)
+    add_test_time_options(parser)
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--csv", default="mritoct_heldout.csv")
     parser.add_argument("--record", action="store_true", help="store each model's result in its metadata and card")
@@ -102,7 +102,7 @@ def main() -> None:
     for name in args.models:
         model = load_model(name)
         models[model_label(name, model.metadata)] = model
-    settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed, test_time_flips=args.test_time_flips)
+    settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed, **test_time_settings(args))
     rows = []
     for case in range(args.cases):
         mri, truth_image, mask_image = held_out_pair(ct, args.seed, case)

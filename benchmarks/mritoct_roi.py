@@ -6,6 +6,10 @@ disc on one slice of the T2's own voxel grid (slice, row, column of the NIfTI ar
 0.5 mm). In this image the array's rows run from posterior (row 0) to anterior. A figure shows the discs.
 
     python benchmarks/mritoct_roi.py [--models mritoct-ddpm mritoct-cnn mritoct-gan] [--mc 4] [--figure rois.png]
+
+``--grid-shifts 0 2 4 6`` synthesizes the T2 once per shift, moved by that many model pixels along x and y (air
+added before its first row and column), and reads the regions on the T2's own grid again: a network whose
+strided downsampling is not shift-invariant reads the same anatomy differently at another phase of its grid.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from CTSynthesisCore.model_cards import record_evaluation
 from CTSynthesisCore.plotting import pyplot
 from CTSynthesisCore.sample_data import sample_path
 from CTSynthesisCore.tables import write_csv
-from MRItoCTLib.cli import add_test_time_flips_option
+from MRItoCTLib.cli import add_test_time_options, test_time_settings
 from MRItoCTLib.model import load_model
 from MRItoCTLib.pipeline import synthesize
 from MRItoCTLib.research.model_card import model_card
@@ -83,6 +87,15 @@ def regions_figure(t2: sitk.Image, path: str) -> None:
     plt.close(figure)
 
 
+def moved_on_model_grid(image: sitk.Image, pixels: int, model_spacing_mm: tuple[float, float]) -> sitk.Image:
+    """``image`` with air (0) added before its first row and column, ``pixels`` model pixels wide: the same anatomy
+    at another phase of the model's grid (the model grid starts at the image's first voxel)."""
+    widths = [pixels * target / source for target, source in zip(model_spacing_mm, image.GetSpacing()[:2])]
+    if any(abs(width - round(width)) > 1e-6 for width in widths):
+        raise SystemExit(f"error: the model's spacing {model_spacing_mm} mm is not a whole number of the T2's pixels")
+    return sitk.ConstantPad(image, [round(width) for width in widths] + [0], [0, 0, 0], 0.0)
+
+
 def model_label(name_or_path: str, metadata: dict) -> str:
     """A shipped model by its name; a model folder by its name and folder (trained runs share shipped names)."""
     return metadata["name"] if name_or_path == metadata["name"] else f"{metadata['name']} ({name_or_path})"
@@ -93,22 +106,27 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["mritoct-residual", "mritoct-ddpm", "mritoct-cnn", "mritoct-gan"])
     parser.add_argument("--mc", type=int, default=4)
     parser.add_argument("--steps", type=int, help="sampler steps (default: the sampler's)")
-    add_test_time_flips_option(parser)
+    add_test_time_options(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", default="mritoct_rois.png")
     parser.add_argument("--csv", default="mritoct_roi.csv")
     parser.add_argument("--record", action="store_true", help="store each model's medians in its metadata and card")
+    parser.add_argument("--grid-shifts", type=int, nargs="+", default=[0], metavar="PIXELS",
+                        help="synthesize the T2 moved by each of these model pixels along x and y (default 0)")
     args = parser.parse_args()
     t2 = sitk.ReadImage(str(sample_path("t2_pelvis")))
     regions_figure(t2, args.figure)
     rows = []
     for name in args.models:
         model = load_model(name)
-        settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed, test_time_flips=args.test_time_flips)
-        medians = region_medians(synthesize(t2, model, settings, device="cpu").ct)
-        rows.append({"model": model_label(name, model.metadata), **medians})
-        print(rows[-1], flush=True)
-        if args.record:
+        settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed, **test_time_settings(args))
+        for shift in args.grid_shifts:
+            moved = moved_on_model_grid(t2, shift, model.spacing_mm)
+            medians = region_medians(sitk.Resample(synthesize(moved, model, settings, device="cpu").ct, t2))
+            label = model_label(name, model.metadata) + (f", moved {shift} px" if args.grid_shifts != [0] else "")
+            rows.append({"model": label, **medians})
+            print(rows[-1], flush=True)
+        if args.record and args.grid_shifts == [0]:
             sampling = settings.describe_sampling(model.kind.stochastic)
             record_evaluation(model.metadata["folder"], "roi_prostatex_t2", evaluation_record(medians, sampling),
                               model_card)

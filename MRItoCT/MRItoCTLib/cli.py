@@ -124,12 +124,23 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def add_test_time_flips_option(parser: ArgumentParser) -> None:
-    """``--no-test-time-flips``, read as ``args.test_time_flips`` (the CLI and the benchmarks share it)."""
+def add_test_time_options(parser: ArgumentParser) -> None:
+    """``--no-test-time-flips`` and ``--no-test-time-shifts``, read by :func:`test_time_settings` (the CLI and the
+    benchmarks share them)."""
     parser.add_argument("--no-test-time-flips", dest="test_time_flips", action="store_false",
                         help="draw every Monte-Carlo sample on the MRI as is; by default they are drawn in turn on the "
                              "MRI as is, mirrored left-right and mirrored anterior-posterior, each mirrored back "
                              "(lower error, an uncertainty that tracks the error better)")
+    parser.add_argument("--no-test-time-shifts", dest="test_time_shifts", action="store_false",
+                        help="draw every Monte-Carlo sample at one position on the network's grid; by default they "
+                             "are drawn in turn shifted by 0, 1/2, 1/4 and 3/4 of the network's size multiple, each "
+                             "shifted back (the mean does not depend on where the image lies on that grid, and the "
+                             "uncertainty shows where the network's reading does)")
+
+
+def test_time_settings(args) -> dict[str, bool]:
+    """The test-time augmentation keywords of :class:`SynthesisSettings` from :func:`add_test_time_options` flags."""
+    return {"test_time_flips": args.test_time_flips, "test_time_shifts": args.test_time_shifts}
 
 
 def add_synthesis_options(parser: ArgumentParser) -> None:
@@ -146,7 +157,7 @@ def add_synthesis_options(parser: ArgumentParser) -> None:
     parser.add_argument("--slice-noise", choices=SLICE_NOISE, default=SLICE_NOISE[0],
                         help="shared (default): a Monte-Carlo sample's slices share their noise, so the volume has no "
                              "stripes between slices; independent: every slice draws its own")
-    add_test_time_flips_option(parser)
+    add_test_time_options(parser)
     add_inference_options(parser)
     for option in all_sampler_options().values():
         users = [info.name for info in SAMPLERS.values() if option in info.options]
@@ -162,7 +173,7 @@ def settings_from_arguments(args, keep_samples: bool = False) -> SynthesisSettin
                              batch_size=args.batch_size, keep_samples=keep_samples, sampler_options=options,
                              precision=args.precision, channels_last=args.channels_last,
                              compile=args.compile, slice_noise=args.slice_noise,
-                             test_time_flips=args.test_time_flips).validated()
+                             **test_time_settings(args)).validated()
 
 
 def command_synthesize(args) -> int:

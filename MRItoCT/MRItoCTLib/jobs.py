@@ -50,7 +50,16 @@ def closing_summary(result, settings: SynthesisSettings) -> str:
 
 
 BONE_ABOVE_HU = 300.0
-MIRRORED = " (drawn in turn on the MRI as is, mirrored left-right and mirrored anterior-posterior)"
+
+
+def augmentation_text(settings: SynthesisSettings) -> str:
+    """How the Monte-Carlo samples were drawn, in words (empty without test-time augmentation)."""
+    parts = []
+    if settings.mirrors_samples:
+        parts.append("on the MRI as is, mirrored left-right and mirrored anterior-posterior")
+    if settings.shifts_samples:
+        parts.append("at shifts of the network's grid")
+    return f" (drawn in turn {', and '.join(parts)})" if parts else ""
 
 
 def result_facts(result, settings: SynthesisSettings, model) -> dict[str, str]:
@@ -60,7 +69,7 @@ def result_facts(result, settings: SynthesisSettings, model) -> dict[str, str]:
     body = ct > BODY_ABOVE_HU
     inside = ct[body] if body.any() else np.full(1, BODY_ABOVE_HU)
     sampling = (f"{SAMPLERS[result.sampler].title}, {result.nfe} network evaluations per sample, "
-                f"{settings.mc} Monte-Carlo samples{MIRRORED if settings.mirrors_samples else ''}"
+                f"{settings.mc} Monte-Carlo samples{augmentation_text(settings)}"
                 if model.kind.stochastic
                 else f"one pass of the {result.sampler} network (deterministic)")
     low, high = np.percentile(inside, [1, 99])

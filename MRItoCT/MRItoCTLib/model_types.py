@@ -49,7 +49,7 @@ def sample_with_sampler(run: Callable[..., Tensor], network: ConditionalDenoiser
 
 def mean_per_distinct_copy(network: ResidualDiffusion, condition: Tensor, copies: int) -> Tensor:
     """The regression's mean of each of the ``copies`` stacked copies in ``condition``, computed once per distinct
-    copy (Monte-Carlo copies repeat the MRI as is and each of its mirrorings)."""
+    copy (Monte-Carlo copies repeat the MRI as is and each of its mirrorings and shifts)."""
     blocks, means = condition.chunk(copies), []
     for index, block in enumerate(blocks):
         same = next((earlier for earlier in range(index) if torch.equal(blocks[earlier], block)), None)

@@ -94,10 +94,10 @@ def context_stack(volume: np.ndarray, indices: list[int], context: int) -> np.nd
     return np.stack([volume[[min(max(k + d, 0), last) for d in range(-context, context + 1)]] for k in indices])
 
 
-def pad_to_multiple(volume: np.ndarray, multiple: int, value: float) -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad the last two axes at their end to a multiple of ``multiple``."""
+def pad_to_multiple(volume: np.ndarray, multiple: int, value: float, margin: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad the last two axes at their end to a multiple of ``multiple``, with at least ``margin`` of padding."""
     height, width = volume.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    pad_h, pad_w = (-(height + margin)) % multiple + margin, (-(width + margin)) % multiple + margin
     padding = [(0, 0)] * (volume.ndim - 2) + [(0, pad_h), (0, pad_w)]
     return np.pad(volume, padding, constant_values=value), (height, width)
 
@@ -139,6 +139,30 @@ def mirror_copies(batch: torch.Tensor, mirrorings: list[tuple[int, ...]]) -> tor
         return batch
     blocks = batch.chunk(len(mirrorings))
     return torch.cat([block.flip(axes) if axes else block for block, axes in zip(blocks, mirrorings)])
+
+
+SHIFT_FRACTIONS = (0.0, 0.5, 0.25, 0.75)  # of the network's size multiple, in turn
+
+
+def sample_shifts(first: int, count: int, multiple: int, test_time_shifts: bool) -> list[int]:
+    """The in-plane shift in pixels (along both axes) of Monte-Carlo samples ``first``..``first+count-1``: 0, 1/2,
+    1/4 and 3/4 of the network's size multiple in turn, so its strided downsampling sees each sample at another
+    phase of the image grid."""
+    return [int(SHIFT_FRACTIONS[index % len(SHIFT_FRACTIONS)] * multiple) if test_time_shifts else 0
+            for index in range(first, first + count)]
+
+
+def largest_shift(mc: int, multiple: int, test_time_shifts: bool) -> int:
+    """The air margin the padded MRI needs so that every sample's shift moves only air across its edge."""
+    return max(sample_shifts(0, mc, multiple, test_time_shifts))
+
+
+def shift_copies(batch: torch.Tensor, shifts: list[int], sign: int) -> torch.Tensor:
+    """Roll each copy's equal block of rows of ``batch`` by ``sign`` times its shift along both in-plane axes."""
+    if not any(shifts):
+        return batch
+    blocks = batch.chunk(len(shifts))
+    return torch.cat([block.roll((sign * shift, sign * shift), (-2, -1)) for block, shift in zip(blocks, shifts)])
 
 
 @dataclass
@@ -211,14 +235,16 @@ class VolumeSampling:
         """Samples ``first``..``first+count-1`` of each slice of ``condition``, stacked as (count, slices, ...), and
         the NFE per sample."""
         mirrorings = sample_mirrorings(first, count, self.settings.test_time_flips)
-        repeated = mirror_copies(condition.repeat(count, 1, 1, 1), mirrorings)
+        shifts = sample_shifts(first, count, self.model.config.size_multiple, self.settings.test_time_shifts)
+        repeated = mirror_copies(shift_copies(condition.repeat(count, 1, 1, 1), shifts, 1), mirrorings)
         if self.settings.channels_last:  # once here, not at every network evaluation
             repeated = channels_last(repeated)
         raise_if_simulated_out_of_memory(repeated.shape[0])
         draw.copies = count
         sample, nfe = self.model.kind.draw(self.network, self.model.network, repeated, draw)
         self.done_steps += draw.steps
-        return mirror_copies(sample, mirrorings).reshape(count, slices, *sample.shape[1:]), nfe
+        restored = shift_copies(mirror_copies(sample, mirrorings), shifts, -1)
+        return restored.reshape(count, slices, *sample.shape[1:]), nfe
 
 
 @dataclass
@@ -262,7 +288,9 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
     network = FastNetwork(model.network, choice.device, settings.inference, warnings.append)
     check_synthesis_memory(mri, settings)
     prepared = prepare_mri(mri, model.spacing_mm, model.intensity)
-    padded, (height, width) = pad_to_multiple(prepared.mri_unit, model.config.size_multiple, -1.0)
+    multiple = model.config.size_multiple
+    margin = largest_shift(settings.mc, multiple, settings.test_time_shifts)
+    padded, (height, width) = pad_to_multiple(prepared.mri_unit, multiple, -1.0, margin)
     wanted = slices_to_synthesize(padded.shape[0], settings.context_only_edges)
     sampling = VolumeSampling(model, network, padded, wanted, settings, choice.device, progress, cancel)
     batch_size = settings.batch_size or auto_batch_size(choice.device, sampling.probe, len(wanted) * settings.mc)

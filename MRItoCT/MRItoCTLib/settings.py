@@ -37,6 +37,8 @@ class SynthesisSettings:
     # slices); "independent": every slice draws its own
     test_time_flips: bool = True  # Monte-Carlo samples drawn in turn on the MRI as is, mirrored left-right and
     # mirrored anterior-posterior, each mirrored back (test-time augmentation)
+    test_time_shifts: bool = True  # Monte-Carlo samples drawn in turn on the MRI shifted in-plane by 0, 1/2, 1/4 and
+    # 3/4 of the network's size multiple, each shifted back (its strided downsampling is not shift-invariant)
 
     @property
     def inference(self) -> InferenceOptions:
@@ -65,18 +67,24 @@ class SynthesisSettings:
         return self.test_time_flips and self.mc > 1
 
     @property
+    def shifts_samples(self) -> bool:
+        """Whether Monte-Carlo samples are drawn on shifted MRIs (test-time shifts need more than one sample)."""
+        return self.test_time_shifts and self.mc > 1
+
+    @property
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else sampler_info(self.sampler).default_steps
 
     def describe_sampling(self, stochastic: bool) -> str:
-        """'DDPM-6, MC 4, flips' for a sampled model (an adaptive solver without its steps; 'flips' with test-time
-        flips), 'one pass' otherwise."""
+        """'DDPM-6, MC 4, flips, shifts' for a sampled model (an adaptive solver without its steps; 'flips' and
+        'shifts' with those test-time augmentations), 'one pass' otherwise."""
         if not stochastic:
             return "one pass"
         info = sampler_info(self.sampler)
         steps = f"-{self.resolved_steps}" if info.uses_steps(self.sampler_options) else ""
         flips = ", flips" if self.mirrors_samples else ""
-        return f"{info.label}{steps}, MC {self.mc}{flips}"
+        shifts = ", shifts" if self.shifts_samples else ""
+        return f"{info.label}{steps}, MC {self.mc}{flips}{shifts}"
 
 
 @dataclass

@@ -16,7 +16,8 @@ from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import read_volume, same_geometry
 from MRItoCTLib.cli import main
 from MRItoCTLib.model import load_model
-from MRItoCTLib.pipeline import mirror_copies, sample_mirrorings, synthesize
+from MRItoCTLib.pipeline import (largest_shift, mirror_copies, pad_to_multiple, sample_mirrorings, sample_shifts,
+                                 shift_copies, synthesize)
 from MRItoCTLib.settings import SynthesisSettings
 
 FAST = SynthesisSettings(sampler="ddim", steps=3, mc=3, seed=0)
@@ -277,7 +278,8 @@ def test_test_time_flips_mirror_a_sample_and_mirror_it_back(model, t2, axis, sam
     """Sample 1 (left-right) and sample 2 (anterior-posterior) of a run with test-time flips are the same samples of
     a run without them on the MRI mirrored that way, mirrored back: same noise draws, the network sees the mirror."""
     mri = sitk.GetArrayFromImage(t2)[8:11, 64:320:4, 64:320:4]
-    settings = SynthesisSettings(sampler="ddpm", steps=2, mc=3, seed=5, batch_size=9, keep_samples=True)
+    settings = SynthesisSettings(sampler="ddpm", steps=2, mc=3, seed=5, batch_size=9, keep_samples=True,
+                                 test_time_shifts=False)
     flipped = synthesize(model_grid_image(mri, 3.0), model, settings, device="cpu")
     plain = synthesize(model_grid_image(np.flip(mri, axis), 3.0), model, replace(settings, test_time_flips=False),
                        device="cpu")
@@ -292,6 +294,43 @@ def test_mirror_copies_flips_each_copy_block_and_leaves_an_unmirrored_batch_alon
     assert torch.equal(mirrored[:2], batch[:2]) and torch.equal(mirrored[2:], batch[2:].flip(-1))
     assert mirror_copies(batch, [(), ()]) is batch, "no copy to mirror: the batch is not split and joined again"
     assert sample_mirrorings(2, 3, True) == [(-2,), (), (-1,)] and sample_mirrorings(0, 2, False) == [(), ()]
+
+
+def test_test_time_shifts_shift_a_sample_and_shift_it_back(model, t2):
+    """Sample 1 of a run with test-time shifts is sample 1 of a run without them on the MRI moved by its shift
+    through its air margin, moved back: the network sees the image at another phase of its downsampling grid."""
+    body = sitk.GetArrayFromImage(t2)[8:11, 64:304:4, 64:304:4]  # 60 x 60 pixels of tissue
+    mri = np.pad(body, [(0, 0), (10, 9), (10, 9)])  # 79 x 79: one more pixel of margin fits the same padded size
+    settings = SynthesisSettings(sampler="ddpm", steps=2, mc=2, seed=5, batch_size=6, keep_samples=True,
+                                 test_time_flips=False)
+    shift = sample_shifts(1, 1, model.config.size_multiple, True)[0]
+    assert shift > 0
+    shifted = synthesize(model_grid_image(mri, 3.0), model, settings, device="cpu")
+    plain = synthesize(model_grid_image(np.roll(mri, shift, (1, 2)), 3.0), model,
+                       replace(settings, test_time_shifts=False), device="cpu")
+    moved_back = np.roll(sitk.GetArrayFromImage(plain.samples[1]), -shift, (1, 2))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(shifted.samples[1]), moved_back, atol=0.5)
+    assert np.abs(sitk.GetArrayFromImage(shifted.samples[0]) - moved_back).max() > 10.0
+
+
+def test_shift_copies_roll_each_copy_block_and_back_and_the_padding_leaves_room():
+    batch = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)  # 2 copies of 1 slice
+    shifted = shift_copies(batch, [0, 2], 1)
+    assert torch.equal(shifted[0], batch[0]) and torch.equal(shifted[1], batch[1].roll((2, 2), (-2, -1)))
+    assert torch.equal(shift_copies(shifted, [0, 2], -1), batch)
+    assert shift_copies(batch, [0, 0], 1) is batch, "no copy to shift: the batch is not split and joined again"
+    assert sample_shifts(0, 5, 8, True) == [0, 4, 2, 6, 0] and sample_shifts(1, 2, 8, False) == [0, 0]
+    assert largest_shift(4, 8, True) == 6 and largest_shift(1, 8, True) == 0 and largest_shift(4, 8, False) == 0
+    padded, size = pad_to_multiple(np.zeros((1, 10, 16)), 8, -1.0, margin=6)
+    assert padded.shape == (1, 16, 24) and size == (10, 16)  # at least 6 pixels of air after the image
+
+
+def test_test_time_shifts_are_on_unless_the_command_line_turns_them_off():
+    from MRItoCTLib.cli import build_parser, settings_from_arguments
+
+    arguments = ["synthesize", "in.nii.gz", "--output", "o.nii.gz"]
+    assert settings_from_arguments(build_parser().parse_args(arguments)).test_time_shifts
+    assert not settings_from_arguments(build_parser().parse_args(arguments + ["--no-test-time-shifts"])).test_time_shifts
 
 
 def test_test_time_flips_keep_the_output_grid_and_the_seed(model, t2):

@@ -76,12 +76,22 @@ def test_an_option_a_sampler_does_not_use_is_an_error(settings, message):
 
 
 def test_the_sampling_is_described_as_the_result_tables_name_it():
-    default = f"DDPM-{SAMPLERS['ddpm'].default_steps}, MC 4, flips"
+    default = f"DDPM-{SAMPLERS['ddpm'].default_steps}, MC 4, flips, shifts"
     assert SynthesisSettings().describe_sampling(stochastic=True) == default
-    assert SynthesisSettings(sampler="pc", steps=20, mc=2, test_time_flips=False).describe_sampling(True) == "PC-20, MC 2"
-    assert SynthesisSettings(sampler="ode", mc=3).describe_sampling(True) == "ODE, MC 3, flips", "rk45: its own steps"
+    assert SynthesisSettings(sampler="pc", steps=20, mc=2, test_time_flips=False,
+                             test_time_shifts=False).describe_sampling(True) == "PC-20, MC 2"
+    assert SynthesisSettings(sampler="ode", mc=3).describe_sampling(True) == "ODE, MC 3, flips, shifts", "rk45: its own steps"
     assert SynthesisSettings(mc=1).describe_sampling(True) == "DDPM-6, MC 1", "one sample is never mirrored"
     assert SynthesisSettings(steps=6).describe_sampling(stochastic=False) == "one pass"
+
+
+def test_the_results_say_how_the_samples_were_drawn():
+    from MRItoCTLib.jobs import augmentation_text
+
+    assert augmentation_text(SynthesisSettings()) == (" (drawn in turn on the MRI as is, mirrored left-right and mirrored "
+                                                      "anterior-posterior, and at shifts of the network's grid)")
+    assert augmentation_text(SynthesisSettings(test_time_flips=False)) == " (drawn in turn at shifts of the network's grid)"
+    assert augmentation_text(SynthesisSettings(mc=1)) == "", "one sample is neither mirrored nor shifted"
 
 
 def test_steps_apply_to_the_fixed_step_ode_solvers():
