@@ -134,8 +134,8 @@ def add_test_time_options(parser: ArgumentParser) -> None:
     parser.add_argument("--no-test-time-shifts", dest="test_time_shifts", action="store_false",
                         help="draw every Monte-Carlo sample at one position on the network's grid; by default they "
                              "are drawn in turn shifted by 0, 1/2, 1/4 and 3/4 of the network's size multiple, each "
-                             "shifted back (the mean does not depend on where the image lies on that grid, and the "
-                             "uncertainty shows where the network's reading does)")
+                             "shifted back (a mean that depends less on where the image lies on that grid, lower "
+                             "error)")
 
 
 def test_time_settings(args) -> dict[str, bool]:
