@@ -167,7 +167,7 @@ def test_roi_benchmark_reads_the_t2_moved_on_the_model_grid(tmp_path, tiny_model
     assert "moved 0 px" in header and "moved 2 px" in header
 
 
-def test_moving_on_the_model_grid_adds_air_before_the_image_and_keeps_its_voxels_in_place():
+def test_moving_on_the_model_grid_mirrors_the_image_before_it_and_keeps_its_voxels_in_place():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from mritoct_roi import moved_on_model_grid
 
@@ -177,7 +177,8 @@ def test_moving_on_the_model_grid_adds_air_before_the_image_and_keeps_its_voxels
     moved = moved_on_model_grid(image, 3, (2.0, 2.0))  # 3 model pixels of 2 mm = 12 pixels of 0.5 mm
     assert moved.GetSize() == (20, 18, 2) and moved.GetOrigin() == (4.0, -10.0, 7.0)
     array = sitk.GetArrayFromImage(moved)
-    assert np.array_equal(array[:, 12:, 12:], sitk.GetArrayFromImage(image)) and not array[:, :12].any()
+    assert np.array_equal(array[:, 12:, 12:], sitk.GetArrayFromImage(image))
+    assert np.array_equal(array[:, 12:, 11], array[:, 12:, 12]), "mirrored about the image's first column"
     with pytest.raises(SystemExit, match="not a whole number"):
         moved_on_model_grid(image, 1, (0.75, 0.75))
 

@@ -7,8 +7,8 @@ disc on one slice of the T2's own voxel grid (slice, row, column of the NIfTI ar
 
     python benchmarks/mritoct_roi.py [--models mritoct-ddpm mritoct-cnn mritoct-gan] [--mc 4] [--figure rois.png]
 
-``--grid-shifts 0 2 4 6`` synthesizes the T2 once per shift, moved by that many model pixels along x and y (air
-added before its first row and column), and reads the regions on the T2's own grid again: a network whose
+``--grid-shifts 0 2 4 6`` synthesizes the T2 once per shift, moved by that many model pixels along x and y (the
+image mirrored before its first row and column), and reads the regions on the T2's own grid again: a network whose
 strided downsampling is not shift-invariant reads the same anatomy differently at another phase of its grid.
 """
 
@@ -88,12 +88,13 @@ def regions_figure(t2: sitk.Image, path: str) -> None:
 
 
 def moved_on_model_grid(image: sitk.Image, pixels: int, model_spacing_mm: tuple[float, float]) -> sitk.Image:
-    """``image`` with air (0) added before its first row and column, ``pixels`` model pixels wide: the same anatomy
-    at another phase of the model's grid (the model grid starts at the image's first voxel)."""
+    """``image`` mirrored before its first row and column, ``pixels`` model pixels wide: the same anatomy at another
+    phase of the model's grid (the model grid starts at the image's first voxel), and no band of air where the field
+    of view cuts the body."""
     widths = [pixels * target / source for target, source in zip(model_spacing_mm, image.GetSpacing()[:2])]
     if any(abs(width - round(width)) > 1e-6 for width in widths):
         raise SystemExit(f"error: the model's spacing {model_spacing_mm} mm is not a whole number of the T2's pixels")
-    return sitk.ConstantPad(image, [round(width) for width in widths] + [0], [0, 0, 0], 0.0)
+    return sitk.MirrorPad(image, [round(width) for width in widths] + [0], [0, 0, 0])
 
 
 def model_label(name_or_path: str, metadata: dict) -> str:

@@ -94,12 +94,33 @@ def context_stack(volume: np.ndarray, indices: list[int], context: int) -> np.nd
     return np.stack([volume[[min(max(k + d, 0), last) for d in range(-context, context + 1)]] for k in indices])
 
 
-def pad_to_multiple(volume: np.ndarray, multiple: int, value: float, margin: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad the last two axes at their end to a multiple of ``multiple``, with at least ``margin`` of padding."""
+def reflected_positions(length: int, size: int, offset: int) -> np.ndarray:
+    """The image pixel each of ``length`` positions of a frame shows when an image of ``size`` pixels starts at
+    ``offset``: the image itself, and beyond its edges the image mirrored about its edge pixels."""
+    if size == 1:
+        return np.zeros(length, dtype=np.int64)
+    period = 2 * (size - 1)
+    folded = (np.arange(length) - offset) % period
+    return np.where(folded < size, folded, period - folded)
+
+
+def framed(images, frame: tuple[int, int], offset: int = 0):
+    """``images`` (..., H, W; numpy or torch) placed at ``offset`` along both axes of a ``frame``-sized image, the
+    rest of the frame filled by mirroring: a body that the field of view cuts continues past the cut, as in the
+    training crops, instead of meeting a band of air the networks never saw there."""
+    rows = reflected_positions(frame[0], images.shape[-2], offset)
+    columns = reflected_positions(frame[1], images.shape[-1], offset)
+    if isinstance(images, torch.Tensor):
+        rows, columns = torch.from_numpy(rows).to(images.device), torch.from_numpy(columns).to(images.device)
+    return images[..., rows, :][..., columns]
+
+
+def pad_to_multiple(volume: np.ndarray, multiple: int, margin: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad the last two axes at their end (by mirroring, ``framed``) to a multiple of ``multiple``, with at least
+    ``margin`` of padding."""
     height, width = volume.shape[-2:]
-    pad_h, pad_w = (-(height + margin)) % multiple + margin, (-(width + margin)) % multiple + margin
-    padding = [(0, 0)] * (volume.ndim - 2) + [(0, pad_h), (0, pad_w)]
-    return np.pad(volume, padding, constant_values=value), (height, width)
+    frame = (height + margin + (-(height + margin)) % multiple, width + margin + (-(width + margin)) % multiple)
+    return np.ascontiguousarray(framed(volume, frame)), (height, width)
 
 
 def settings_for_model(settings: SynthesisSettings, model: LoadedModel) -> SynthesisSettings:
@@ -153,16 +174,27 @@ def sample_shifts(first: int, count: int, multiple: int, test_time_shifts: bool)
 
 
 def largest_shift(mc: int, multiple: int, test_time_shifts: bool) -> int:
-    """The air margin the padded MRI needs so that every sample's shift moves only air across its edge."""
+    """The margin the padded MRI needs so that every sample's shifted image still fits in it."""
     return max(sample_shifts(0, mc, multiple, test_time_shifts))
 
 
-def shift_copies(batch: torch.Tensor, shifts: list[int], sign: int) -> torch.Tensor:
-    """Roll each copy's equal block of rows of ``batch`` by ``sign`` times its shift along both in-plane axes."""
+def shifted_copies(batch: torch.Tensor, shifts: list[int], image_size: tuple[int, int]) -> torch.Tensor:
+    """Each copy's equal block of rows of ``batch`` (padded images whose first ``image_size`` pixels are the image)
+    with its image moved by its shift along both in-plane axes, the frame refilled by mirroring (``framed``)."""
+    if not any(shifts):
+        return batch
+    height, width = image_size
+    blocks = batch.chunk(len(shifts))
+    return torch.cat([framed(block[..., :height, :width], block.shape[-2:], shift) if shift else block
+                      for block, shift in zip(blocks, shifts)])
+
+
+def unshifted_copies(batch: torch.Tensor, shifts: list[int]) -> torch.Tensor:
+    """Each copy's block moved back by its shift, so that its image starts at the first pixel again."""
     if not any(shifts):
         return batch
     blocks = batch.chunk(len(shifts))
-    return torch.cat([block.roll((sign * shift, sign * shift), (-2, -1)) for block, shift in zip(blocks, shifts)])
+    return torch.cat([block.roll((-shift, -shift), (-2, -1)) for block, shift in zip(blocks, shifts)])
 
 
 @dataclass
@@ -184,6 +216,7 @@ class VolumeSampling:
     model: LoadedModel
     network: FastNetwork
     padded: np.ndarray
+    image_size: tuple[int, int]  # the image's pixels at the start of each padded slice
     wanted: list[int]
     settings: SynthesisSettings
     device: str
@@ -236,14 +269,14 @@ class VolumeSampling:
         the NFE per sample."""
         mirrorings = sample_mirrorings(first, count, self.settings.test_time_flips)
         shifts = sample_shifts(first, count, self.model.config.size_multiple, self.settings.test_time_shifts)
-        repeated = mirror_copies(shift_copies(condition.repeat(count, 1, 1, 1), shifts, 1), mirrorings)
+        repeated = mirror_copies(shifted_copies(condition.repeat(count, 1, 1, 1), shifts, self.image_size), mirrorings)
         if self.settings.channels_last:  # once here, not at every network evaluation
             repeated = channels_last(repeated)
         raise_if_simulated_out_of_memory(repeated.shape[0])
         draw.copies = count
         sample, nfe = self.model.kind.draw(self.network, self.model.network, repeated, draw)
         self.done_steps += draw.steps
-        restored = shift_copies(mirror_copies(sample, mirrorings), shifts, -1)
+        restored = unshifted_copies(mirror_copies(sample, mirrorings), shifts)
         return restored.reshape(count, slices, *sample.shape[1:]), nfe
 
 
@@ -290,9 +323,10 @@ def synthesize(mri: sitk.Image, model: LoadedModel, settings: SynthesisSettings,
     prepared = prepare_mri(mri, model.spacing_mm, model.intensity)
     multiple = model.config.size_multiple
     margin = largest_shift(settings.mc, multiple, settings.test_time_shifts)
-    padded, (height, width) = pad_to_multiple(prepared.mri_unit, multiple, -1.0, margin)
+    padded, (height, width) = pad_to_multiple(prepared.mri_unit, multiple, margin)
     wanted = slices_to_synthesize(padded.shape[0], settings.context_only_edges)
-    sampling = VolumeSampling(model, network, padded, wanted, settings, choice.device, progress, cancel)
+    sampling = VolumeSampling(model, network, padded, (height, width), wanted, settings, choice.device, progress,
+                              cancel)
     batch_size = settings.batch_size or auto_batch_size(choice.device, sampling.probe, len(wanted) * settings.mc)
     sampled = run_with_batch_retry(sampling.run, batch_size, lambda old, new: warnings.append(
         f"out of memory with a batch of {old}; retried with {new}"))

@@ -16,8 +16,8 @@ from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.volume_io import read_volume, same_geometry
 from MRItoCTLib.cli import main
 from MRItoCTLib.model import load_model
-from MRItoCTLib.pipeline import (largest_shift, mirror_copies, pad_to_multiple, sample_mirrorings, sample_shifts,
-                                 shift_copies, synthesize)
+from MRItoCTLib.pipeline import (framed, largest_shift, mirror_copies, pad_to_multiple, sample_mirrorings,
+                                 sample_shifts, shifted_copies, synthesize, unshifted_copies)
 from MRItoCTLib.settings import SynthesisSettings
 
 FAST = SynthesisSettings(sampler="ddim", steps=3, mc=3, seed=0)
@@ -297,8 +297,9 @@ def test_mirror_copies_flips_each_copy_block_and_leaves_an_unmirrored_batch_alon
 
 
 def test_test_time_shifts_shift_a_sample_and_shift_it_back(model, t2):
-    """Sample 1 of a run with test-time shifts is sample 1 of a run without them on the MRI moved by its shift
-    through its air margin, moved back: the network sees the image at another phase of its downsampling grid."""
+    """Sample 1 of a run with test-time shifts is sample 1 of a run without them on the MRI moved by its shift (air
+    before it, which the frame's mirroring also puts there), moved back: the network sees the image at another phase
+    of its downsampling grid."""
     body = sitk.GetArrayFromImage(t2)[8:11, 64:304:4, 64:304:4]  # 60 x 60 pixels of tissue
     mri = np.pad(body, [(0, 0), (10, 9), (10, 9)])  # 79 x 79: one more pixel of margin fits the same padded size
     settings = SynthesisSettings(sampler="ddpm", steps=2, mc=2, seed=5, batch_size=6, keep_samples=True,
@@ -313,16 +314,25 @@ def test_test_time_shifts_shift_a_sample_and_shift_it_back(model, t2):
     assert np.abs(sitk.GetArrayFromImage(shifted.samples[0]) - moved_back).max() > 10.0
 
 
-def test_shift_copies_roll_each_copy_block_and_back_and_the_padding_leaves_room():
-    batch = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)  # 2 copies of 1 slice
-    shifted = shift_copies(batch, [0, 2], 1)
-    assert torch.equal(shifted[0], batch[0]) and torch.equal(shifted[1], batch[1].roll((2, 2), (-2, -1)))
-    assert torch.equal(shift_copies(shifted, [0, 2], -1), batch)
-    assert shift_copies(batch, [0, 0], 1) is batch, "no copy to shift: the batch is not split and joined again"
+def test_a_frame_continues_the_image_by_mirroring_about_its_edge_pixels():
+    image = np.array([[1.0, 2.0, 3.0]])
+    assert framed(image, (1, 6), 1).tolist() == [[2.0, 1.0, 2.0, 3.0, 2.0, 1.0]]
+    assert framed(torch.tensor(image), (1, 4)).tolist() == [[1.0, 2.0, 3.0, 2.0]]
+    padded, size = pad_to_multiple(np.arange(10 * 16, dtype=float).reshape(1, 10, 16), 8, margin=6)
+    assert padded.shape == (1, 16, 24) and size == (10, 16)  # at least 6 pixels after the image
+    assert np.array_equal(padded[0, :10, :16], np.arange(160).reshape(10, 16))
+    assert np.array_equal(padded[0, 10, :16], padded[0, 8, :16]), "row 10 mirrors row 8 about the edge row 9"
+
+
+def test_shifted_copies_move_each_copy_block_and_back():
+    image = torch.arange(1 * 3 * 3, dtype=torch.float32).reshape(1, 1, 3, 3)
+    batch = torch.cat([framed(image, (4, 4))] * 2)  # 2 copies of 1 slice, each a 3 x 3 image in a 4 x 4 frame
+    moved = shifted_copies(batch, [0, 1], (3, 3))
+    assert torch.equal(moved[0], batch[0]) and torch.equal(moved[1, :, 1:, 1:], image[0])
+    assert torch.equal(unshifted_copies(moved, [0, 1])[:, :, :3, :3], torch.cat([image, image]))
+    assert shifted_copies(batch, [0, 0], (3, 3)) is batch, "no copy to shift: the batch is not split and joined again"
     assert sample_shifts(0, 5, 8, True) == [0, 4, 2, 6, 0] and sample_shifts(1, 2, 8, False) == [0, 0]
     assert largest_shift(4, 8, True) == 6 and largest_shift(1, 8, True) == 0 and largest_shift(4, 8, False) == 0
-    padded, size = pad_to_multiple(np.zeros((1, 10, 16)), 8, -1.0, margin=6)
-    assert padded.shape == (1, 16, 24) and size == (10, 16)  # at least 6 pixels of air after the image
 
 
 def test_test_time_shifts_are_on_unless_the_command_line_turns_them_off():
