@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any, Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -154,12 +155,19 @@ def sample_mirrorings(first: int, count: int, test_time_flips: bool) -> list[tup
     return [MIRRORINGS[index % len(MIRRORINGS)] if test_time_flips else () for index in range(first, first + count)]
 
 
+def transformed_copies(batch: torch.Tensor, per_copy: list, transform: Callable[[torch.Tensor, Any], torch.Tensor]
+                       ) -> torch.Tensor:
+    """``transform(block, value)`` on each copy's equal block of rows of ``batch``, with that copy's value in
+    ``per_copy``; a copy whose value is empty or zero stays as it is, and with none to transform ``batch`` itself."""
+    if not any(per_copy):
+        return batch
+    blocks = batch.chunk(len(per_copy))
+    return torch.cat([transform(block, value) if value else block for block, value in zip(blocks, per_copy)])
+
+
 def mirror_copies(batch: torch.Tensor, mirrorings: list[tuple[int, ...]]) -> torch.Tensor:
     """Mirror each copy's equal block of rows of ``batch`` along its axes (a mirroring undoes itself)."""
-    if not any(mirrorings):
-        return batch
-    blocks = batch.chunk(len(mirrorings))
-    return torch.cat([block.flip(axes) if axes else block for block, axes in zip(blocks, mirrorings)])
+    return transformed_copies(batch, mirrorings, lambda block, axes: block.flip(axes))
 
 
 SHIFT_FRACTIONS = (0.0, 0.5, 0.25, 0.75)  # of the network's size multiple, in turn
@@ -181,20 +189,14 @@ def largest_shift(mc: int, multiple: int, test_time_shifts: bool) -> int:
 def shifted_copies(batch: torch.Tensor, shifts: list[int], image_size: tuple[int, int]) -> torch.Tensor:
     """Each copy's equal block of rows of ``batch`` (padded images whose first ``image_size`` pixels are the image)
     with its image moved by its shift along both in-plane axes, the frame refilled by mirroring (``framed``)."""
-    if not any(shifts):
-        return batch
     height, width = image_size
-    blocks = batch.chunk(len(shifts))
-    return torch.cat([framed(block[..., :height, :width], block.shape[-2:], shift) if shift else block
-                      for block, shift in zip(blocks, shifts)])
+    return transformed_copies(batch, shifts,
+                              lambda block, shift: framed(block[..., :height, :width], block.shape[-2:], shift))
 
 
 def unshifted_copies(batch: torch.Tensor, shifts: list[int]) -> torch.Tensor:
     """Each copy's block moved back by its shift, so that its image starts at the first pixel again."""
-    if not any(shifts):
-        return batch
-    blocks = batch.chunk(len(shifts))
-    return torch.cat([block.roll((-shift, -shift), (-2, -1)) for block, shift in zip(blocks, shifts)])
+    return transformed_copies(batch, shifts, lambda block, shift: block.roll((-shift, -shift), (-2, -1)))
 
 
 @dataclass
