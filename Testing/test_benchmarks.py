@@ -167,6 +167,13 @@ def test_roi_benchmark_reads_the_t2_moved_on_the_model_grid(tmp_path, tiny_model
     assert "moved 0 px" in header and "moved 2 px" in header
 
 
+def test_roi_benchmark_refuses_to_record_medians_of_a_moved_image(tmp_path, tiny_model):
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mritoct_roi.py"), "--models", str(tiny_model),
+                          "--grid-shifts", "2", "--record"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 2 and "leave out --grid-shifts" in run.stderr
+    assert not (tmp_path / "mritoct_rois.png").exists()
+
+
 def test_moving_on_the_model_grid_mirrors_the_image_before_it_and_keeps_its_voxels_in_place():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from mritoct_roi import moved_on_model_grid

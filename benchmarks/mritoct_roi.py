@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--grid-shifts", type=int, nargs="+", default=[0], metavar="PIXELS",
                         help="synthesize the T2 moved by each of these model pixels along x and y (default 0)")
     args = parser.parse_args()
+    if args.record and args.grid_shifts != [0]:
+        parser.error("--record stores the medians of the image as it is: leave out --grid-shifts")
     t2 = sitk.ReadImage(str(sample_path("t2_pelvis")))
     regions_figure(t2, args.figure)
     rows = []
@@ -127,7 +129,7 @@ def main() -> None:
             label = model_label(name, model.metadata) + (f", moved {shift} px" if args.grid_shifts != [0] else "")
             rows.append({"model": label, **medians})
             print(rows[-1], flush=True)
-        if args.record and args.grid_shifts == [0]:
+        if args.record:
             sampling = settings.describe_sampling(model.kind.stochastic)
             record_evaluation(model.metadata["folder"], "roi_prostatex_t2", evaluation_record(medians, sampling),
                               model_card)
