@@ -224,8 +224,28 @@ def test_heldout_benchmark_records_the_table_and_whether_the_ct_was_a_training_c
          "--steps", "2", "--mc", "2", "--csv", str(tmp_path / "heldout.csv"), "--record", cwd=tmp_path)
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "### MRI/CT pairs rendered from the real CT" in card and "| water in body |" in card
-    assert "inside the body, DDPM-2, MC 2, flips, shifts)" in card
+    assert "inside the body, iodine-enhanced soft tissue left out, DDPM-2, MC 2, flips, shifts)" in card
     assert "among this model's training CTs" in card
+
+
+def test_held_out_pairs_of_a_contrast_ct_leave_its_iodine_out_of_the_scored_region(contrast_ct):
+    """Enhanced blood and liver are not scored; the vertebra and the rest of the body are (``--iodine-visible``:
+    the whole body, as before)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from mritoct_heldout import held_out_pair, scored_region
+
+    truth, body = held_out_pair(contrast_ct(), 0, 0)[1:]
+    hu, body = sitk.GetArrayFromImage(truth), sitk.GetArrayFromImage(body).astype(bool)
+    scored = scored_region(truth, body, iodine_visible=False)
+    assert np.array_equal(scored_region(truth, body, iodine_visible=True), body)
+    assert not np.any(scored & ~body) and scored.sum() > 0.7 * body.sum()
+    def at(x_mm: float, y_mm: float) -> tuple[int, int, int]:
+        column, row, _ = truth.TransformPhysicalPointToIndex((x_mm, y_mm, truth.GetOrigin()[2]))
+        return 0, row, column
+
+    assert not scored[at(60, 45)] and not scored[at(30, 35)], "the enhanced aorta and liver are left out"
+    assert scored[at(48, 65)] and scored[at(48, 55)], "the vertebra's marrow and cortex are scored"
+    assert hu[at(60, 45)] > 150 and hu[at(48, 65)] > 150
 
 
 def test_sliceinterp_adaptation_curve_benchmark(tmp_path):

@@ -562,3 +562,36 @@ def test_dark_lines_follow_fat_boundaries_and_fascia_but_never_bone():
     assert 0.1 < boundary.mean() < 0.9  # part of the boundary
     assert not lines[:, :, :17].any() and not lines[:, 50:70, 50:70].any()
     assert 0.005 < lines[:, :45, 25:].mean() < 0.3  # thin fascia inside the soft tissue
+
+
+def test_iodine_is_found_in_enhanced_blood_and_organs_not_in_bone_or_noisy_muscle(contrast_ct):
+    from MRItoCTLib.research.ct_pairs import iodine_enhanced
+
+    ct = contrast_ct(aorta_hu=200.0)
+    hu = sitk.GetArrayFromImage(ct)
+    enhanced = iodine_enhanced(hu, ct.GetSpacing())
+    _, y, x = np.mgrid[0:8, 0:96, 0:96]
+    assert enhanced[:, 45, 60].all() and enhanced[:, 35, 30].all(), "aorta and liver"
+    assert not enhanced[(y - 65) ** 2 + (x - 48) ** 2 < 11 ** 2].any(), "the vertebra is bone, marrow included"
+    muscle = (np.abs(hu - 55.0) < 60.0) & ((y - 80) ** 2 + (x - 20) ** 2 < 10 ** 2)
+    assert muscle.sum() > 500 and enhanced[muscle].mean() < 0.01, "muscle's noise above 80 HU is not iodine"
+
+
+def test_hidden_iodine_renders_enhanced_tissue_as_unenhanced_and_keeps_the_ct(contrast_ct):
+    """With ``hide_iodine`` the MRI of an enhanced aorta and liver is close to the MRI of the same body with them
+    at IODINE_HU (as a T2 cannot tell them apart), while the CT keeps 200 HU."""
+    from MRItoCTLib.research.ct_pairs import IODINE_HU
+
+    enhanced, plain = contrast_ct(aorta_hu=200.0), contrast_ct(aorta_hu=IODINE_HU)
+    plain_array = sitk.GetArrayFromImage(plain)
+    plain_array[plain_array == 115.0] = IODINE_HU
+    plain = sitk.GetImageFromArray(plain_array)
+    plain.SetSpacing(enhanced.GetSpacing())
+    hidden_mri, hidden_ct, _ = pair_from_ct(enhanced, np.random.default_rng(3), augment=False, hide_iodine=True)
+    plain_mri, _, _ = pair_from_ct(plain, np.random.default_rng(3), augment=False)
+    shown_mri, _, _ = pair_from_ct(enhanced, np.random.default_rng(3), augment=False)
+    hidden, shown, unenhanced = (sitk.GetArrayFromImage(image) for image in (hidden_mri, shown_mri, plain_mri))
+    # the same but for partial volume at the enhanced edges (a 140 HU edge voxel is hidden at 80 HU, not at 67)
+    assert np.abs(hidden - unenhanced).mean() < 0.1 * np.abs(shown - unenhanced).mean()
+    ct = sitk.GetArrayFromImage(hidden_ct)
+    assert ct.max() >= 200 and np.median(ct[ct > 150]) > 150, "the CT keeps the enhanced HU"

@@ -119,12 +119,17 @@ def water_density_fluid(hu: np.ndarray, spacing: tuple[float, float, float]) -> 
     """Homogeneous water-density regions of the CT (bladder urine, gallbladder, bowel fluid): mean HU over a 3 mm
     in-plane neighbourhood in WATER_HU with a local spread under WATER_SPREAD_HU, so the thin mixed band between
     fat and muscle (its mean crosses the same HU) is left out."""
+    mean, spread = in_plane_mean_and_spread(hu, spacing)
+    return (mean >= WATER_HU[0]) & (mean <= WATER_HU[1]) & (spread < WATER_SPREAD_HU)
+
+
+def in_plane_mean_and_spread(hu: np.ndarray, spacing: tuple[float, float, float],
+                             radius_mm: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of HU over an in-plane neighbourhood of ``radius_mm``: tissue rather than noise."""
     image = sitk.GetImageFromArray(hu.astype(np.float32))
     image.SetSpacing(spacing)
-    radius = [max(1, round(3.0 / s)) for s in spacing[:2]] + [0]
-    mean = sitk.GetArrayFromImage(sitk.Mean(image, radius))
-    spread = sitk.GetArrayFromImage(sitk.Noise(image, radius))
-    return (mean >= WATER_HU[0]) & (mean <= WATER_HU[1]) & (spread < WATER_SPREAD_HU)
+    radius = [max(1, round(radius_mm / s)) for s in spacing[:2]] + [0]
+    return sitk.GetArrayFromImage(sitk.Mean(image, radius)), sitk.GetArrayFromImage(sitk.Noise(image, radius))
 
 
 def soft_tissue_kinds(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.random.Generator,
@@ -331,16 +336,54 @@ def enhanced_share(ct: sitk.Image) -> float:
     return float(np.mean((values >= ENHANCED_HU[0]) & (values <= ENHANCED_HU[1]))) if values.size else 0.0
 
 
+IODINE_HU = 80.0  # soft tissue denser than this away from bone holds iodine (without it: 20-70 HU)
+BONE_DENSE_HU, BONE_DENSE_SHARE = 600.0, 0.02  # bone: 4-40 % of a piece this dense; enhanced organs: under 1 %
+BONE_NEIGHBOURHOOD_MM = 3.0  # soft tissue this close to bone shares voxels with it: partial volume, not iodine
+
+
+def dense_bone(hu: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Solid bone (:func:`solid_bone`) made of the pieces of bone's outline (voxels above BONE_EDGE_HU, not yet
+    closed, so that an enhanced aorta beside a vertebra stays a piece of its own) with a cortex: at least
+    BONE_DENSE_SHARE of the piece above BONE_DENSE_HU. Vertebrae, ribs, pelvis and femora, but not the enhanced
+    vessels and organs of a portal-venous CT, nor a calcified plaque's vessel. In a CT angiogram the contrast-filled
+    aorta and heart touch the spine and count as bone."""
+    outline = sitk.GetImageFromArray((hu > BONE_EDGE_HU).astype(np.uint8))
+    outline.SetSpacing(spacing)
+    labels = sitk.ConnectedComponent(outline)
+    label_array = sitk.GetArrayFromImage(labels)
+    sizes = np.bincount(label_array.ravel())
+    dense_share = np.bincount(label_array.ravel(), weights=(hu >= BONE_DENSE_HU).ravel(), minlength=sizes.size) / sizes
+    dense_share[0] = 0.0
+    pieces = (dense_share >= BONE_DENSE_SHARE)[label_array]
+    return sitk.GetArrayFromImage(solid_bone(np.where(pieces, hu, AIR_HU), spacing)).astype(bool)
+
+
+def iodine_enhanced(hu: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Soft tissue above IODINE_HU (in its 3 mm mean: tissue, not noise) farther than BONE_NEIGHBOURHOOD_MM from
+    dense bone: the blood and organs that iodine brightens in a contrast-enhanced CT, HU that no T2 image can show
+    (iodine leaves T1 and T2 as they are)."""
+    mean, _ = in_plane_mean_and_spread(hu, spacing)
+    return (hu > IODINE_HU) & (mean > IODINE_HU) & (
+        distance_mm(dense_bone(hu, spacing), spacing) > BONE_NEIGHBOURHOOD_MM)
+
+
+def without_iodine(hu: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """``hu`` as a T2 image sees it: iodine-enhanced soft tissue (:func:`iodine_enhanced`) at IODINE_HU."""
+    return np.where(iodine_enhanced(hu, spacing), np.float32(IODINE_HU), hu).astype(hu.dtype)
+
+
 def slice_profile(values: np.ndarray, thin_per_slice: int) -> np.ndarray:
     """Average groups of ``thin_per_slice`` thin slices into one thick slice (a box slice profile)."""
     slices = values.shape[0] // thin_per_slice
     return values[:slices * thin_per_slice].reshape(slices, thin_per_slice, *values.shape[1:]).mean(axis=1)
 
 
-def pair_from_ct(ct: sitk.Image, rng: np.random.Generator,
-                 augment: bool = True) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
+def pair_from_ct(ct: sitk.Image, rng: np.random.Generator, augment: bool = True,
+                 hide_iodine: bool = False) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
     """(T2 MRI, CT, body mask) of one randomised case from a real CT (``augment=False``: no flip, rotation, scaling,
-    deformation or inserted bladder; the case still gets a random MRI-like pixel size and slice thickness)."""
+    deformation or inserted bladder; the case still gets a random MRI-like pixel size and slice thickness).
+    ``hide_iodine``: the MRI is rendered from :func:`without_iodine` HU, so that the enhanced blood and organs of a
+    contrast CT look like any soft tissue, as on a real T2; the CT keeps its own HU."""
     size, spacing = output_grid(ct, rng)
     thin = 3  # thin slices per MRI slice: the slice profile
     thin_spacing = (spacing[0], spacing[1], spacing[2] / thin)
@@ -360,7 +403,8 @@ def pair_from_ct(ct: sitk.Image, rng: np.random.Generator,
     kinds = soft_tissue_kinds(hu, thin_spacing, rng, known_kind)
     if augment:  # held-out pairs keep the CT as it is
         hu = with_water_in_fluid(hu, kinds, bone_clearance, rng)
-    mri_thin = render_t2(hu, inside, thin_spacing, rng, signals, kinds)
+    seen = without_iodine(hu, thin_spacing) if hide_iodine else hu
+    mri_thin = render_t2(seen, inside, thin_spacing, rng, signals, kinds)
     mri = add_mri_acquisition(slice_profile(mri_thin, thin), spacing, rng)
     hu_thick = slice_profile(np.where(inside, np.clip(hu, AIR_HU, STORED_MAX_HU), AIR_HU), thin)
     mask = slice_profile(inside.astype(np.float32), thin) >= 0.5
