@@ -5,7 +5,8 @@ The held-out cases are the test split of a paired data folder (``--data``) or pa
 one sample of the central slice of each case (with its true neighbouring slices as context) from the
 same initial noise, on the model's grid, the way the model's kind samples (a residual model: its
 regression mean plus a sampled residual). It is scored against the true CT (SynthRAD metrics inside
-the body mask) and against the DDPM-1000 sample. The last table gives, per sampler, the fewest NFE
+the body mask; for ``--ct``, without a contrast CT's iodine, as ``mritoct_heldout.py`` scores) and against
+the DDPM-1000 sample. The last table gives, per sampler, the fewest NFE
 whose PSNR is within 0.5 dB of DDPM-1000's.
 
     python benchmarks/mritoct_quality_nfe.py (--data DATA | --ct CT) [--cases 3] [--sweep ddpm=10,250 ...] [--csv FILE]
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime
 import time
 
@@ -30,6 +32,7 @@ from MRItoCTLib.catalog import DEFAULT_MODEL
 from MRItoCTLib.model import LoadedModel, load_model, new_generator
 from MRItoCTLib.model_types import Draw
 from MRItoCTLib.pipeline import context_stack
+from MRItoCTLib.research.ct_pairs import iodine_enhanced
 from MRItoCTLib.research.dataset import PreparedCase, cases_in_split, prepare_case, prepare_pair
 from MRItoCTLib.research.metrics import DATA_RANGE, image_metrics
 
@@ -135,8 +138,15 @@ def held_out_cases(args: argparse.Namespace, model: LoadedModel) -> list[Prepare
         return [prepare_case(folder, model.spacing_mm, model.intensity)
                 for folder in cases_in_split(args.data, "test")[: args.cases]]
     ct = read_volume(args.ct)
-    return [prepare_pair(f"{ct_stem(args.ct)} pair {case}", *held_out_pair(ct, args.pair_seed, case), model.spacing_mm,
-                         model.intensity) for case in range(args.cases)]
+    return [without_iodine_scored(prepare_pair(f"{ct_stem(args.ct)} pair {case}", *held_out_pair(ct, args.pair_seed, case),
+                                               model.spacing_mm, model.intensity), model)
+            for case in range(args.cases)]
+
+
+def without_iodine_scored(case: PreparedCase, model: LoadedModel) -> PreparedCase:
+    """The case with its iodine-enhanced soft tissue out of the scored mask (see ``mritoct_heldout.scored_region``)."""
+    hu = model.intensity.unit_to_hu(case.ct).astype(np.float32)
+    return dataclasses.replace(case, mask=case.mask & ~iodine_enhanced(hu, case.grid.GetSpacing()))
 
 
 def print_tables(rows: list[dict], reference_key: tuple[str, str], case_names: list[str], device_reason: str) -> None:
