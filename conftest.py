@@ -66,17 +66,17 @@ def t2_sample() -> Path:
     return sample_path("t2_pelvis")
 
 
-def _abdomen_with_iodine(aorta_hu: float = 200.0) -> sitk.Image:
+def _abdomen_with_iodine(aorta_hu: float = 200.0, liver_hu: float = 115.0) -> sitk.Image:
     """Muscle (55 HU with CT noise) with a vertebra (1,000 HU cortex around 250 HU marrow), an aorta beside it at
-    ``aorta_hu`` and a liver at 115 HU (portal-venous enhancement), in fat, 1 x 1 x 3 mm."""
-    z, y, x = np.mgrid[0:8, 0:96, 0:96]
+    ``aorta_hu`` and a liver at ``liver_hu`` (115 HU: portal-venous enhancement), in fat, 1 x 1 x 3 mm."""
+    _, y, x = np.mgrid[0:8, 0:96, 0:96]
     hu = np.where((y - 48) ** 2 / 40 ** 2 + (x - 48) ** 2 / 44 ** 2 < 1, 55.0, -100.0)
     hu += np.random.default_rng(0).normal(0.0, 12.0, hu.shape)
     vertebra = (y - 65) ** 2 + (x - 48) ** 2
     hu = np.where(vertebra < 11 ** 2, 1000.0, hu)
     hu = np.where(vertebra < 9 ** 2, 250.0, hu)
     hu = np.where((y - 45) ** 2 + (x - 60) ** 2 < 7 ** 2, aorta_hu, hu)
-    hu = np.where((y - 35) ** 2 + (x - 30) ** 2 < 12 ** 2, 115.0, hu)
+    hu = np.where((y - 35) ** 2 + (x - 30) ** 2 < 12 ** 2, liver_hu, hu)
     image = sitk.GetImageFromArray(hu.astype(np.float32))
     image.SetSpacing((1.0, 1.0, 3.0))
     return image
@@ -84,7 +84,7 @@ def _abdomen_with_iodine(aorta_hu: float = 200.0) -> sitk.Image:
 
 @pytest.fixture(scope="session")
 def contrast_ct():
-    """A small contrast-enhanced abdomen (enhanced aorta and liver beside a vertebra): call it with the aorta's HU."""
+    """A small contrast-enhanced abdomen (enhanced aorta and liver beside a vertebra): call it with their HU."""
     return _abdomen_with_iodine
 
 

@@ -236,9 +236,10 @@ def test_held_out_pairs_of_a_contrast_ct_leave_its_iodine_out_of_the_scored_regi
 
     truth, body = held_out_pair(contrast_ct(), 0, 0)[1:]
     hu, body = sitk.GetArrayFromImage(truth), sitk.GetArrayFromImage(body).astype(bool)
-    scored = scored_region(truth, body, iodine_visible=False)
-    assert np.array_equal(scored_region(truth, body, iodine_visible=True), body)
+    scored = scored_region(hu, truth.GetSpacing(), body)
+    assert np.array_equal(scored_region(hu, truth.GetSpacing(), body, iodine_visible=True), body)
     assert not np.any(scored & ~body) and scored.sum() > 0.7 * body.sum()
+
     def at(x_mm: float, y_mm: float) -> tuple[int, int, int]:
         column, row, _ = truth.TransformPhysicalPointToIndex((x_mm, y_mm, truth.GetOrigin()[2]))
         return 0, row, column

@@ -64,11 +64,12 @@ def held_out_pair(ct: sitk.Image, seed: int, case: int,
     return pair_from_ct(ct, np.random.default_rng([seed, case]), augment=False, hide_iodine=not iodine_visible)
 
 
-def scored_region(truth: sitk.Image, body: np.ndarray, iodine_visible: bool) -> np.ndarray:
+def scored_region(truth_hu: np.ndarray, spacing: tuple[float, float, float], body: np.ndarray,
+                  iodine_visible: bool = False) -> np.ndarray:
     """The body without its iodine-enhanced soft tissue, whose HU no T2 image can tell (``iodine_visible``: all)."""
     if iodine_visible:
         return body
-    return body & ~iodine_enhanced(sitk.GetArrayFromImage(truth).astype(np.float32), truth.GetSpacing())
+    return body & ~iodine_enhanced(truth_hu.astype(np.float32), spacing)
 
 
 def water_in_body(mask: np.ndarray) -> np.ndarray:
@@ -124,7 +125,7 @@ def main() -> None:
         mri, truth_image, body_image = (central(image, args.slices) for image in (mri, truth_image, body_image))
         truth = sitk.GetArrayFromImage(truth_image).astype(np.float64)
         body = sitk.GetArrayFromImage(body_image).astype(bool)
-        mask = scored_region(truth_image, body, args.iodine_visible)
+        mask = scored_region(truth, truth_image.GetSpacing(), body, args.iodine_visible)
         rows.append({"case": case, "method": REFERENCES[0], **scores(water_in_body(body), truth, mask, None)})
         rows.append({"case": case, "method": REFERENCES[1],
                      **scores(lookup_table_ct(mri, truth, body, fitted_on=mask), truth, mask, None)})

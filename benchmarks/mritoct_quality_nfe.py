@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from mritoct_heldout import ct_stem, held_out_pair
+from mritoct_heldout import ct_stem, held_out_pair, scored_region
 
 from CTSynthesisCore.device import choose_device
 from CTSynthesisCore.metrics import psnr
@@ -32,7 +32,6 @@ from MRItoCTLib.catalog import DEFAULT_MODEL
 from MRItoCTLib.model import LoadedModel, load_model, new_generator
 from MRItoCTLib.model_types import Draw
 from MRItoCTLib.pipeline import context_stack
-from MRItoCTLib.research.ct_pairs import iodine_enhanced
 from MRItoCTLib.research.dataset import PreparedCase, cases_in_split, prepare_case, prepare_pair
 from MRItoCTLib.research.metrics import DATA_RANGE, image_metrics
 
@@ -144,9 +143,9 @@ def held_out_cases(args: argparse.Namespace, model: LoadedModel) -> list[Prepare
 
 
 def without_iodine_scored(case: PreparedCase, model: LoadedModel) -> PreparedCase:
-    """The case with its iodine-enhanced soft tissue out of the scored mask (see ``mritoct_heldout.scored_region``)."""
-    hu = model.intensity.unit_to_hu(case.ct).astype(np.float32)
-    return dataclasses.replace(case, mask=case.mask & ~iodine_enhanced(hu, case.grid.GetSpacing()))
+    """The case with its iodine-enhanced soft tissue out of the scored mask (``mritoct_heldout.scored_region``)."""
+    hu = model.intensity.unit_to_hu(case.ct)
+    return dataclasses.replace(case, mask=scored_region(hu, case.grid.GetSpacing(), case.mask))
 
 
 def print_tables(rows: list[dict], reference_key: tuple[str, str], case_names: list[str], device_reason: str) -> None:

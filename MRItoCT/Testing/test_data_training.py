@@ -582,11 +582,7 @@ def test_hidden_iodine_renders_enhanced_tissue_as_unenhanced_and_keeps_the_ct(co
     at IODINE_HU (as a T2 cannot tell them apart), while the CT keeps 200 HU."""
     from MRItoCTLib.research.ct_pairs import IODINE_HU
 
-    enhanced, plain = contrast_ct(aorta_hu=200.0), contrast_ct(aorta_hu=IODINE_HU)
-    plain_array = sitk.GetArrayFromImage(plain)
-    plain_array[plain_array == 115.0] = IODINE_HU
-    plain = sitk.GetImageFromArray(plain_array)
-    plain.SetSpacing(enhanced.GetSpacing())
+    enhanced, plain = contrast_ct(aorta_hu=200.0), contrast_ct(aorta_hu=IODINE_HU, liver_hu=IODINE_HU)
     hidden_mri, hidden_ct, _ = pair_from_ct(enhanced, np.random.default_rng(3), augment=False, hide_iodine=True)
     plain_mri, _, _ = pair_from_ct(plain, np.random.default_rng(3), augment=False)
     shown_mri, _, _ = pair_from_ct(enhanced, np.random.default_rng(3), augment=False)
