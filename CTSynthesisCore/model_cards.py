@@ -25,6 +25,9 @@ SOFT_TISSUE_SARCOMA = ("Vallieres M, Freeman CR, Skamene SR, El Naqa I. A radiom
                        "texture features for the prediction of lung metastases in soft-tissue sarcomas of the "
                        "extremities. Physics in Medicine and Biology 60(14), 5471-5496 (2015); TCIA Soft-tissue-Sarcoma, "
                        "doi:10.7937/K9/TCIA.2015.7GO2GSKS, CC BY 3.0; DICOM from the oncoray/mirp repository's test data")
+PELVIC_REFERENCE = ("Yorke AA, McDonald GC, Solis D, Guerrero T. Pelvic Reference Data. TCIA, 2019, "
+                    "doi:10.7937/TCIA.2019.WOSKQ5OO, CC BY 3.0; DICOM from the "
+                    "MarcoSaguatti/Multimetric_analysis_of_automatic_contours repository")
 CT_SOURCES = {  # a training volume's file stem -> what it is, citation and licence
     "totalseg_example_ct_3mm": f"abdomen-pelvis CT, 3 mm. {TOTALSEGMENTATOR}",
     "totalseg_aorta_ct_1p5mm": f"chest and upper abdomen CT, 1.5 mm. {TOTALSEGMENTATOR}",
@@ -39,6 +42,8 @@ CT_SOURCES = {  # a training volume's file stem -> what it is, citation and lice
                              "oncoray/mirp repository's test data",
     **{f"sts_00{n}_thigh_ct_3mm": f"thigh or hip CT of a PET/CT, 3.3 mm, cropped around a soft-tissue sarcoma "
                                   f"(STS_00{n}). {SOFT_TISSUE_SARCOMA}" for n in (1, 2, 3)},
+    **{f"pelvicref00{n}_pelvis_body_ct_3mm": f"pelvis planning CT, 3 mm, its central 100 slices cropped to the body "
+                                             f"(Pelvic-Ref-00{n}). {PELVIC_REFERENCE}" for n in (2, 3)},
 }
 
 
@@ -62,6 +67,9 @@ def lineage_record(metadata: dict[str, Any], data: Any) -> dict[str, Any]:
               "seconds": round(cpu_hours(metadata) * 3600), "data": data}
     if training.get("mean_model"):
         record["mean_model_sha256"] = training["mean_model"].get("sha256")
+    if training.get("initialised_from"):
+        record["initialised_from_sha256"] = training["initialised_from"].get("sha256")
+        record["initialised_from_seconds"] = training["initialised_from"].get("seconds")
     return record
 
 
@@ -74,12 +82,18 @@ def lineage_line(training: dict[str, Any]) -> str:
 
 def cpu_hours(metadata: dict[str, Any]) -> float:
     """Training time in hours, with the earlier training this model was initialised from and, for a residual
-    model, its mean network's training (once: a parent trained over the same mean already counts it)."""
+    model, its mean network's training, each hour once: a parent trained over the same mean already counts it, and
+    a new mean fine-tuned from the parent's mean counts only its own training beyond that."""
     training = metadata.get("training", {})
     parent, mean = training.get("initialised_from") or {}, training.get("mean_model") or {}
-    mean_counted = bool(mean) and parent.get("mean_model_sha256") == mean.get("sha256")
-    built_on = [parent] if mean_counted else [parent, mean]
-    return (float(training.get("seconds") or 0) + sum(float(record.get("seconds") or 0) for record in built_on)) / 3600
+    parents_mean = parent.get("mean_model_sha256")
+    if mean and parents_mean == mean.get("sha256"):
+        mean_seconds = 0.0
+    elif mean and parents_mean and mean.get("initialised_from_sha256") == parents_mean:
+        mean_seconds = float(mean.get("seconds") or 0) - float(mean.get("initialised_from_seconds") or 0)
+    else:
+        mean_seconds = float(mean.get("seconds") or 0)
+    return (float(training.get("seconds") or 0) + float(parent.get("seconds") or 0) + mean_seconds) / 3600
 
 
 def mean_model_line(training: dict[str, Any]) -> str:

@@ -94,6 +94,22 @@ def test_a_fine_tune_over_its_parents_mean_network_counts_that_network_once():
     assert cpu_hours(fine_tune) == pytest.approx(4.5)
 
 
+def test_a_new_mean_network_fine_tuned_from_the_parents_mean_counts_only_its_own_training():
+    """Both networks of a residual model fine-tuned together: the new mean started from the parent's mean, whose
+    hours the parent already holds, so only the new mean's own training is added."""
+    from CTSynthesisCore.model_cards import cpu_hours, lineage_record
+
+    cnn = {"name": "cnn", "sha256": "c" * 64, "training": {"seconds": 3600, "steps": 10}}
+    parent = {"name": "parent", "sha256": "p" * 64,
+              "training": {"seconds": 7200, "steps": 20, "mean_model": lineage_record(cnn, "data")}}
+    new_cnn = {"name": "cnn", "sha256": "n" * 64,
+               "training": {"seconds": 900, "steps": 5, "initialised_from": lineage_record(cnn, "data")}}
+    fine_tune = {"training": {"seconds": 1800, "initialised_from": lineage_record(parent, "data"),
+                              "mean_model": lineage_record(new_cnn, "data")}}
+    assert fine_tune["training"]["mean_model"]["seconds"] == 4500
+    assert cpu_hours(fine_tune) == pytest.approx((1800 + 3 * 3600 + 900) / 3600)
+
+
 def test_an_mritoct_card_states_the_rendering_recipe_its_data_was_made_with():
     """Item 1 of the data recipe: the tissue ranges of the domain randomisation are in the card, from the
     dataset's own record (``dataset.json``), so the card matches the data it was trained on."""
