@@ -60,7 +60,8 @@ def build_parser() -> ArgumentParser:
 
     fit = commands.add_parser("train", help="train the diffusion model or a baseline on paired data")
     fit.set_defaults(handler=command_train)
-    fit.add_argument("--data", required=True, help="paired data folder (SynthRAD layout); split by case")
+    fit.add_argument("--data", required=True, nargs="+",
+                     help="paired data folder(s) (SynthRAD layout; several are joined); split by case")
     fit.add_argument("--model", required=True, choices=list(MODEL_TYPES), help="what to train")
     fit.add_argument("--out", required=True, help="checkpoint folder (best/, last/, checkpoint.pt, train_log.csv)")
     defaults = TrainConfig()

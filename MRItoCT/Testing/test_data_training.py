@@ -155,6 +155,40 @@ def test_train_writes_models_and_resumes(tmp_path, small_dataset, model_type):
     assert metadata["training"]["device"] == "cpu" and metadata["spacing_mm"] == [2.0, 2.0]
 
 
+def test_train_joins_several_data_folders_and_refuses_a_case_in_two(tmp_path, small_dataset, capsys):
+    cases = find_cases(small_dataset)
+    for folder, part in (("first", cases[:2]), ("second", cases[2:]), ("again", cases[:1])):
+        (tmp_path / folder).mkdir()
+        for case in part:
+            (tmp_path / folder / case.name).symlink_to(case)
+    out = tmp_path / "run"
+    common = ["train", "--model", "cnn", "--steps-per-epoch", "1", "--batch-size", "2", "--crop", "32",
+              "--channels", "8", "16", "--epochs", "1", "--quiet"]
+    assert main([*common, "--data", str(tmp_path / "first"), str(tmp_path / "second"), "--out", str(out)]) == 0
+    training = json.loads((out / "last" / "metadata.json").read_text(encoding="utf-8"))["training"]
+    assert sorted(training["train_cases"] + training["validation_cases"]) == sorted(
+        c.name for c in cases_in_split(small_dataset, "train") + cases_in_split(small_dataset, "validation"))
+    assert training["data"] == f"{tmp_path / 'first'} {tmp_path / 'second'}"
+    capsys.readouterr()
+    assert main([*common, "--data", str(tmp_path / "first"), str(tmp_path / "again"), "--out", str(out)]) == 2
+    assert f"case {cases[0].name} is in both" in capsys.readouterr().err
+
+
+def test_data_folders_rendered_with_different_recipes_are_refused(tmp_path):
+    from CTSynthesisCore.errors import UserInputError
+    from MRItoCTLib.research.dataset import shared_recipe
+
+    for folder, slice_mm in (("a", [2.5, 4.0]), ("b", [2.5, 4.0]), ("c", [3.0, 5.0]), ("real", None)):
+        (tmp_path / folder).mkdir()
+        if slice_mm:
+            record = {"ct_derived_recipe": {"slice_mm": slice_mm}}
+            (tmp_path / folder / "dataset.json").write_text(json.dumps(record), encoding="utf-8")
+    assert shared_recipe([tmp_path / "a", tmp_path / "b", tmp_path / "real"]) == {"slice_mm": [2.5, 4.0]}
+    assert shared_recipe(tmp_path / "real") is None
+    with pytest.raises(UserInputError, match="different recipes"):
+        shared_recipe([tmp_path / "a", tmp_path / "c"])
+
+
 def test_a_run_saved_before_its_type_kept_an_ema_resumes(tmp_path, small_dataset):
     """The CNN now validates and saves an EMA of its weights; a CNN checkpoint without one resumes, the average
     starting from its weights."""
@@ -278,6 +312,38 @@ def test_held_out_pairs_get_no_bladder_and_training_pairs_may(ct_sample, monkeyp
     plain = sitk.GetArrayFromImage(hu)[sitk.GetArrayFromImage(mask).astype(bool)]
     assert water[False] == np.mean((plain >= 0) & (plain <= 15)), "held-out pairs keep the CT as it is"
     assert water[True] > water[False] + 0.01
+
+
+def air_around_a_long_body() -> sitk.Image:
+    """A 400 x 400 x 360 mm CT: a 120 x 80 mm soft-tissue cylinder, 360 mm long, in air."""
+    y, x = np.mgrid[:200, :200]
+    body = ((x - 100) / 30.0) ** 2 + ((y - 90) / 20.0) ** 2 <= 1.0
+    ct = sitk.GetImageFromArray(np.repeat(np.where(body, 40.0, -1000.0)[None], 120, axis=0).astype(np.float32))
+    ct.SetSpacing((2.0, 2.0, 3.0))
+    return ct
+
+
+def test_a_training_pair_is_made_from_a_slab_of_the_body_not_the_whole_field_of_view():
+    """Air beyond BODY_MARGIN_MM around the body is cropped in-plane and the slab is at most the recipe's field of
+    view long: a whole planning CT rendered at once took 10.8 GB per pair."""
+    from MRItoCTLib.research import ct_pairs
+
+    slab = ct_pairs.training_field_of_view(air_around_a_long_body(), np.random.default_rng(0), (1.6, 1.6, 4.0))
+    width, height, length = (n * s for n, s in zip(slab.GetSize(), slab.GetSpacing()))
+    margin = 2 * ct_pairs.BODY_MARGIN_MM
+    assert abs(width - (122 + margin)) <= 2 and abs(height - (82 + margin)) <= 2
+    assert ct_pairs.RECIPE["field_of_view_mm"][0] - 3 <= length <= ct_pairs.RECIPE["field_of_view_mm"][1] + 3
+    assert slab.GetOrigin()[:2] == pytest.approx((2.0 * (70 - 15), 2.0 * (70 - 15)))  # the body stays in place
+
+
+def test_a_training_pair_keeps_its_rendering_grid_within_the_voxel_budget(monkeypatch):
+    from MRItoCTLib.research import ct_pairs
+
+    monkeypatch.setattr(ct_pairs, "RENDERED_VOXELS_MAX", 400_000)
+    for seed in (0, 1):
+        mri, _, _ = pair_from_ct(air_around_a_long_body(), np.random.default_rng(seed))
+        columns, rows, slices = mri.GetSize()
+        assert slices >= 1 and columns * rows * (slices - 1) * ct_pairs.THIN_PER_SLICE <= 400_000
 
 
 def assert_same_weights(network, expected) -> None:

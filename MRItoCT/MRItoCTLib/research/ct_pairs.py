@@ -62,6 +62,7 @@ RECIPE: dict[str, Any] = {
     "fascia_spacing_mm": (15.0, 40.0),  # typical distance between dark fascia lines inside soft tissue
     "dark_line_of_muscle": (0.0, 0.5),  # a dark line's signal, as a share of the case's muscle signal
     "flip_probability": 0.5,
+    "field_of_view_mm": (160.0, 300.0),  # craniocaudal length of the slab of the CT a training pair is made from
     # a urine-filled bladder inserted into the CT's soft tissue and fat (augmentation): the training CTs hold few
     # full bladders, and the ProstateX T2's urine came out as soft tissue (40-70 HU however bright it was drawn)
     "fluid_cavity_probability": 0.6,
@@ -308,12 +309,16 @@ def with_fluid_cavity(hu: np.ndarray, inside: np.ndarray, bone_clearance: np.nda
     return with_bladder, known_kind
 
 
-def output_grid(ct: sitk.Image, rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """Size and spacing of a rendered case: an MRI-like in-plane pixel and slice thickness over the CT's extent."""
+def mri_spacing(rng: np.random.Generator) -> tuple[float, float, float]:
+    """An MRI-like in-plane pixel and slice thickness (mm) for a rendered case."""
     pixel, slice_mm = draw(rng, RECIPE["pixel_mm"]), draw(rng, RECIPE["slice_mm"])
-    spacing = (pixel, pixel, slice_mm)
+    return pixel, pixel, slice_mm
+
+
+def output_size(ct: sitk.Image, spacing: tuple[float, float, float]) -> tuple[int, ...]:
+    """Voxels of a rendered case at ``spacing`` over the CT's extent."""
     extent = [n * s for n, s in zip(ct.GetSize(), ct.GetSpacing())]
-    return tuple(max(1, int(e / s)) for e, s in zip(extent, spacing)), spacing
+    return tuple(max(1, int(e / s)) for e, s in zip(extent, spacing))
 
 
 def ct_body_mask(ct: sitk.Image) -> sitk.Image:
@@ -378,14 +383,51 @@ def slice_profile(values: np.ndarray, thin_per_slice: int) -> np.ndarray:
     return values[:slices * thin_per_slice].reshape(slices, thin_per_slice, *values.shape[1:]).mean(axis=1)
 
 
+BODY_MARGIN_MM = 30.0  # air kept around the body's in-plane bounding box: room for rotation and scaling
+THIN_PER_SLICE = 3  # thin slices rendered per MRI slice: the slice profile
+RENDERED_VOXELS_MAX = 20_000_000  # of a training pair's thin grid: about 3 GB while rendering
+
+
+def body_in_plane(ct: sitk.Image) -> sitk.Image:
+    """The CT cropped in-plane to its body's bounding box plus BODY_MARGIN_MM (all of it when no body is found)."""
+    body = sitk.GetArrayFromImage(ct_body_mask(ct)).any(axis=0)  # (y, x)
+    if not body.any():
+        return ct
+    rows, columns = np.nonzero(body)
+    low, high = [], []
+    for axis, indices in enumerate((columns, rows)):
+        margin = round(BODY_MARGIN_MM / ct.GetSpacing()[axis])
+        low.append(max(0, int(indices.min()) - margin))
+        high.append(min(ct.GetSize()[axis], int(indices.max()) + 1 + margin))
+    return ct[low[0]:high[0], low[1]:high[1], :]
+
+
+def training_field_of_view(ct: sitk.Image, rng: np.random.Generator,
+                           spacing: tuple[float, float, float]) -> sitk.Image:
+    """What a training pair rendered at ``spacing`` is made from: :func:`body_in_plane`, then a random craniocaudal
+    slab RECIPE ``field_of_view_mm`` long (an MRI covers part of what a CT does), shortened where the thin grid
+    would exceed RENDERED_VOXELS_MAX. A whole 512 x 512 x 163 planning CT rendered at once took 10.8 GB."""
+    body = body_in_plane(ct)
+    area_mm2 = body.GetSize()[0] * body.GetSpacing()[0] * body.GetSize()[1] * body.GetSpacing()[1]
+    thin_voxel_mm3 = spacing[0] * spacing[1] * spacing[2] / THIN_PER_SLICE
+    length_mm = min(draw(rng, RECIPE["field_of_view_mm"]), RENDERED_VOXELS_MAX * thin_voxel_mm3 / area_mm2)
+    slices = body.GetSize()[2]
+    length = min(slices, max(1, round(length_mm / body.GetSpacing()[2])))
+    first = int(rng.integers(0, slices - length + 1))
+    return body[:, :, first:first + length]
+
+
 def pair_from_ct(ct: sitk.Image, rng: np.random.Generator, augment: bool = True,
                  hide_iodine: bool = False) -> tuple[sitk.Image, sitk.Image, sitk.Image]:
     """(T2 MRI, CT, body mask) of one randomised case from a real CT (``augment=False``: no flip, rotation, scaling,
     deformation or inserted bladder; the case still gets a random MRI-like pixel size and slice thickness).
     ``hide_iodine``: the MRI is rendered from :func:`without_iodine` HU, so that the enhanced blood and organs of a
-    contrast CT look like any soft tissue, as on a real T2; the CT keeps its own HU."""
-    size, spacing = output_grid(ct, rng)
-    thin = 3  # thin slices per MRI slice: the slice profile
+    contrast CT look like any soft tissue, as on a real T2; the CT keeps its own HU. A training pair is made from
+    :func:`training_field_of_view`; a held-out pair covers the whole CT."""
+    spacing = mri_spacing(rng)
+    if augment:
+        ct = training_field_of_view(ct, rng, spacing)
+    size, thin = output_size(ct, spacing), THIN_PER_SLICE
     thin_spacing = (spacing[0], spacing[1], spacing[2] / thin)
     reference = sitk.Image([size[0], size[1], size[2] * thin], sitk.sitkFloat32)
     reference.SetSpacing(thin_spacing)

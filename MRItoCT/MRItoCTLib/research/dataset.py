@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,37 @@ def cases_in_split(root: str | Path, split: str) -> list[Path]:
         return cases
     recorded = recorded_splits(Path(root))
     return [c for c in cases if recorded.get(c.name, split_of(c.name)) == split]
+
+
+DataFolders = str | Path | Sequence[str | Path]
+
+
+def data_folders(data: DataFolders) -> list[Path]:
+    """One data folder or several, as a list."""
+    return [Path(data)] if isinstance(data, (str, Path)) else [Path(folder) for folder in data]
+
+
+def cases_in_folders(data: DataFolders, split: str) -> list[Path]:
+    """:func:`cases_in_split` over one folder or several; a case name may appear in only one of them (the split
+    and the model card name cases by their folder's name)."""
+    cases, seen = [], {}
+    for folder in data_folders(data):
+        for case in cases_in_split(folder, split):
+            if case.name in seen:
+                raise UserInputError(f"case {case.name} is in both {seen[case.name]} and {folder}; rename one")
+            seen[case.name] = folder
+            cases.append(case)
+    return cases
+
+
+def shared_recipe(data: DataFolders) -> dict | None:
+    """The rendering recipe the folders share (folders without one, such as real pairs, aside); a model card
+    records one recipe, so folders rendered with different recipes are refused."""
+    recipes = [r for r in (rendering_recipe(folder) for folder in data_folders(data)) if r is not None]
+    if any(r != recipes[0] for r in recipes[1:]):
+        raise UserInputError("the data folders were rendered with different recipes (dataset.json); "
+                             "train on folders made with one recipe")
+    return recipes[0] if recipes else None
 
 
 @dataclass

@@ -35,7 +35,8 @@ from ..intensity import MEDIAN_INTENSITY, IntensityMapping
 from ..model import save_model
 from ..model_types import Draw, LossInputs, ModelType, kind_of, model_kind, model_type
 from ..pipeline import context_stack
-from .dataset import PreparedCase, SliceSampler, cases_in_split, prepare_case, rendering_recipe
+from .dataset import (DataFolders, PreparedCase, SliceSampler, cases_in_folders, data_folders, prepare_case,
+                      shared_recipe)
 from .metrics import BONE_HU
 from .model_card import model_card
 
@@ -343,20 +344,20 @@ def open_log(path: Path, resumed: bool, rank: int):
     return log_file
 
 
-def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = "auto", resume: bool = False,
+def train(data: DataFolders, out: str | Path, config: TrainConfig, device: str = "auto", resume: bool = False,
           progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
           log=print) -> dict[str, Any]:
-    """Train one model type; writes ``out/best``, ``out/last`` (model folders), ``checkpoint.pt``, ``train_log.csv``."""
+    """Train one model type on the cases of one data folder or several; writes ``out/best``, ``out/last`` (model folders), ``checkpoint.pt``, ``train_log.csv``."""
     rank, local_rank, world = _distributed()
     choice = choose_device(device)
     device_name = f"cuda:{local_rank}" if choice.device.startswith("cuda") and world > 1 else choice.device
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(config, device_name, rank, local_rank, world, from_init=not resume)
-    train_cases = [prepare_case(c, config.spacing_mm, config.intensity) for c in cases_in_split(data, "train")]
-    validation_cases = [prepare_case(c, config.spacing_mm, config.intensity) for c in cases_in_split(data, "validation")]
+    train_cases = [prepare_case(c, config.spacing_mm, config.intensity) for c in cases_in_folders(data, "train")]
+    validation_cases = [prepare_case(c, config.spacing_mm, config.intensity) for c in cases_in_folders(data, "validation")]
     if not train_cases or not validation_cases:
-        raise UserInputError(f"{data} needs cases in both the train and validation splits (have {len(train_cases)} "
+        raise UserInputError(f"{' '.join(map(str, data_folders(data)))} needs cases in both the train and validation splits (have {len(train_cases)} "
                              f"and {len(validation_cases)}); make more cases")
     sampler = SliceSampler(train_cases, config.crop, config.context_slices, seed=config.seed + 1000 * rank,
                            mri_gamma=config.mri_gamma)
@@ -376,7 +377,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig, device: str = 
         return bool(config.max_minutes) and time.monotonic() - started > config.max_minutes * 60
 
     summary: dict[str, Any] = {}
-    recipe = rendering_recipe(data)  # read once: every epoch's record carries it
+    recipe = shared_recipe(data)  # read once: every epoch's record carries it
     with open_log(out / "train_log.csv", resume, rank) as log_file:
         while trainer.epoch < config.epochs:
             losses = train_epoch(trainer, sampler, autocast, progress, cancel, out_of_time)
@@ -423,7 +424,7 @@ def _record(config: TrainConfig, device: str, reason: str, data, train_cases, va
         "spacing_mm": list(config.spacing_mm),
         "intensity": config.intensity.to_dict(),
         "date": datetime.date.today().isoformat(),
-        "training": {"data": str(data), "train_cases": [c.name for c in train_cases],
+        "training": {"data": " ".join(map(str, data_folders(data))), "train_cases": [c.name for c in train_cases],
                      "validation_cases": [c.name for c in validation_cases], "steps": step,
                      "seconds": round(seconds), "device": device, "device_reason": reason,
                      "config": json.loads(json.dumps(asdict(config))), "data_recipe": recipe},
