@@ -174,19 +174,26 @@ def test_train_joins_several_data_folders_and_refuses_a_case_in_two(tmp_path, sm
     assert f"case {cases[0].name} is in both" in capsys.readouterr().err
 
 
-def test_data_folders_rendered_with_different_recipes_are_refused(tmp_path):
-    from CTSynthesisCore.errors import UserInputError
-    from MRItoCTLib.research.dataset import shared_recipe
+def test_data_folders_rendered_with_different_recipes_are_each_recorded_and_carded(tmp_path):
+    """Data made before and after a recipe changed trains together; the metadata keeps each folder's recipe and
+    the card names what the later folder changed."""
+    from MRItoCTLib.research.dataset import recipe_record
+    from MRItoCTLib.research.model_card import recipes_text
 
-    for folder, slice_mm in (("a", [2.5, 4.0]), ("b", [2.5, 4.0]), ("c", [3.0, 5.0]), ("real", None)):
+    recipes = {"a": {"slice_mm": [2.5, 4.0]}, "b": {"slice_mm": [2.5, 4.0]},
+               "c": {"slice_mm": [2.5, 4.0], "field_of_view_mm": [160.0, 300.0]}, "real": None}
+    for folder, recipe in recipes.items():
         (tmp_path / folder).mkdir()
-        if slice_mm:
-            record = {"ct_derived_recipe": {"slice_mm": slice_mm}}
-            (tmp_path / folder / "dataset.json").write_text(json.dumps(record), encoding="utf-8")
-    assert shared_recipe([tmp_path / "a", tmp_path / "b", tmp_path / "real"]) == {"slice_mm": [2.5, 4.0]}
-    assert shared_recipe(tmp_path / "real") is None
-    with pytest.raises(UserInputError, match="different recipes"):
-        shared_recipe([tmp_path / "a", tmp_path / "c"])
+        if recipe:
+            (tmp_path / folder / "dataset.json").write_text(json.dumps({"ct_derived_recipe": recipe}), encoding="utf-8")
+    assert recipe_record([tmp_path / "a", tmp_path / "b", tmp_path / "real"]) == {"data_recipe": recipes["a"]}
+    assert recipe_record(tmp_path / "real") == {"data_recipe": None}
+    record = recipe_record([tmp_path / "a", tmp_path / "c"])
+    assert record == {"data_recipe": None, "data_recipes": {str(tmp_path / "a"): recipes["a"],
+                                                            str(tmp_path / "c"): recipes["c"]}}
+    text = recipes_text(record)
+    assert f"MRIs of `{tmp_path / 'a'}`" in text and "slice mm 2.5-4" in text
+    assert f"Those of `{tmp_path / 'c'}`: the same but field of view mm 160-300." in text
 
 
 def test_a_run_saved_before_its_type_kept_an_ema_resumes(tmp_path, small_dataset):

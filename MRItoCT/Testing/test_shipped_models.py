@@ -61,7 +61,7 @@ def test_shipped_model_makes_ct_like_values_from_the_real_t2(t2_centre, name, se
 
 def test_the_default_warns_on_an_abdominal_t2_and_not_on_the_pelvis(t2_sample):
     """The hip-bone check on real images, as the demo runs them: the default's synthetic CT of the whole bundled
-    pelvis T2 shows the femoral heads (in 5 of its 19 slices, docs/mritoct.md); that of the bundled upper-abdominal
+    pelvis T2 shows the femoral heads (in 1 of its 19 slices, docs/mritoct.md); that of the bundled upper-abdominal
     T2 (a NIfTI file: no header to warn from) shows only the spine."""
     from CTSynthesisCore.sample_data import sample_path
     from MRItoCTLib.anatomy import NO_HIP_BONES

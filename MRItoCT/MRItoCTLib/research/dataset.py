@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -91,14 +92,24 @@ def cases_in_folders(data: DataFolders, split: str) -> list[Path]:
     return cases
 
 
-def shared_recipe(data: DataFolders) -> dict | None:
-    """The rendering recipe the folders share (folders without one, such as real pairs, aside); a model card
-    records one recipe, so folders rendered with different recipes are refused."""
-    recipes = [r for r in (rendering_recipe(folder) for folder in data_folders(data)) if r is not None]
-    if any(r != recipes[0] for r in recipes[1:]):
-        raise UserInputError("the data folders were rendered with different recipes (dataset.json); "
-                             "train on folders made with one recipe")
-    return recipes[0] if recipes else None
+def recipes_by_folder(data: DataFolders) -> dict[str, dict]:
+    """The rendering recipe of each data folder that records one (real pairs have none)."""
+    recipes = {str(folder): rendering_recipe(folder) for folder in data_folders(data)}
+    return {folder: recipe for folder, recipe in recipes.items() if recipe is not None}
+
+
+def recipe_record(data: DataFolders) -> dict[str, Any]:
+    """What a model's metadata records of how its data was rendered: ``data_recipe``, the one recipe its folders
+    share (None without any), and, where folders differ (data made before and after a recipe changed),
+    ``data_recipes``: each folder's."""
+    recipes = recipes_by_folder(data)
+    distinct: list[dict] = []
+    for recipe in recipes.values():
+        if recipe not in distinct:
+            distinct.append(recipe)
+    if len(distinct) <= 1:
+        return {"data_recipe": distinct[0] if distinct else None}
+    return {"data_recipe": None, "data_recipes": recipes}
 
 
 @dataclass

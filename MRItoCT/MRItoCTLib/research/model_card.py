@@ -34,7 +34,7 @@ def training_data(metadata: dict[str, Any]) -> str:
 {len(cases)} training and {len(training.get('validation_cases', []))} validation cases, split by case (copies of
 one CT share its split). {phantoms} of the training cases are digital pelvis phantoms made by `mritoct make-data`
 (this project, Apache-2.0); the others are MRIs rendered by spin-echo physics from these real CTs:
-{source_lines(cases)}{recipe_text(training.get('data_recipe'))}"""
+{source_lines(cases)}{recipes_text(training)}"""
 
 
 def value_range(value: Any) -> str:
@@ -56,6 +56,22 @@ def recipe_text(recipe: dict[str, Any] | None) -> str:
     others = "; ".join(f"{key.replace('_', ' ')} {value_range(value)}" for key, value in recipe.items() if key != "tissues")
     return (f"\n\nRendering recipe of the CT-derived MRIs (drawn per case within these ranges; `dataset.json`). "
             f"Tissues (proton density, T1 ms, T2 ms): {tissues}. Sequence, geometry and augmentation: {others}.")
+
+
+def recipes_text(training: dict[str, Any]) -> str:
+    """:func:`recipe_text` of the data's one recipe, or of the first folder's and what the others changed."""
+    recipes = training.get("data_recipes") or {}
+    if not recipes:
+        return recipe_text(training.get("data_recipe"))
+    (first_folder, first), *others = recipes.items()
+    text = recipe_text(first).replace("the CT-derived MRIs", f"the CT-derived MRIs of `{first_folder}`", 1)
+    for folder, recipe in others:
+        changed = "; ".join(f"{key.replace('_', ' ')} {value_range(value)}" for key, value in recipe.items()
+                            if first.get(key) != value)
+        missing = ", ".join(key.replace("_", " ") for key in first if key not in recipe)
+        text += (f" Those of `{folder}`: the same but {changed or 'nothing'}"
+                 + (f", without {missing}" if missing else "") + ".")
+    return text
 
 
 def loss_weighting(config: dict[str, Any]) -> str:

@@ -36,7 +36,7 @@ from ..model import save_model
 from ..model_types import Draw, LossInputs, ModelType, kind_of, model_kind, model_type
 from ..pipeline import context_stack
 from .dataset import (DataFolders, PreparedCase, SliceSampler, cases_in_folders, data_folders, prepare_case,
-                      shared_recipe)
+                      recipe_record)
 from .metrics import BONE_HU
 from .model_card import model_card
 
@@ -377,7 +377,7 @@ def train(data: DataFolders, out: str | Path, config: TrainConfig, device: str =
         return bool(config.max_minutes) and time.monotonic() - started > config.max_minutes * 60
 
     summary: dict[str, Any] = {}
-    recipe = shared_recipe(data)  # read once: every epoch's record carries it
+    recipes = recipe_record(data)  # read once: every epoch's record carries it
     with open_log(out / "train_log.csv", resume, rank) as log_file:
         while trainer.epoch < config.epochs:
             losses = train_epoch(trainer, sampler, autocast, progress, cancel, out_of_time)
@@ -391,7 +391,7 @@ def train(data: DataFolders, out: str | Path, config: TrainConfig, device: str =
                 log_file.flush()
                 log(f"epoch {trainer.epoch}: loss {np.mean(losses):.4f}, validation MAE {mae:.1f} HU, {seconds:.0f} s")
                 record = _record(config, choice.device, choice.reason, data, train_cases, validation_cases,
-                                 trainer.step, seconds, mae, recipe)
+                                 trainer.step, seconds, mae, recipes)
                 if trainer.lineage:
                     record["training"]["initialised_from"] = trainer.lineage
                 if trainer.mean_lineage:
@@ -415,8 +415,9 @@ def train(data: DataFolders, out: str | Path, config: TrainConfig, device: str =
 
 
 def _record(config: TrainConfig, device: str, reason: str, data, train_cases, validation_cases, step: int,
-            seconds: float, mae: float, recipe: dict[str, Any] | None) -> dict[str, Any]:
-    """The metadata stored beside the weights (``recipe``: how the data's MRIs were rendered, if recorded)."""
+            seconds: float, mae: float, recipes: dict[str, Any]) -> dict[str, Any]:
+    """The metadata stored beside the weights (``recipes``: how the data's MRIs were rendered,
+    :func:`~.dataset.recipe_record`)."""
     return {
         "name": f"mritoct-{config.model}",
         "method": config.model,
@@ -427,7 +428,7 @@ def _record(config: TrainConfig, device: str, reason: str, data, train_cases, va
         "training": {"data": " ".join(map(str, data_folders(data))), "train_cases": [c.name for c in train_cases],
                      "validation_cases": [c.name for c in validation_cases], "steps": step,
                      "seconds": round(seconds), "device": device, "device_reason": reason,
-                     "config": json.loads(json.dumps(asdict(config))), "data_recipe": recipe},
+                     "config": json.loads(json.dumps(asdict(config))), **recipes},
         "validation": {"mae_hu": round(mae, 2), "protocol": "one DDIM-10 sample (diffusion) or one pass, "
                        f"{config.validation_slices} fixed validation slices, inside the body"},
     }
