@@ -79,17 +79,22 @@ def data_folders(data: DataFolders) -> list[Path]:
     return [Path(data)] if isinstance(data, (str, Path)) else [Path(folder) for folder in data]
 
 
-def cases_in_folders(data: DataFolders, split: str) -> list[Path]:
-    """:func:`cases_in_split` over one folder or several; a case name may appear in only one of them (the split
-    and the model card name cases by their folder's name)."""
-    cases, seen = [], {}
-    for folder in data_folders(data):
-        for case in cases_in_split(folder, split):
+def check_unique_case_names(folders: list[Path]) -> None:
+    """Refuse a case name found in two folders: splits and model cards name cases by their folder's name, so the
+    two could land in different splits (a leak between training and validation)."""
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        for case in find_cases(folder):
             if case.name in seen:
                 raise UserInputError(f"case {case.name} is in both {seen[case.name]} and {folder}; rename one")
             seen[case.name] = folder
-            cases.append(case)
-    return cases
+
+
+def cases_in_folders(data: DataFolders, split: str) -> list[Path]:
+    """:func:`cases_in_split` over one folder or several (:func:`check_unique_case_names`)."""
+    folders = data_folders(data)
+    check_unique_case_names(folders)
+    return [case for folder in folders for case in cases_in_split(folder, split)]
 
 
 def recipes_by_folder(data: DataFolders) -> dict[str, dict]:

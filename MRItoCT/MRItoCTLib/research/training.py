@@ -347,18 +347,19 @@ def open_log(path: Path, resumed: bool, rank: int):
 def train(data: DataFolders, out: str | Path, config: TrainConfig, device: str = "auto", resume: bool = False,
           progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
           log=print) -> dict[str, Any]:
-    """Train one model type on the cases of one data folder or several; writes ``out/best``, ``out/last`` (model folders), ``checkpoint.pt``, ``train_log.csv``."""
+    """Train one model type on the cases of one data folder or several; writes ``out/best``, ``out/last`` (model
+    folders), ``checkpoint.pt``, ``train_log.csv``."""
     rank, local_rank, world = _distributed()
     choice = choose_device(device)
     device_name = f"cuda:{local_rank}" if choice.device.startswith("cuda") and world > 1 else choice.device
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(config, device_name, rank, local_rank, world, from_init=not resume)
-    train_cases = [prepare_case(c, config.spacing_mm, config.intensity) for c in cases_in_folders(data, "train")]
-    validation_cases = [prepare_case(c, config.spacing_mm, config.intensity) for c in cases_in_folders(data, "validation")]
+    train_cases, validation_cases = ([prepare_case(c, config.spacing_mm, config.intensity)
+                                      for c in cases_in_folders(data, split)] for split in ("train", "validation"))
     if not train_cases or not validation_cases:
-        raise UserInputError(f"{' '.join(map(str, data_folders(data)))} needs cases in both the train and validation splits (have {len(train_cases)} "
-                             f"and {len(validation_cases)}); make more cases")
+        raise UserInputError(f"{' '.join(map(str, data_folders(data)))} needs cases in both the train and validation "
+                             f"splits (have {len(train_cases)} and {len(validation_cases)}); make more cases")
     sampler = SliceSampler(train_cases, config.crop, config.context_slices, seed=config.seed + 1000 * rank,
                            mri_gamma=config.mri_gamma)
     multiple = trainer.network.config.size_multiple
