@@ -108,12 +108,9 @@ def recipe_record(data: DataFolders) -> dict[str, Any]:
     share (None without any), and, where folders differ (data made before and after a recipe changed),
     ``data_recipes``: each folder's."""
     recipes = recipes_by_folder(data)
-    distinct: list[dict] = []
-    for recipe in recipes.values():
-        if recipe not in distinct:
-            distinct.append(recipe)
-    if len(distinct) <= 1:
-        return {"data_recipe": distinct[0] if distinct else None}
+    first = next(iter(recipes.values()), None)
+    if all(recipe == first for recipe in recipes.values()):
+        return {"data_recipe": first}
     return {"data_recipe": None, "data_recipes": recipes}
 
 

@@ -46,15 +46,18 @@ def value_range(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def recipe_text(recipe: dict[str, Any] | None) -> str:
-    """The domain-randomisation ranges the CT-derived MRIs were rendered with (as ``dataset.json`` records them)."""
+def recipe_text(recipe: dict[str, Any] | None, folder: str = "") -> str:
+    """The domain-randomisation ranges the CT-derived MRIs (of ``folder``, when given) were rendered with (as
+    ``dataset.json`` records them)."""
     if not recipe:
         return ""
     tissues = "; ".join(f"{name.replace('_', ' ')} {value_range(ranges['proton_density'])}, "
                         f"{value_range(ranges['t1_ms'])}, {value_range(ranges['t2_ms'])}"
                         for name, ranges in recipe.get("tissues", {}).items())
     others = "; ".join(f"{key.replace('_', ' ')} {value_range(value)}" for key, value in recipe.items() if key != "tissues")
-    return (f"\n\nRendering recipe of the CT-derived MRIs (drawn per case within these ranges; `dataset.json`). "
+    of_folder = f" of `{folder}`" if folder else ""
+    return (f"\n\nRendering recipe of the CT-derived MRIs{of_folder} (drawn per case within these ranges; "
+            "`dataset.json`). "
             f"Tissues (proton density, T1 ms, T2 ms): {tissues}. Sequence, geometry and augmentation: {others}.")
 
 
@@ -64,7 +67,7 @@ def recipes_text(training: dict[str, Any]) -> str:
     if not recipes:
         return recipe_text(training.get("data_recipe"))
     (first_folder, first), *others = recipes.items()
-    text = recipe_text(first).replace("the CT-derived MRIs", f"the CT-derived MRIs of `{first_folder}`", 1)
+    text = recipe_text(first, first_folder)
     for folder, recipe in others:
         changed = "; ".join(f"{key.replace('_', ' ')} {value_range(value)}" for key, value in recipe.items()
                             if first.get(key) != value)

@@ -355,10 +355,11 @@ def train(data: DataFolders, out: str | Path, config: TrainConfig, device: str =
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(config, device_name, rank, local_rank, world, from_init=not resume)
+    folders = " ".join(map(str, data_folders(data)))
     train_cases, validation_cases = ([prepare_case(c, config.spacing_mm, config.intensity)
                                       for c in cases_in_folders(data, split)] for split in ("train", "validation"))
     if not train_cases or not validation_cases:
-        raise UserInputError(f"{' '.join(map(str, data_folders(data)))} needs cases in both the train and validation "
+        raise UserInputError(f"{folders} needs cases in both the train and validation "
                              f"splits (have {len(train_cases)} and {len(validation_cases)}); make more cases")
     sampler = SliceSampler(train_cases, config.crop, config.context_slices, seed=config.seed + 1000 * rank,
                            mri_gamma=config.mri_gamma)
@@ -391,7 +392,7 @@ def train(data: DataFolders, out: str | Path, config: TrainConfig, device: str =
                                                f"{seconds:.0f}"])
                 log_file.flush()
                 log(f"epoch {trainer.epoch}: loss {np.mean(losses):.4f}, validation MAE {mae:.1f} HU, {seconds:.0f} s")
-                record = _record(config, choice.device, choice.reason, data, train_cases, validation_cases,
+                record = _record(config, choice.device, choice.reason, folders, train_cases, validation_cases,
                                  trainer.step, seconds, mae, recipes)
                 if trainer.lineage:
                     record["training"]["initialised_from"] = trainer.lineage
@@ -415,7 +416,7 @@ def train(data: DataFolders, out: str | Path, config: TrainConfig, device: str =
     return summary
 
 
-def _record(config: TrainConfig, device: str, reason: str, data, train_cases, validation_cases, step: int,
+def _record(config: TrainConfig, device: str, reason: str, folders: str, train_cases, validation_cases, step: int,
             seconds: float, mae: float, recipes: dict[str, Any]) -> dict[str, Any]:
     """The metadata stored beside the weights (``recipes``: how the data's MRIs were rendered,
     :func:`~.dataset.recipe_record`)."""
@@ -426,7 +427,7 @@ def _record(config: TrainConfig, device: str, reason: str, data, train_cases, va
         "spacing_mm": list(config.spacing_mm),
         "intensity": config.intensity.to_dict(),
         "date": datetime.date.today().isoformat(),
-        "training": {"data": " ".join(map(str, data_folders(data))), "train_cases": [c.name for c in train_cases],
+        "training": {"data": folders, "train_cases": [c.name for c in train_cases],
                      "validation_cases": [c.name for c in validation_cases], "steps": step,
                      "seconds": round(seconds), "device": device, "device_reason": reason,
                      "config": json.loads(json.dumps(asdict(config))), **recipes},
