@@ -41,14 +41,26 @@ def non_negative_int(text: str) -> int:
     return _integer_at_least(text, 0)
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a number >= 0."""
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
     return value
 
 

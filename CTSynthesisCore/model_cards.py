@@ -44,6 +44,8 @@ CT_SOURCES = {  # a training volume's file stem -> what it is, citation and lice
                                   f"(STS_00{n}). {SOFT_TISSUE_SARCOMA}" for n in (1, 2, 3)},
     **{f"pelvicref00{n}_pelvis_body_ct_3mm": f"pelvis planning CT, 3 mm, its central 100 slices cropped to the body "
                                              f"(Pelvic-Ref-00{n}). {PELVIC_REFERENCE}" for n in (2, 3)},
+    **{f"pelvicref00{n}_pelvis_ct_3mm": f"pelvis planning CT, 3 mm (Pelvic-Ref-00{n}). {PELVIC_REFERENCE}"
+       for n in (2, 3, 5)},
 }
 
 

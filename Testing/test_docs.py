@@ -33,7 +33,7 @@ def test_the_readme_starts_with_what_a_slicer_user_needs():
         assert needed in headings, needed
     assert headings.index("Install") < headings.index("Development"), "users first, developers after"
     assert "Research use only" in text.split("## Install")[0], "the status box is above the installation"
-    assert len(text.splitlines()) < 300, "beyond the MRItoCT table on real images, research tables belong in docs/"
+    assert len(text.splitlines()) < 300, "beyond the tables on real images, research tables belong in docs/"
 
 
 def test_every_docs_page_is_linked_from_the_readme():

@@ -78,9 +78,9 @@ class IntensityMapping:
         return cls(**stored)
 
 
-DEFAULT_INTENSITY = IntensityMapping()  # the shipped models' (and every model saved before versioning)
+DEFAULT_INTENSITY = IntensityMapping()  # mritoct-ddpm's (and every model saved before versioning)
 # The median of the bright signal moves little with one bright organ (a full bladder) or a coil's hot spot, where
-# the 99.5th percentile follows them: the scale new models are trained with.
+# the 99.5th percentile follows them: the scale of the residual, CNN and GAN models and of new models.
 MEDIAN_INTENSITY = IntensityMapping(mri_percentile=50.0, mri_max=4.0, mri_reference_unit=0.0)
 MRI_SCALES = {"median": MEDIAN_INTENSITY, "p99.5": DEFAULT_INTENSITY}
 

@@ -136,6 +136,7 @@ def test_copies_of_one_ct_share_its_split(tmp_path, ct_sample):
     record = json.loads((tmp_path / "d" / "dataset.json").read_text(encoding="utf-8"))
     assert len(record["cases"]) == 3 and len({case["split"] for case in record["cases"]}) == 1
     assert "tissues" in record["ct_derived_recipe"]
+    assert record["ct_derived_recipe"]["noise_share"] == [0.015, 0.035], "the acquisition's ranges are recorded"
     split = record["cases"][0]["split"]
     assert len(cases_in_split(tmp_path / "d", split)) == 3
 

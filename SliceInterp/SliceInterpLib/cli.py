@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Sequence
 
 from CTSynthesisCore.cli import (ArgumentParser, add_inference_options, add_worker_option, check_output_files,
-                                 command_progress, non_negative_int, positive_float, positive_int,
-                                 run_cli)
+                                 command_progress, non_negative_float, non_negative_int, positive_float,
+                                 positive_int, run_cli)
 from CTSynthesisCore.device import DEFAULT_DEVICE, DEVICE_CHOICES
 from CTSynthesisCore.errors import UserInputError
 
@@ -80,6 +80,12 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--inplane-profile", default=defaults.inplane_profile, choices=list(INPLANE_PROFILES),
                        help="slice profile of the in-plane rows: a box as thick as the spacing, or a random width "
                             f"from one pixel (thin slices) to the spacing (default {defaults.inplane_profile})")
+    train.add_argument("--augment-contrast", type=non_negative_float, default=defaults.augment_contrast,
+                       help="scale each training block's HU about water by a random factor within 1 +- this, as "
+                            f"scanners' calibrations differ (below 1; default {defaults.augment_contrast:g}: off)")
+    train.add_argument("--augment-noise", type=non_negative_float, default=defaults.augment_noise_hu,
+                       help="add Gaussian noise of a random standard deviation up to this many HU to each training "
+                            f"block, as doses and kernels differ (default {defaults.augment_noise_hu:g}: off)")
     train.add_argument("--channels", type=positive_int, nargs="+",
                        help="channels per level of both view networks, from scratch (default "
                             f"{' '.join(map(str, CrossViewConfig().channels))}); a model given by --init or a "
@@ -172,6 +178,8 @@ def command_train(args) -> int:
     if min(args.restoration_weight, args.distill_weight, args.inplane_weight) < 0 or not (
             args.restoration_weight or args.distill_weight or args.inplane_weight):
         raise UserInputError("loss weights must be at least 0, and at least one above 0")
+    if args.augment_contrast >= 1:
+        raise UserInputError(f"--augment-contrast must be below 1, got {args.augment_contrast:g}")
     if not 0 < args.distill_keep <= 1:
         raise UserInputError(f"--distill-keep must be in (0, 1], got {args.distill_keep:g}")
     config = TrainConfig(steps=args.steps, max_minutes=args.max_minutes, learning_rate=args.lr,
@@ -179,7 +187,8 @@ def command_train(args) -> int:
                          restoration_weight=args.restoration_weight, distill_weight=args.distill_weight,
                          distill_keep=args.distill_keep,
                          distill_levels=args.distill_levels, inplane_weight=args.inplane_weight,
-                         inplane_scale=args.inplane_scale, inplane_profile=args.inplane_profile, seed=args.seed)
+                         inplane_scale=args.inplane_scale, inplane_profile=args.inplane_profile,
+                         augment_contrast=args.augment_contrast, augment_noise_hu=args.augment_noise, seed=args.seed)
     network_config = network_config_for(args.channels, args.planar_context, args.init, args.resume)
     if args.view_weights is not None:
         try:

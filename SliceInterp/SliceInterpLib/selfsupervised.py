@@ -16,7 +16,8 @@ Every step takes a random block of observed slices from a volume and adds up to 
   axis into thick rows like the slices, and the coronal/sagittal network restores every
   other row: training pairs at the volume's native fine scale.
 
-No target ever comes from outside the given volumes, so the same loop trains the shipped
+A block may first be rescaled in HU and given noise (``augment_contrast``, ``augment_noise_hu``), as other
+scanners would give it. No target ever comes from outside the given volumes, so the same loop trains the shipped
 model (``research.training``) and adapts it to a user's volume at test time (:func:`adapt`).
 """
 
@@ -57,6 +58,8 @@ class TrainConfig:
     inplane_scale: str = "volume"  # row thickness: "volume" (its own slice spacing, per level) or "random" (2-8 px)
     inplane_profile: str = "box"  # slice profile: "box" (as thick as the spacing) or "random" (1 px .. the spacing)
     gap_strides: tuple[int, ...] = (2, 3, 4)  # position models: every k-th slice kept, one slice between restored
+    augment_contrast: float = 0.0  # each block's HU scaled about water by a factor in [1 - this, 1 + this]; 0 = off
+    augment_noise_hu: float = 0.0  # Gaussian noise of a standard deviation in [0, this] HU added to each block; 0 = off
     validate_every: int = 250
     seed: int = 0
 
@@ -97,6 +100,20 @@ def random_block(volume: TrainingVolume, config: TrainConfig, rng: np.random.Gen
     if rng.random() < 0.5:
         block = block.transpose(1, 2)
     return block.contiguous()
+
+
+def augmented_block(block: torch.Tensor, config: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    """The block as another scanner might have given it (``config.augment_contrast``, ``config.augment_noise_hu``):
+    its HU scaled about water (calibration and reconstruction differ) and Gaussian noise of a random level added
+    (dose and kernel differ), clipped to the networks' range as inference clips its input. Inputs and targets both
+    come from the augmented block. Without augmentation the block and the random stream are unchanged."""
+    if config.augment_contrast <= 0 and config.augment_noise_hu <= 0:
+        return block
+    factor = 1.0 + rng.uniform(-config.augment_contrast, config.augment_contrast)
+    noise_std = rng.uniform(0.0, config.augment_noise_hu) / INTENSITY.scale
+    generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    noisy = block * factor + noise_std * torch.randn(block.shape, generator=generator, dtype=block.dtype)
+    return noisy.clamp(INTENSITY.hu_min / INTENSITY.scale, INTENSITY.hu_max / INTENSITY.scale)
 
 
 def split_slices(values: torch.Tensor, stride: int = 2, offset: int = 1, phase: int = 0
@@ -236,7 +253,7 @@ def optimise(network: CrossViewNet, volumes: Sequence[TrainingVolume], config: T
         if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
             break
         volume = volumes[int(rng.integers(len(volumes)))]
-        block = random_block(volume, config, rng).to(device)
+        block = augmented_block(random_block(volume, config, rng), config, rng).to(device)
         restore, distill, inplane = torch.zeros(()), torch.zeros(()), torch.zeros(())
         if config.restoration_weight > 0:
             stride, offset = restoration_gap(network, config, block.shape[0], rng)

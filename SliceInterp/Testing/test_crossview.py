@@ -18,7 +18,7 @@ from SliceInterpLib.model import load_crossview, save_crossview
 from SliceInterpLib.networks import INTENSITY, CrossViewConfig, CrossViewNet, widened
 from SliceInterpLib.research.training import restoration_psnr
 from SliceInterpLib.selfsupervised import (MAX_RANDOM_THICKNESS, RowSampling, TrainConfig, TrainingVolume, adapt,
-                                           distillation_loss, inplane_restoration_loss, inplane_rows, optimise,
+                                           augmented_block, distillation_loss, inplane_restoration_loss, inplane_rows, optimise,
                                            restoration_loss, thick_rows)
 
 TINY = CrossViewConfig(channels=(8, 16), strides=(2,), num_res_units=1)
@@ -316,6 +316,26 @@ def test_inplane_training_lowers_the_inplane_loss(ct):
     assert after < before
 
 
+def test_augmentation_scales_about_water_adds_noise_and_keeps_the_clipping_range(ct):
+    block = TrainingVolume.from_image(ct, "ct").values[:8, :48, :48]
+    rng = np.random.default_rng(0)
+    assert augmented_block(block, TrainConfig(), rng) is block and rng.integers(100) == np.random.default_rng(0).integers(
+        100), "without augmentation the block and the random stream are untouched"
+    scaled = augmented_block(block, TrainConfig(augment_contrast=0.2), np.random.default_rng(1))
+    factor = 1 + np.random.default_rng(1).uniform(-0.2, 0.2)
+    inside = (block * factor).abs() < 1  # not clipped: soft tissue and bone below 1000 HU
+    assert torch.allclose(scaled[inside], block[inside] * factor, atol=1e-6), "HU scaled about water (0 HU)"
+    noisy = augmented_block(block, TrainConfig(augment_noise_hu=40.0), np.random.default_rng(2))
+    draws = np.random.default_rng(2)
+    draws.uniform(-0.0, 0.0)
+    expected_std = draws.uniform(0, 40.0)
+    soft = (block.abs() < 0.5) & (noisy.abs() < 0.5)
+    assert (noisy - block)[soft].std().item() * INTENSITY.scale == pytest.approx(expected_std, rel=0.1)
+    assert noisy.min() >= INTENSITY.hu_min / INTENSITY.scale and noisy.max() <= INTENSITY.hu_max / INTENSITY.scale
+    again = augmented_block(block, TrainConfig(augment_noise_hu=40.0), np.random.default_rng(2))
+    assert torch.equal(noisy, again), "deterministic with the seed"
+
+
 def test_training_is_deterministic_with_a_seed(ct):
     volume = TrainingVolume.from_image(ct, "ct")
     weights = []
@@ -422,8 +442,11 @@ def test_cli_train_then_evaluate(tmp_path, ct, capsys):
     assert metadata["training"]["steps"] == 6 and (run / "model" / "MODEL_CARD.md").is_file()
     assert metadata["training"]["volumes"] == ["train.nii.gz"], "file names only: no local folders in a model"
     assert main(["train", "--data", str(source), "--out", str(run), "--steps", "8", "--block-slices", "10",
-                 "--block-size", "32", "--resume", "--quiet"]) == 0
-    assert json.loads((run / "model" / "metadata.json").read_text(encoding="utf-8"))["training"]["steps"] == 8
+                 "--block-size", "32", "--resume", "--augment-contrast", "0.1", "--augment-noise", "20",
+                 "--quiet"]) == 0
+    resumed = json.loads((run / "model" / "metadata.json").read_text(encoding="utf-8"))["training"]
+    assert resumed["steps"] == 8 and resumed["config"]["augment_noise_hu"] == 20
+    assert "Gaussian noise up to 20.0 HU" in (run / "model" / "MODEL_CARD.md").read_text(encoding="utf-8")
     capsys.readouterr()
     report = tmp_path / "report"
     assert main(["evaluate", str(source), "--factor", "2", "--output", str(report), "--model", str(run / "model"),
@@ -516,6 +539,10 @@ def test_cli_train_and_evaluate_errors(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--restoration-weight", "0",
                  "--distill-weight", "0", "--quiet"]) == 2
     assert "at least one above 0" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--augment-contrast", "1",
+                 "--quiet"]) == 2
+    assert "--augment-contrast must be below 1" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--augment-noise", "-5"]) == 2
 
 
 def test_crossview_scenario_oblique_under_slicer_core(mrml_scene, ct, make_oblique, tiny_crossview):

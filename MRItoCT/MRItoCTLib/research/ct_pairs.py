@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from CTSynthesisCore.hounsfield import AIR_HU, STORED_MAX_HU
 
 from ..intensity import fill_holes_per_slice
-from .tissue import add_mri_acquisition, smooth_field
+from .tissue import ACQUISITION, add_mri_acquisition, smooth_field
 
 # (tissue, HU) anchors: between two anchors a voxel is a linear mixture of the two tissues
 HU_ANCHORS = (("gas", -950.0), ("fat", -100.0), ("soft_tissue", 50.0), ("marrow", 230.0), ("cortical_bone", 1400.0))
@@ -78,6 +78,7 @@ RECIPE: dict[str, Any] = {
     # soft tissue rendered as fluid takes water's HU in the CT target beyond the bone margin above (recipe v11):
     # with the CT's own 30-80 HU there, bright fluid was taught as soft tissue and the ProstateX urine read 43-50 HU
     "fluid_region_hu": (0.0, 15.0),
+    **ACQUISITION,  # bias field, surface coils, TSE blur and noise (the phantoms share them)
 }
 
 

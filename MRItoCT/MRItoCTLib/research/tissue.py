@@ -91,10 +91,21 @@ def striation_field(shape: tuple[int, ...], rng: np.random.Generator, spacing_mm
     return ((field - field.mean()) / (field.std() + 1e-12)).astype(np.float32)
 
 
+# Per-case ranges of the simulated acquisition, recorded with the rendering recipe (``dataset.json``, model card).
+ACQUISITION: dict[str, float | tuple[float, float]] = {
+    "bias_field_log_amplitude": 0.25,  # coil bias: exp(this x a smooth unit field)
+    "bias_field_smoothness_mm": 60.0,
+    "coil_depth_gain": (0.0, 0.5),  # surface coils: extra gain at the front and back of the field
+    "coil_tilt": (-0.2, 0.2),  # front-back asymmetry of the surface coils
+    "phase_blur_pixels": (0.5, 1.0),  # TSE echo-train blur along the phase-encode direction (Gaussian sigma)
+    "noise_share": (0.015, 0.035),  # Rician noise sigma, as a share of the 99th percentile signal
+}
+
+
 def surface_coil_profile(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Receive-coil sensitivity of anterior and posterior surface coils: brighter near the front and back."""
     rows = np.linspace(-1.0, 1.0, shape[-2], dtype=np.float32)
-    depth_gain, tilt = rng.uniform(0.0, 0.5), rng.uniform(-0.2, 0.2)
+    depth_gain, tilt = rng.uniform(*ACQUISITION["coil_depth_gain"]), rng.uniform(*ACQUISITION["coil_tilt"])
     profile = 1.0 + depth_gain * rows**2 + tilt * rows
     return np.broadcast_to(profile[:, None], shape[-2:]).astype(np.float32)
 
@@ -103,11 +114,12 @@ def add_mri_acquisition(clean: np.ndarray, spacing: tuple[float, float, float],
                         rng: np.random.Generator) -> np.ndarray:
     """Coil bias and surface-coil profile, point-spread blur (extra along the phase-encode direction, as in
     turbo spin echo) and Rician noise on a clean T2-weighted signal; scaled to ~0-700."""
-    bias = np.exp(0.25 * smooth_field(clean.shape, rng, 60.0 / spacing[0])) * surface_coil_profile(clean.shape, rng)
-    phase_blur = rng.uniform(0.5, 1.0) * spacing[0]  # T2 decay across the echo train blurs the phase direction
+    smooth = smooth_field(clean.shape, rng, ACQUISITION["bias_field_smoothness_mm"] / spacing[0])
+    bias = np.exp(ACQUISITION["bias_field_log_amplitude"] * smooth) * surface_coil_profile(clean.shape, rng)
+    phase_blur = rng.uniform(*ACQUISITION["phase_blur_pixels"]) * spacing[0]  # T2 decay across the echo train
     sigmas = (0.5 * spacing[0], phase_blur) if rng.random() < 0.5 else (phase_blur, 0.5 * spacing[0])
     mri = _blur_in_plane(clean * bias, spacing, *sigmas)
-    noise_level = rng.uniform(0.015, 0.035) * float(np.percentile(mri, 99))
+    noise_level = rng.uniform(*ACQUISITION["noise_share"]) * float(np.percentile(mri, 99))
     mri = np.hypot(mri + rng.normal(0, noise_level, mri.shape), rng.normal(0, noise_level, mri.shape))
     return (mri * 700.0 / max(float(np.percentile(mri, 99.5)), 1e-6)).astype(np.float32)
 

@@ -38,6 +38,9 @@ def model_card(metadata: dict[str, Any]) -> str:
     inplane = (f"\n- In-plane restoration weight {config['inplane_weight']} (row thickness "
                f"{config.get('inplane_scale', 'volume')}, profile {config.get('inplane_profile', 'box')})."
                if config.get("inplane_weight") else "")
+    augmentation = (f"\n- Intensity augmentation: HU scaled about water by 1 +- {config.get('augment_contrast', 0)}, "
+                    f"Gaussian noise up to {config.get('augment_noise_hu', 0)} HU."
+                    if config.get("augment_contrast") or config.get("augment_noise_hu") else "")
     return f"""# Model card: {metadata['name']}
 
 **{metadata.get('description', '')}** for raising the between-slice resolution of CT volumes
@@ -77,7 +80,7 @@ from these; `--adapt` fine-tunes it on the volume being processed.
 ## Training record{lineage_line(training)}
 - Steps: {training.get('steps')}, block {config.get('block_slices')} slices x {config.get('block_size')} px,
   learning rate {config.get('learning_rate')}, distillation weight {config.get('distill_weight')} on the
-  {config.get('distill_keep')} most consistent voxels, seed {config.get('seed')}.{inplane}
+  {config.get('distill_keep')} most consistent voxels, seed {config.get('seed')}.{inplane}{augmentation}
 - Time: {training.get('seconds')} s on {training.get('device')}; {cpu_hours(metadata):.2f} hours of training in all,
   earlier training included.
 
