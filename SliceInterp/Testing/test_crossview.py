@@ -18,8 +18,8 @@ from SliceInterpLib.model import load_crossview, save_crossview
 from SliceInterpLib.networks import INTENSITY, CrossViewConfig, CrossViewNet, widened
 from SliceInterpLib.research.training import restoration_psnr
 from SliceInterpLib.selfsupervised import (MAX_RANDOM_THICKNESS, RowSampling, TrainConfig, TrainingVolume, adapt,
-                                           augmented_block, distillation_loss, inplane_restoration_loss, inplane_rows, optimise,
-                                           restoration_loss, thick_rows)
+                                           augmented_block, distillation_loss, inplane_restoration_loss, inplane_rows,
+                                           optimise, restoration_loss, thick_rows)
 
 TINY = CrossViewConfig(channels=(8, 16), strides=(2,), num_res_units=1)
 
@@ -331,9 +331,23 @@ def test_augmentation_scales_about_water_adds_noise_and_keeps_the_clipping_range
     expected_std = draws.uniform(0, 40.0)
     soft = (block.abs() < 0.5) & (noisy.abs() < 0.5)
     assert (noisy - block)[soft].std().item() * INTENSITY.scale == pytest.approx(expected_std, rel=0.1)
-    assert noisy.min() >= INTENSITY.hu_min / INTENSITY.scale and noisy.max() <= INTENSITY.hu_max / INTENSITY.scale
+    air = torch.full((4, 16, 16), INTENSITY.hu_min / INTENSITY.scale)
+    noisy_air = augmented_block(air, TrainConfig(augment_noise_hu=40.0), np.random.default_rng(2))
+    assert noisy_air.min() == air.min() and noisy_air.max() > air.max(), "clipped at air, as inference clips"
     again = augmented_block(block, TrainConfig(augment_noise_hu=40.0), np.random.default_rng(2))
     assert torch.equal(noisy, again), "deterministic with the seed"
+
+
+def test_training_applies_the_augmentation(ct):
+    volume = TrainingVolume.from_image(ct, "ct")
+    trained = []
+    for noise in (0.0, 50.0):
+        torch.manual_seed(0)
+        network = CrossViewNet(TINY)
+        optimise(network, [volume], TrainConfig(steps=2, block_slices=8, block_size=32, distill_weight=0.0,
+                                                augment_noise_hu=noise))
+        trained.append(torch.cat([parameter.flatten() for parameter in network.parameters()]))
+    assert not torch.equal(*trained), "the same seed with noise added must train differently"
 
 
 def test_training_is_deterministic_with_a_seed(ct):
@@ -543,6 +557,9 @@ def test_cli_train_and_evaluate_errors(tmp_path, capsys):
                  "--quiet"]) == 2
     assert "--augment-contrast must be below 1" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--augment-noise", "-5"]) == 2
+    assert "must be at least 0" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--augment-noise", "inf"]) == 2
+    assert "must be a finite number" in capsys.readouterr().err
 
 
 def test_crossview_scenario_oblique_under_slicer_core(mrml_scene, ct, make_oblique, tiny_crossview):

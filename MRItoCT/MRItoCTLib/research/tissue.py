@@ -8,6 +8,7 @@ echo, where J-coupling keeps fat bright.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ def striation_field(shape: tuple[int, ...], rng: np.random.Generator, spacing_mm
 
 
 # Per-case ranges of the simulated acquisition, recorded with the rendering recipe (``dataset.json``, model card).
-ACQUISITION: dict[str, float | tuple[float, float]] = {
+ACQUISITION: dict[str, Any] = {
     "bias_field_log_amplitude": 0.25,  # coil bias: exp(this x a smooth unit field)
     "bias_field_smoothness_mm": 60.0,
     "coil_depth_gain": (0.0, 0.5),  # surface coils: extra gain at the front and back of the field
