@@ -90,11 +90,12 @@ def check_unique_case_names(folders: list[Path]) -> None:
             seen[case.name] = folder
 
 
-def cases_in_folders(data: DataFolders, split: str) -> list[Path]:
-    """:func:`cases_in_split` over one folder or several (:func:`check_unique_case_names`)."""
+def cases_in_folders(data: DataFolders, splits: Sequence[str]) -> list[list[Path]]:
+    """:func:`cases_in_split` over one folder or several, one list per split; case names are checked once
+    (:func:`check_unique_case_names`)."""
     folders = data_folders(data)
     check_unique_case_names(folders)
-    return [case for folder in folders for case in cases_in_split(folder, split)]
+    return [[case for folder in folders for case in cases_in_split(folder, split)] for split in splits]
 
 
 def recipes_by_folder(data: DataFolders) -> dict[str, dict]:

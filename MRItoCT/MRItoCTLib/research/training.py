@@ -356,8 +356,8 @@ def train(data: DataFolders, out: str | Path, config: TrainConfig, device: str =
     out.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(config, device_name, rank, local_rank, world, from_init=not resume)
     folders = " ".join(map(str, data_folders(data)))
-    train_cases, validation_cases = ([prepare_case(c, config.spacing_mm, config.intensity)
-                                      for c in cases_in_folders(data, split)] for split in ("train", "validation"))
+    train_cases, validation_cases = ([prepare_case(c, config.spacing_mm, config.intensity) for c in cases]
+                                     for cases in cases_in_folders(data, ("train", "validation")))
     if not train_cases or not validation_cases:
         raise UserInputError(f"{folders} needs cases in both the train and validation "
                              f"splits (have {len(train_cases)} and {len(validation_cases)}); make more cases")
