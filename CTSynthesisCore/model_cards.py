@@ -78,8 +78,9 @@ def lineage_record(metadata: dict[str, Any], data: Any) -> dict[str, Any]:
 def lineage_line(training: dict[str, Any]) -> str:
     """The card's line on the model that a fine-tuned model started from (empty when trained from scratch)."""
     parent = training.get("initialised_from")
-    return (f"\n- Initialised from `{parent['model']}` (sha256 {str(parent.get('sha256'))[:12]}..., {parent.get('steps')} "
-            f"steps, {parent.get('seconds')} s of earlier training), then trained as below." if parent else "")
+    return (f"\n- Initialised from `{parent['model']}` (sha256 {str(parent.get('sha256'))[:12]}...: {parent.get('steps')} "
+            f"steps in its last run, {parent.get('seconds')} s of training in all), then trained as below."
+            if parent else "")
 
 
 def cpu_hours(metadata: dict[str, Any]) -> float:

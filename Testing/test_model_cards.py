@@ -122,3 +122,12 @@ def test_an_mritoct_card_states_the_rendering_recipe_its_data_was_made_with():
     assert "Rendering recipe of the CT-derived MRIs" in card and f"muscle {RECIPE['tissues']['muscle']['proton_density'][0]:g}" in card
     assert f"{muscle[0]:g}-{muscle[1]:g}" in card and "echo ms" in card
     assert "Rendering recipe" not in model_card({"name": "m", "training": {}}), "real pairs have no recipe"
+
+
+def test_lineage_line_tells_the_parents_last_run_from_its_training_in_all():
+    from CTSynthesisCore.model_cards import lineage_line
+
+    parent = {"model": "m", "sha256": "ab" * 32, "steps": 900, "seconds": 6419}
+    line = lineage_line({"initialised_from": parent})
+    assert "900 steps in its last run" in line and "6419 s of training in all" in line
+    assert lineage_line({}) == ""
