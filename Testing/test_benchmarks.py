@@ -344,3 +344,21 @@ def test_hip_check_benchmark_finds_hips_in_the_pelvis_ct_and_warns_without_bone(
     rows = {cells[0]: cells for cells in table_cells(printed)}
     assert int(rows["ct_abdomen_pelvis_3mm"][3]) >= 5 and rows["ct_abdomen_pelvis_3mm"][4] == "no"
     assert int(rows[str(no_bone)][3]) == 0 and rows[str(no_bone)][4] == "yes"
+
+
+def test_rim_reference_reads_a_head_shell_and_its_marrow_and_blurs_the_shell_through_the_model_grid(tmp_path):
+    """A sphere of 250 HU marrow in a 1.5 mm shell of 1200 HU: the rim reads the shell at the CT's own pixels,
+    lower after the round trip through 2 mm pixels, and the marrow reads 250 HU both ways."""
+    z, y, x = np.mgrid[:5, :96, :96]
+    distance = np.hypot(y - 48.3, x - 47.6)  # 1 mm pixels, off the pixel grid
+    hu = np.where(distance < 18.5, 250.0, np.where(distance < 20.0, 1200.0, 40.0)).astype(np.float32)
+    ct = sitk.GetImageFromArray(hu)
+    ct.SetSpacing((1.0, 1.0, 3.0))
+    sitk.WriteImage(ct, str(tmp_path / "head.nii.gz"))
+    printed = _run("mritoct_rim_reference.py", "--ct", "head.nii.gz", "--heads", "2,48.3,47.6,19", cwd=tmp_path)
+    own, through = table_cells(printed)[1:]
+    assert own[1] == "CT's own pixels" and through[1] == "through 2 mm"
+    own_median, through_median = (float(row[2].split(" / ")[1]) for row in (own, through))
+    assert own_median > 1100 and 700 < through_median < own_median - 50
+    assert own[3] == "100 %" and own[4] == through[4] == "250"
+    assert (tmp_path / "mritoct_rim_reference.png").exists()
