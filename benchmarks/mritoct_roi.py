@@ -6,9 +6,10 @@ disc on one slice of the T2's own voxel grid (slice, row, column of the NIfTI ar
 0.5 mm). In this image the array's rows run from posterior (row 0) to anterior. A figure shows the discs.
 
 Two regions one would read on a CT are placed differently or not at all: the femoral necks lie outside this
-T2's 19 cm field, so the cortex is read on the femoral head's rim; and no rectal gas can be identified: the rectum
-is collapsed on every slice, and its one dark lumen (slice 18, row 57, column 194) is as dark as muscle (median
-24-31 against 30 in the rectus, scanner units), so gas cannot be told from tissue there and no region is placed.
+T2's 19 cm field, so the cortex is read on the femoral head's rim (what a real CT reads there:
+`mritoct_rim_reference.py`); and no rectal gas can be identified: the rectum is collapsed on every slice, and its
+one dark lumen (slice 18, row 57, column 194) is as dark as muscle (median 24-31 against 30 in the rectus, scanner
+units), so gas cannot be told from tissue there and no region is placed.
 
     python benchmarks/mritoct_roi.py [--models mritoct-ddpm mritoct-cnn mritoct-gan] [--mc 4] [--figure rois.png]
 
