@@ -153,6 +153,10 @@ def test_roi_benchmark_draws_its_regions_and_prints_a_median_per_region(tmp_path
     printed = _run("mritoct_roi.py", "--models", str(model), "--steps", "2", "--mc", "1", "--figure",
                    str(tmp_path / "rois.png"), "--csv", str(tmp_path / "roi.csv"), "--record", cwd=tmp_path)
     assert "| 4 | bladder urine | 0 to 20 |" in printed and "regions in range" in printed
+    uncertainty_table = printed.split("Median uncertainty per region")[1]
+    assert "| 4 | bladder urine | 0 |" in uncertainty_table  # one sample: no spread
+    with open(tmp_path / "roi.csv", newline="", encoding="utf-8") as handle:
+        assert float(next(csv.DictReader(handle))["bladder urine: uncertainty"]) == 0.0
     assert (tmp_path / "rois.png").stat().st_size > 10_000
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "### Regions of interest on the real ProstateX-0000 T2 (median synthetic-CT HU, DDPM-2, MC 1)" in card
@@ -161,10 +165,12 @@ def test_roi_benchmark_draws_its_regions_and_prints_a_median_per_region(tmp_path
 
 
 def test_roi_benchmark_reads_the_t2_moved_on_the_model_grid(tmp_path, tiny_model):
-    printed = _run("mritoct_roi.py", "--models", str(tiny_model), "--steps", "2", "--mc", "1", "--grid-shifts", "0", "2",
+    printed = _run("mritoct_roi.py", "--models", str(tiny_model), "--steps", "2", "--mc", "2", "--grid-shifts", "0", "2",
                    "--figure", str(tmp_path / "rois.png"), "--csv", str(tmp_path / "roi.csv"), cwd=tmp_path)
     header = next(line for line in printed.splitlines() if line.startswith("| # | region"))
     assert "moved 0 px" in header and "moved 2 px" in header
+    uncertainty_rows = table_cells(printed.split("Median uncertainty per region")[1])[1:]
+    assert len(uncertainty_rows) == 8 and all(float(cell) > 0 for row in uncertainty_rows for cell in row[2:])
 
 
 def test_roi_benchmark_refuses_to_record_medians_of_a_moved_image(tmp_path, tiny_model):

@@ -13,6 +13,9 @@ units), so gas cannot be told from tissue there and no region is placed.
 
     python benchmarks/mritoct_roi.py [--models mritoct-ddpm mritoct-cnn mritoct-gan] [--mc 4] [--figure rois.png]
 
+A second table gives the median uncertainty in each region, to read beside the first: where the synthetic CT misses
+its range, does the uncertainty rise?
+
 ``--grid-shifts 0 2 4 6`` synthesizes the T2 once per shift, moved by that many model pixels along x and y (the
 image mirrored before its first row and column), and reads the regions on the T2's own grid again: a network whose
 strided downsampling is not shift-invariant reads the same anatomy differently at another phase of its grid.
@@ -131,9 +134,11 @@ def main() -> None:
         settings = SynthesisSettings(steps=args.steps, mc=args.mc, seed=args.seed, **test_time_settings(args))
         for shift in args.grid_shifts:
             moved = moved_on_model_grid(t2, shift, model.spacing_mm)
-            medians = region_medians(sitk.Resample(synthesize(moved, model, settings, device="cpu").ct, t2))
+            result = synthesize(moved, model, settings, device="cpu")
+            medians = region_medians(sitk.Resample(result.ct, t2))
+            spreads = region_medians(sitk.Resample(result.uncertainty, t2))
             label = model_label(name, model.metadata) + (f", moved {shift} px" if args.grid_shifts != [0] else "")
-            rows.append({"model": label, **medians})
+            rows.append({"model": label, **medians, **{uncertainty_key(key): value for key, value in spreads.items()}})
             print(rows[-1], flush=True)
         if args.record:
             sampling = settings.describe_sampling(model.kind.stochastic)
@@ -148,6 +153,17 @@ def main() -> None:
         print(f"| {number} | {region.name} | {region.low_hu:g} to {region.high_hu:g} | " + " | ".join(cells) + " |")
     inside = [regions_in_range(row) for row in rows]
     print("| | regions in range | | " + " | ".join(f"{count}/{len(REGIONS)}" for count in inside) + " |")
+    print("\nMedian uncertainty per region (HU; the Monte-Carlo samples' standard deviation, 0 for one sample or a "
+          "deterministic model)\n")
+    print("| # | region | " + " | ".join(row["model"] for row in rows) + " |")
+    print("|---|---|" + "---|" * len(rows))
+    for number, region in enumerate(REGIONS, start=1):
+        print(f"| {number} | {region.name} | " + " | ".join(f"{row[uncertainty_key(region.name)]:.0f}" for row in rows)
+              + " |")
+
+
+def uncertainty_key(region_name: str) -> str:
+    return f"{region_name}: uncertainty"
 
 
 def median_cell(region: Region, value: float) -> str:
