@@ -73,7 +73,7 @@ def disc(shape: tuple[int, ...], region: Region) -> np.ndarray:
 
 
 def region_medians(ct: sitk.Image) -> dict[str, float]:
-    """Median HU of the synthetic CT in each region (the CT is on the T2's grid)."""
+    """Median HU in each region of a volume on the T2's grid (the synthetic CT or its uncertainty)."""
     hu = sitk.GetArrayFromImage(ct)
     return {region.name: float(np.median(hu[disc(hu.shape, region)])) for region in REGIONS}
 
@@ -163,6 +163,7 @@ def main() -> None:
 
 
 def uncertainty_key(region_name: str) -> str:
+    """The CSV column of a region's median uncertainty."""
     return f"{region_name}: uncertainty"
 
 
