@@ -72,9 +72,9 @@ def disc(shape: tuple[int, ...], region: Region) -> np.ndarray:
     return mask
 
 
-def region_medians(ct: sitk.Image) -> dict[str, float]:
+def region_medians(volume: sitk.Image) -> dict[str, float]:
     """Median HU in each region of a volume on the T2's grid (the synthetic CT or its uncertainty)."""
-    hu = sitk.GetArrayFromImage(ct)
+    hu = sitk.GetArrayFromImage(volume)
     return {region.name: float(np.median(hu[disc(hu.shape, region)])) for region in REGIONS}
 
 
