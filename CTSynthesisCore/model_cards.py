@@ -103,7 +103,7 @@ def mean_model_line(training: dict[str, Any]) -> str:
     """The card's line on a residual model's frozen mean network (empty for other models)."""
     mean = training.get("mean_model")
     return (f"\n- Mean network (frozen): `{mean['model']}` (sha256 {str(mean.get('sha256'))[:12]}..., "
-            f"{mean.get('steps')} steps, {mean.get('seconds')} s of training in all)." if mean else "")
+            f"{mean.get('steps')} steps in its last run, {mean.get('seconds')} s of training in all)." if mean else "")
 
 
 def evaluation_sections(metadata: dict[str, Any]) -> str:

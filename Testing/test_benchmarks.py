@@ -169,8 +169,11 @@ def test_roi_benchmark_reads_the_t2_moved_on_the_model_grid(tmp_path, tiny_model
                    "--figure", str(tmp_path / "rois.png"), "--csv", str(tmp_path / "roi.csv"), cwd=tmp_path)
     header = next(line for line in printed.splitlines() if line.startswith("| # | region"))
     assert "moved 0 px" in header and "moved 2 px" in header
-    uncertainty_rows = table_cells(printed.split("Median uncertainty per region")[1])[1:]
-    assert len(uncertainty_rows) == 8 and all(float(cell) > 0 for row in uncertainty_rows for cell in row[2:])
+    assert len(table_cells(printed.split("Median uncertainty per region")[1])) == 1 + 8
+    with open(tmp_path / "roi.csv", newline="", encoding="utf-8") as handle:
+        spreads = [float(value) for row in csv.DictReader(handle) for key, value in row.items()
+                   if key.endswith(": uncertainty")]
+    assert len(spreads) == 2 * 8 and min(spreads) > 0
 
 
 def test_roi_benchmark_refuses_to_record_medians_of_a_moved_image(tmp_path, tiny_model):
@@ -201,6 +204,15 @@ def test_montage_of_the_out_of_domain_sample_prints_its_figures(tmp_path, tiny_m
                    "2", "--output", str(tmp_path / "montage.png"), cwd=tmp_path)
     assert "MR upper abdomen" in printed and "| Uncertainty |" in printed and "| Voxels above 300 HU" in printed
     assert (tmp_path / "montage.png").stat().st_size > 10_000
+
+
+def test_roi_cells_mark_values_outside_the_range_and_never_print_an_edge_value_as_outside():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from mritoct_roi import Region, median_cell
+
+    muscle = Region("muscle", 0, 0, 0, 1, 35, 55)
+    assert [median_cell(muscle, value) for value in (42.3, 34.6, 20.2, 55.4, 61.0)] == [
+        "42", "34.6 (low)", "20 (low)", "55.4 (high)", "61 (high)"]
 
 
 def test_roi_discs_lie_in_the_t2_and_on_distinct_voxels():
@@ -368,3 +380,16 @@ def test_rim_reference_reads_a_head_shell_and_its_marrow_and_blurs_the_shell_thr
     assert own_median > 1100 and 700 < through_median < own_median - 50
     assert own[3] == "100 %" and own[4] == through[4] == "250"
     assert (tmp_path / "mritoct_rim_reference.png").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--heads", "1,2,3"], "is not SLICE,ROW,COLUMN,RADIUS_MM"),
+    (["--heads", "2,5,47.6,19"], "the head's rim is not inside the CT"),
+    ([], "the default heads are Pelvic-Ref-005's"),
+])
+def test_rim_reference_refuses_heads_it_cannot_read(tmp_path, arguments, message):
+    ct = sitk.GetImageFromArray(np.zeros((5, 96, 96), np.float32))
+    sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mritoct_rim_reference.py"), "--ct", "ct.nii.gz",
+                          *arguments], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from CTSynthesisCore.errors import UserInputError
 from CTSynthesisCore.plotting import pyplot
 from CTSynthesisCore.tables import markdown_table
 from CTSynthesisCore.volume_io import read_volume
@@ -31,6 +32,8 @@ RIM = (0.8, 1.15)  # radii of the head searched for the rim's highest HU
 
 @dataclass(frozen=True)
 class Head:
+    """A femoral head on one axial slice: its centre in the CT's array (slice, row, column) and its radius."""
+
     name: str
     slice: int
     row: float
@@ -38,6 +41,7 @@ class Head:
     radius_mm: float
 
 
+PELVIC_REF_005_GRID = ((512, 512, 137), (1.0, 1.0, 3.0))  # the CT the default heads were placed on: size, spacing
 PELVIC_REF_005_HEADS = (  # axial slices through the heads' equators; centres and radii fitted to the rim's ridge
     Head("right head, slice 46", 46, 260, 198, 24),
     Head("right head, slice 48", 48, 260, 197, 24),
@@ -47,27 +51,28 @@ PELVIC_REF_005_HEADS = (  # axial slices through the heads' equators; centres an
 
 
 def bilinear(image: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """``image`` read at fractional (row, column) positions."""
-    row0, column0 = np.floor(rows).astype(int), np.floor(columns).astype(int)
+    """``image`` read at fractional (row, column) positions inside it (:func:`check_heads` keeps them there)."""
+    row0 = np.clip(np.floor(rows).astype(int), 0, image.shape[0] - 2)
+    column0 = np.clip(np.floor(columns).astype(int), 0, image.shape[1] - 2)
     fr, fc = rows - row0, columns - column0
     return (image[row0, column0] * (1 - fr) * (1 - fc) + image[row0 + 1, column0] * fr * (1 - fc)
             + image[row0, column0 + 1] * (1 - fr) * fc + image[row0 + 1, column0 + 1] * fr * fc)
 
 
-def rim_maxima(plane: np.ndarray, head: Head, pixel_mm: float) -> np.ndarray:
-    """The highest HU across the rim along each of ``DIRECTIONS`` rays from the head's centre."""
-    radius = head.radius_mm / pixel_mm
-    radii = np.arange(RIM[0] * radius, RIM[1] * radius, 0.25)
+def rim_maxima(plane: np.ndarray, head: Head, pixel_mm: tuple[float, float]) -> np.ndarray:
+    """The highest HU across the rim along each of ``DIRECTIONS`` rays from the head's centre (``pixel_mm``: the
+    column and row spacing)."""
+    radii_mm = np.arange(RIM[0] * head.radius_mm, RIM[1] * head.radius_mm, 0.25 * min(pixel_mm))
     angles = np.linspace(0, 2 * np.pi, DIRECTIONS, endpoint=False)
-    return np.array([bilinear(plane, head.row + radii * np.sin(a), head.column + radii * np.cos(a)).max()
-                     for a in angles])
+    return np.array([bilinear(plane, head.row + radii_mm * np.sin(a) / pixel_mm[1],
+                              head.column + radii_mm * np.cos(a) / pixel_mm[0]).max() for a in angles])
 
 
-def marrow_median(plane: np.ndarray, head: Head, pixel_mm: float) -> float:
+def marrow_median(plane: np.ndarray, head: Head, pixel_mm: tuple[float, float]) -> float:
     """Median HU in a disc of a third of the head's radius at its centre."""
     rows, columns = np.ogrid[:plane.shape[0], :plane.shape[1]]
-    inside = (rows - head.row) ** 2 + (columns - head.column) ** 2 <= (head.radius_mm / pixel_mm / 3) ** 2
-    return float(np.median(plane[inside]))
+    distance_mm = np.hypot((rows - head.row) * pixel_mm[1], (columns - head.column) * pixel_mm[0])
+    return float(np.median(plane[distance_mm <= head.radius_mm / 3]))
 
 
 def through_model_grid(ct: sitk.Image, spacing_xy: tuple[float, float]) -> sitk.Image:
@@ -75,23 +80,49 @@ def through_model_grid(ct: sitk.Image, spacing_xy: tuple[float, float]) -> sitk.
     return sitk.Resample(model_grid(ct, spacing_xy), ct, sitk.Transform(), sitk.sitkLinear, -1024.0, sitk.sitkFloat32)
 
 
-def head_row(plane: np.ndarray, head: Head, pixel_mm: float) -> list[float]:
+def head_readings(plane: np.ndarray, head: Head, pixel_mm: tuple[float, float]) -> list[float]:
     """Rim maxima at the 10th, 50th and 90th percentile over directions, their share above 700 HU, the marrow."""
     maxima = rim_maxima(plane, head, pixel_mm)
-    return [*np.percentile(maxima, [10, 50, 90]), float(np.mean(maxima > 700)), marrow_median(plane, head, pixel_mm)]
+    return [*map(float, np.percentile(maxima, [10, 50, 90])), float(np.mean(maxima > 700)),
+            marrow_median(plane, head, pixel_mm)]
 
 
-def heads_figure(native: np.ndarray, heads: tuple[Head, ...], pixel_mm: float, path: str) -> None:
+def parse_head(text: str) -> Head:
+    """``SLICE,ROW,COLUMN,RADIUS_MM`` of ``--heads``."""
+    try:
+        index, row, column, radius = (float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not SLICE,ROW,COLUMN,RADIUS_MM (four numbers)") from None
+    if radius <= 0 or index != int(index):
+        raise argparse.ArgumentTypeError(f"'{text}': the slice must be a whole number and the radius positive")
+    return Head(f"head at slice {int(index)}, row {row:g}, column {column:g}", int(index), row, column, radius)
+
+
+def check_heads(ct: sitk.Image, heads: tuple[Head, ...]) -> str | None:
+    """Why the heads cannot be read on this CT (a slice missing, a rim beyond the image), or None."""
+    columns, rows, slices = ct.GetSize()
+    for head in heads:
+        reach = [RIM[1] * head.radius_mm / spacing + 1 for spacing in ct.GetSpacing()[:2]]
+        if not 0 <= head.slice < slices or not (reach[1] <= head.row < rows - reach[1] - 1
+                                                and reach[0] <= head.column < columns - reach[0] - 1):
+            return f"{head.name}: the head's rim is not inside the CT ({columns} x {rows} x {slices} voxels)"
+    return None
+
+
+def heads_figure(ct_array: np.ndarray, heads: tuple[Head, ...], pixel_mm: tuple[float, float], path: str) -> None:
     """Each head's slice around it, with the rim's searched band drawn."""
     plt = pyplot()
+    from matplotlib.patches import Ellipse
+
     figure, axes = plt.subplots(1, len(heads), figsize=(4 * len(heads), 4))
     for axis, head in zip(np.atleast_1d(axes), heads):
-        radius = head.radius_mm / pixel_mm
-        axis.imshow(native[head.slice], cmap="gray", vmin=-200, vmax=1000)
+        width, height = (2 * head.radius_mm / spacing for spacing in pixel_mm)  # the diameter in columns and rows
+        axis.imshow(ct_array[head.slice], cmap="gray", vmin=-200, vmax=1000, aspect=pixel_mm[1] / pixel_mm[0])
         for factor in RIM:
-            axis.add_patch(plt.Circle((head.column, head.row), factor * radius, fill=False, color="red", lw=0.8))
-        axis.set_xlim(head.column - 2 * radius, head.column + 2 * radius)
-        axis.set_ylim(head.row + 2 * radius, head.row - 2 * radius)
+            axis.add_patch(Ellipse((head.column, head.row), factor * width, factor * height, fill=False, color="red",
+                                   lw=0.8))
+        axis.set_xlim(head.column - width, head.column + width)
+        axis.set_ylim(head.row + height, head.row - height)
         axis.set_title(head.name, fontsize=9)
         axis.axis("off")
     figure.savefig(path, dpi=80, bbox_inches="tight")
@@ -101,24 +132,34 @@ def heads_figure(native: np.ndarray, heads: tuple[Head, ...], pixel_mm: float, p
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct", required=True, help="a pelvis CT (NIfTI or DICOM folder)")
-    parser.add_argument("--heads", nargs="+", metavar="SLICE,ROW,COLUMN,RADIUS_MM",
+    parser.add_argument("--heads", nargs="+", type=parse_head, metavar="SLICE,ROW,COLUMN,RADIUS_MM",
                         help="femoral-head centres in the CT's array and radii (default: Pelvic-Ref-005's)")
     parser.add_argument("--spacing", type=float, nargs=2, default=(2.0, 2.0), metavar=("X", "Y"),
                         help="the model's in-plane spacing in mm (default 2 2)")
     parser.add_argument("--figure", default="mritoct_rim_reference.png")
     args = parser.parse_args()
-    heads = tuple(Head(f"head {n}, slice {int(v[0])}", int(v[0]), v[1], v[2], v[3])
-                  for n, v in enumerate((list(map(float, text.split(","))) for text in args.heads), start=1)
-                  ) if args.heads else PELVIC_REF_005_HEADS
-    ct = read_volume(args.ct)
-    pixel_mm = ct.GetSpacing()[0]
-    native = sitk.GetArrayFromImage(ct).astype(np.float32)
+    if min(args.spacing) <= 0:
+        parser.error("--spacing must be positive")
+    try:
+        ct = read_volume(args.ct)
+    except UserInputError as error:
+        parser.error(str(error))
+    grid = (ct.GetSize(), tuple(round(s, 3) for s in ct.GetSpacing()))
+    if not args.heads and grid != PELVIC_REF_005_GRID:
+        parser.error("the default heads are Pelvic-Ref-005's (512 x 512 x 137 voxels of 1 x 1 x 3 mm): give --heads "
+                     "for this CT")
+    heads = tuple(args.heads) if args.heads else PELVIC_REF_005_HEADS
+    problem = check_heads(ct, heads)
+    if problem:
+        parser.error(problem)
+    pixel_mm = ct.GetSpacing()[:2]
+    ct_array = sitk.GetArrayFromImage(ct).astype(np.float32)
     round_trip = sitk.GetArrayFromImage(through_model_grid(ct, tuple(args.spacing)))
-    heads_figure(native, heads, pixel_mm, args.figure)
+    heads_figure(ct_array, heads, pixel_mm, args.figure)
     rows = []
     for head in heads:
-        for label, volume in (("CT's own pixels", native), (f"through {args.spacing[0]:g} mm", round_trip)):
-            p10, p50, p90, above, marrow = head_row(volume[head.slice], head, pixel_mm)
+        for label, volume in (("CT's own pixels", ct_array), (f"through {args.spacing[0]:g} mm", round_trip)):
+            p10, p50, p90, above, marrow = head_readings(volume[head.slice], head, pixel_mm)
             rows.append([head.name, label, f"{p10:.0f} / {p50:.0f} / {p90:.0f}", f"{100 * above:.0f} %", f"{marrow:.0f}"])
     print(f"\nFemoral heads of {args.ct} ({' x '.join(f'{s:g}' for s in ct.GetSpacing())} mm; heads in {args.figure})\n")
     print(markdown_table(["head", "pixels", "rim maximum over directions: p10 / median / p90 (HU)",

@@ -168,9 +168,11 @@ def uncertainty_key(region_name: str) -> str:
 
 
 def median_cell(region: Region, value: float) -> str:
-    """'-96', or '-996 (low)' outside the region's published CT range."""
+    """'-96', or '-996 (low)' outside the region's published CT range; one decimal where a whole number would
+    land on the range's edge ('34.6 (low)', not '35 (low)')."""
     mark = "" if region.low_hu <= value <= region.high_hu else (" (low)" if value < region.low_hu else " (high)")
-    return f"{value:.0f}{mark}"
+    whole = round(value)
+    return f"{value:.1f}{mark}" if mark and region.low_hu <= whole <= region.high_hu else f"{whole:.0f}{mark}"
 
 
 def regions_in_range(medians: dict[str, float]) -> int:
