@@ -33,7 +33,7 @@ import SimpleITK as sitk
 from CTSynthesisCore.model_cards import record_evaluation
 from CTSynthesisCore.plotting import pyplot
 from CTSynthesisCore.sample_data import sample_path
-from CTSynthesisCore.tables import write_csv
+from CTSynthesisCore.tables import markdown_table, write_csv
 from MRItoCTLib.cli import add_test_time_options, test_time_settings
 from MRItoCTLib.model import load_model
 from MRItoCTLib.pipeline import synthesize
@@ -155,11 +155,9 @@ def main() -> None:
     print("| | regions in range | | " + " | ".join(f"{count}/{len(REGIONS)}" for count in inside) + " |")
     print("\nMedian uncertainty per region (HU; the Monte-Carlo samples' standard deviation, 0 for one sample or a "
           "deterministic model)\n")
-    print("| # | region | " + " | ".join(row["model"] for row in rows) + " |")
-    print("|---|---|" + "---|" * len(rows))
-    for number, region in enumerate(REGIONS, start=1):
-        print(f"| {number} | {region.name} | " + " | ".join(f"{row[uncertainty_key(region.name)]:.0f}" for row in rows)
-              + " |")
+    print(markdown_table(["#", "region", *(row["model"] for row in rows)],
+                         [[number, region.name, *(f"{row[uncertainty_key(region.name)]:.0f}" for row in rows)]
+                          for number, region in enumerate(REGIONS, start=1)]))
 
 
 def uncertainty_key(region_name: str) -> str:
